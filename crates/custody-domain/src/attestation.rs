@@ -133,7 +133,10 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(AttestationKind::parse("generic").unwrap().to_string(), "generic");
+        assert_eq!(
+            AttestationKind::parse("generic").unwrap().to_string(),
+            "generic"
+        );
         assert_eq!(
             AttestationKind::parse("custom:coverage").unwrap(),
             AttestationKind::Custom("coverage".into())
@@ -147,11 +150,17 @@ mod tests {
     fn names() {
         assert_eq!(
             AttestationName::parse("unit-tests").unwrap(),
-            AttestationName { artifact: None, name: "unit-tests".into() }
+            AttestationName {
+                artifact: None,
+                name: "unit-tests".into()
+            }
         );
         assert_eq!(
             AttestationName::parse("backend.unit-tests").unwrap(),
-            AttestationName { artifact: Some("backend".into()), name: "unit-tests".into() }
+            AttestationName {
+                artifact: Some("backend".into()),
+                name: "unit-tests".into()
+            }
         );
         assert!(matches!(
             AttestationName::parse("a.b.c"),

@@ -131,9 +131,17 @@ pub fn evaluate(
     let has_template = template.is_some();
 
     // Trail level.
-    let trail_atts: Vec<&ReportedAttestation> =
-        attestations.iter().filter(|a| a.artifact.is_none()).collect();
-    let trail_slots = slots(&t.trail.attestations, &trail_atts, has_template, None, &mut out);
+    let trail_atts: Vec<&ReportedAttestation> = attestations
+        .iter()
+        .filter(|a| a.artifact.is_none())
+        .collect();
+    let trail_slots = slots(
+        &t.trail.attestations,
+        &trail_atts,
+        has_template,
+        None,
+        &mut out,
+    );
 
     // Artifacts: template ones first (template order), then reported ones,
     // then names only attestations mention.
@@ -171,7 +179,8 @@ pub fn evaluate(
         let any_missing = out.missing.len() > before.1;
         if reported.is_none() && required.is_some() {
             out.missing.push(name.to_string());
-            out.reasons.push(format!("artifact '{name}' has not been reported"));
+            out.reasons
+                .push(format!("artifact '{name}' has not been reported"));
         }
         let status = if any_bad {
             Status::NonCompliant
@@ -341,7 +350,14 @@ trail:
         .unwrap()
     }
 
-    fn att(id: &str, name: &str, kind: &str, artifact: Option<&str>, fp: Option<&str>, ok: bool) -> ReportedAttestation {
+    fn att(
+        id: &str,
+        name: &str,
+        kind: &str,
+        artifact: Option<&str>,
+        fp: Option<&str>,
+        ok: bool,
+    ) -> ReportedAttestation {
         ReportedAttestation {
             id: id.into(),
             name: name.into(),
@@ -349,12 +365,19 @@ trail:
             artifact: artifact.map(Into::into),
             fingerprint: fp.map(Into::into),
             compliant: ok,
-            reasons: if ok { vec![] } else { vec!["rule failed".into()] },
+            reasons: if ok {
+                vec![]
+            } else {
+                vec!["rule failed".into()]
+            },
         }
     }
 
     fn art(name: &str, fp: &str) -> ReportedArtifact {
-        ReportedArtifact { template_name: name.into(), fingerprint: fp.into() }
+        ReportedArtifact {
+            template_name: name.into(),
+            fingerprint: fp.into(),
+        }
     }
 
     #[test]
@@ -379,18 +402,39 @@ trail:
         assert_eq!(c.missing, vec!["app.checks"]);
         assert_eq!(c.artifacts[0].status, Status::Incomplete);
 
-        atts.push(att("3", "checks", "custom:quality", Some("app"), None, false));
+        atts.push(att(
+            "3",
+            "checks",
+            "custom:quality",
+            Some("app"),
+            None,
+            false,
+        ));
         let c = evaluate(Some(&t), &arts, &atts);
         assert_eq!(c.status, Status::NonCompliant);
-        assert!(c.reasons[0].contains("'checks' on artifact 'app' is non-compliant: rule failed"), "{:?}", c.reasons);
+        assert!(
+            c.reasons[0].contains("'checks' on artifact 'app' is non-compliant: rule failed"),
+            "{:?}",
+            c.reasons
+        );
 
         // Latest wins.
-        atts.push(att("4", "checks", "custom:quality", Some("app"), None, true));
+        atts.push(att(
+            "4",
+            "checks",
+            "custom:quality",
+            Some("app"),
+            None,
+            true,
+        ));
         let c = evaluate(Some(&t), &arts, &atts);
         assert_eq!(c.status, Status::Compliant, "{:?}", c.reasons);
         assert!(c.compliant);
         assert!(c.reasons.is_empty() && c.missing.is_empty());
-        assert_eq!(c.artifacts[0].attestations[1].attestation_id.as_deref(), Some("4"));
+        assert_eq!(
+            c.artifacts[0].attestations[1].attestation_id.as_deref(),
+            Some("4")
+        );
     }
 
     #[test]
@@ -407,7 +451,11 @@ trail:
     #[test]
     fn unexpected_non_compliant_attestation_counts() {
         let t = FlowTemplate::empty();
-        let c = evaluate(Some(&t), &[], &[att("1", "extra", "generic", None, None, false)]);
+        let c = evaluate(
+            Some(&t),
+            &[],
+            &[att("1", "extra", "generic", None, None, false)],
+        );
         assert_eq!(c.status, Status::NonCompliant);
         assert!(c.attestations[0].unexpected);
     }
@@ -430,10 +478,18 @@ trail:
 
     #[test]
     fn without_template_nothing_is_missing() {
-        let c = evaluate(None, &[art("x", "aa")], &[att("1", "a", "generic", None, None, true)]);
+        let c = evaluate(
+            None,
+            &[art("x", "aa")],
+            &[att("1", "a", "generic", None, None, true)],
+        );
         assert_eq!(c.status, Status::Compliant);
         assert!(!c.attestations[0].unexpected && !c.artifacts[0].unexpected);
-        let c = evaluate(None, &[], &[att("1", "a", "generic", Some("x"), None, false)]);
+        let c = evaluate(
+            None,
+            &[],
+            &[att("1", "a", "generic", Some("x"), None, false)],
+        );
         assert_eq!(c.status, Status::NonCompliant);
     }
 }

@@ -95,8 +95,12 @@ fn compile(rule: &str) -> Result<Filter, CustomTypeError> {
         code: rule,
         path: (),
     };
-    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-    let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs());
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs());
     let loader = Loader::new(defs);
     let arena = Arena::default();
     let modules = loader.load(&arena, program).map_err(|errs| {
@@ -169,9 +173,21 @@ mod tests {
     fn kosli_person_example() {
         let rules = vec![".age > 21".to_string()];
         validate_definition(&person_schema(), &rules).unwrap();
-        let v = evaluate("person", &person_schema(), &rules, &json!({"name":"Jane","age":34})).unwrap();
+        let v = evaluate(
+            "person",
+            &person_schema(),
+            &rules,
+            &json!({"name":"Jane","age":34}),
+        )
+        .unwrap();
         assert!(v.compliant, "{:?}", v.reasons);
-        let v = evaluate("person", &person_schema(), &rules, &json!({"name":"Tim","age":12})).unwrap();
+        let v = evaluate(
+            "person",
+            &person_schema(),
+            &rules,
+            &json!({"name":"Tim","age":12}),
+        )
+        .unwrap();
         assert!(!v.compliant);
         assert!(v.reasons[0].contains("yielded false"), "{:?}", v.reasons);
     }
@@ -198,7 +214,13 @@ mod tests {
         assert!(!v.compliant);
         let v = evaluate("t", &json!({}), &["empty".into()], &json!(1)).unwrap();
         assert!(!v.compliant);
-        let v = evaluate("t", &json!({}), &[".items | length == 2".into()], &json!({"items":[1,2]})).unwrap();
+        let v = evaluate(
+            "t",
+            &json!({}),
+            &[".items | length == 2".into()],
+            &json!({"items":[1,2]}),
+        )
+        .unwrap();
         assert!(v.compliant);
     }
 }

@@ -6,12 +6,18 @@ use std::fmt;
 pub struct Fingerprint(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a valid fingerprint: it must be 64 lower-case hex characters (a SHA-256 digest)")]
+#[error(
+    "'{0}' is not a valid fingerprint: it must be 64 lower-case hex characters (a SHA-256 digest)"
+)]
 pub struct FingerprintError(pub String);
 
 impl Fingerprint {
     pub fn parse(value: &str) -> Result<Self, FingerprintError> {
-        if value.len() == 64 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if value.len() == 64
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             Ok(Fingerprint(value.to_string()))
         } else {
             Err(FingerprintError(value.to_string()))

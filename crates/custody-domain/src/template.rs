@@ -238,8 +238,14 @@ trail:
 
     #[test]
     fn minimal_and_null_trail() {
-        assert_eq!(FlowTemplate::from_yaml("version: 1").unwrap(), FlowTemplate::empty());
-        assert_eq!(FlowTemplate::from_yaml("version: 1\ntrail:\n").unwrap(), FlowTemplate::empty());
+        assert_eq!(
+            FlowTemplate::from_yaml("version: 1").unwrap(),
+            FlowTemplate::empty()
+        );
+        assert_eq!(
+            FlowTemplate::from_yaml("version: 1\ntrail:\n").unwrap(),
+            FlowTemplate::empty()
+        );
     }
 
     #[test]
@@ -249,7 +255,10 @@ trail:
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("unknown attestation type 'not-supported'"), "{e}");
+        assert!(
+            e.contains("unknown attestation type 'not-supported'"),
+            "{e}"
+        );
         assert!(e.contains("line 4"), "{e}");
 
         let e = FlowTemplate::from_yaml("version: 1\ntrail:\n  atestations: []\n")
@@ -258,7 +267,9 @@ trail:
         assert!(e.contains("unknown field `atestations`"), "{e}");
         assert!(e.contains("line 3"), "{e}");
 
-        let e = FlowTemplate::from_yaml("version: 2").unwrap_err().to_string();
+        let e = FlowTemplate::from_yaml("version: 2")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unsupported template version 2"), "{e}");
         assert!(FlowTemplate::from_yaml("trail: {}").is_err());
         assert!(FlowTemplate::from_yaml("").is_err());
@@ -267,11 +278,13 @@ trail:
 
     #[test]
     fn rejects_duplicates() {
-        let e = FlowTemplate::from_yaml(
-            "version: 1\ntrail:\n  artifacts:\n  - name: a\n  - name: a\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("trail.artifacts: name 'a' appears more than once"), "{e}");
+        let e =
+            FlowTemplate::from_yaml("version: 1\ntrail:\n  artifacts:\n  - name: a\n  - name: a\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("trail.artifacts: name 'a' appears more than once"),
+            "{e}"
+        );
     }
 }

@@ -45,17 +45,12 @@ pub fn hash_dir(root: &Path, excludes: &[String]) -> Result<Digest> {
 
 struct Filter {
     ignore: Option<Gitignore>,
-    /// Whole directories may be skipped only when no pattern re-includes.
-    can_prune: bool,
 }
 
 impl Filter {
     fn new(root: &Path, excludes: &[String]) -> Result<Self> {
         if excludes.is_empty() {
-            return Ok(Filter {
-                ignore: None,
-                can_prune: false,
-            });
+            return Ok(Filter { ignore: None });
         }
         let mut b = GitignoreBuilder::new(root);
         for p in excludes {
@@ -68,10 +63,8 @@ impl Filter {
             pattern: excludes.join(","),
             reason: e.to_string(),
         })?;
-        let can_prune = ignore.num_whitelists() == 0;
         Ok(Filter {
             ignore: Some(ignore),
-            can_prune,
         })
     }
 
@@ -79,13 +72,6 @@ impl Filter {
         match &self.ignore {
             None => false,
             Some(g) => g.matched_path_or_any_parents(rel, false).is_ignore(),
-        }
-    }
-
-    fn prunes_dir(&self, rel: &str) -> bool {
-        match &self.ignore {
-            Some(g) if self.can_prune => g.matched(rel, true).is_ignore(),
-            _ => false,
         }
     }
 }
@@ -140,9 +126,9 @@ impl Ctx {
                 ("data", file::hash_file(&path)?)
             }
             Kind::Dir { path, dev, ino } => {
-                if self.filter.prunes_dir(&rel) {
-                    return Ok(None);
-                }
+                // Patterns apply to files only: a directory whose files are all
+                // excluded is still walked, because a cyclic link inside it
+                // holds no files and keeps it (the reference does the same).
                 let digest = if e.file_type.is_symlink()
                     && let Some(target) = ancestors.iter().find(|a| a.dev == dev && a.ino == ino)
                 {

@@ -60,7 +60,10 @@ mod tests {
         assert_eq!(select_repo_digest("alpine", &digests()).unwrap(), A);
         assert_eq!(select_repo_digest("library/alpine", &digests()).unwrap(), A);
         assert_eq!(select_repo_digest("alpine:3.18", &digests()).unwrap(), A);
-        assert_eq!(select_repo_digest(&format!("alpine@sha256:{A}"), &digests()).unwrap(), A);
+        assert_eq!(
+            select_repo_digest(&format!("alpine@sha256:{A}"), &digests()).unwrap(),
+            A
+        );
         assert_eq!(select_repo_digest("localhost", &digests()).unwrap(), B);
         assert_eq!(select_repo_digest(&"ab".repeat(32), &digests()).unwrap(), A);
         assert_eq!(select_repo_digest("anything", &digests()[1..]).unwrap(), B);

@@ -17,7 +17,10 @@ use crate::{Digest, Error, Result};
 
 /// Manifests and indexes are small; a blob this large is a layer.
 const MAX_MANIFEST: u64 = 4 << 20;
-const REF_ANNOTATIONS: [&str; 2] = ["org.opencontainers.image.ref.name", "io.containerd.image.name"];
+const REF_ANNOTATIONS: [&str; 2] = [
+    "org.opencontainers.image.ref.name",
+    "io.containerd.image.name",
+];
 
 #[derive(Deserialize)]
 struct Index {
@@ -56,27 +59,47 @@ pub fn fingerprint(path: &Path, image_ref: Option<&str>) -> Result<Digest> {
     let hex = chosen
         .digest
         .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-        .ok_or_else(|| not_oci(path, &format!("unsupported manifest digest '{}'", chosen.digest)))?
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+        .ok_or_else(|| {
+            not_oci(
+                path,
+                &format!("unsupported manifest digest '{}'", chosen.digest),
+            )
+        })?
         .to_string();
     let blob = layout.read(&format!("blobs/sha256/{hex}"), path)?;
     let actual = Digest::of(&blob);
     if actual.to_hex() != hex {
         return Err(not_oci(
             path,
-            &format!("blob sha256:{hex} has content with digest sha256:{actual}; the layout is corrupt"),
+            &format!(
+                "blob sha256:{hex} has content with digest sha256:{actual}; the layout is corrupt"
+            ),
         ));
     }
     Ok(actual)
 }
 
-fn choose<'a>(manifests: &'a [Descriptor], image_ref: Option<&str>) -> Result<&'a Descriptor, String> {
-    let names = |d: &'a Descriptor| REF_ANNOTATIONS.iter().filter_map(move |k| d.annotations.get(*k));
+fn choose<'a>(
+    manifests: &'a [Descriptor],
+    image_ref: Option<&str>,
+) -> Result<&'a Descriptor, String> {
+    let names = |d: &'a Descriptor| {
+        REF_ANNOTATIONS
+            .iter()
+            .filter_map(move |k| d.annotations.get(*k))
+    };
     match image_ref {
         Some(r) => {
             let found: Vec<&Descriptor> = manifests
                 .iter()
-                .filter(|d| names(d).any(|n| n == r || n.rsplit_once(':').is_some_and(|(_, tag)| tag == r)))
+                .filter(|d| {
+                    names(d).any(|n| n == r || n.rsplit_once(':').is_some_and(|(_, tag)| tag == r))
+                })
                 .collect();
             match found.as_slice() {
                 [one] => Ok(one),
@@ -92,7 +115,11 @@ fn choose<'a>(manifests: &'a [Descriptor], image_ref: Option<&str>) -> Result<&'
                 Err(format!(
                     "index.json lists {} images; choose one with --image-ref (names: {})",
                     many.len(),
-                    if all.is_empty() { "none".to_string() } else { all.join(", ") }
+                    if all.is_empty() {
+                        "none".to_string()
+                    } else {
+                        all.join(", ")
+                    }
                 ))
             }
         },
@@ -125,7 +152,10 @@ impl Layout<'_> {
                     .read_to_end(&mut buf)
                     .map_err(|e| Error::io(&p, e))?;
                 if buf.len() as u64 > MAX_MANIFEST {
-                    return Err(not_oci(origin, &format!("{name} is too large for a manifest")));
+                    return Err(not_oci(
+                        origin,
+                        &format!("{name} is too large for a manifest"),
+                    ));
                 }
                 Ok(buf)
             }
@@ -168,7 +198,9 @@ fn read_archive(path: &Path) -> Result<HashMap<String, Vec<u8>>> {
             continue;
         }
         let mut buf = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(path, e))?;
         files.insert(name, buf);
     }
     Ok(files)

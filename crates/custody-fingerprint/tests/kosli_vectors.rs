@@ -91,7 +91,10 @@ fn excludes() {
         fp(d.path(), &["logs", "nested-dir/file1"]),
         "2acbc9efc1f86f89086a9539244946839599b3639da7f4959744c20234cb4f40"
     );
-    let d = nested(&[("logs/file1", "log"), ("nested-dir/logs/log.txt", "x")], "nested-dir");
+    let d = nested(
+        &[("logs/file1", "log"), ("nested-dir/logs/log.txt", "x")],
+        "nested-dir",
+    );
     assert_eq!(fp(d.path(), &["logs", "*/logs"]), NESTED);
 }
 
