@@ -1,1 +1,391 @@
+//! The JSON shapes of Custody's HTTP API (`/api/v1`), shared by the server
+//! and the client so they cannot drift apart. Each type derives
+//! `utoipa::ToSchema`, and the OpenAPI document is generated from them.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub use custody_domain::compliance::{ArtifactStatus, SlotStatus, Status, TrailCompliance};
+pub use custody_domain::provenance::{
+    Annotations, ExternalUrl, ExternalUrls, GitCommitInfo, RepoInfo,
+};
+pub use custody_domain::role::Role;
+
+/// Every error leaves the server in this shape.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// A page of a longer list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+// ---- Organisations, service accounts, API keys -------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrgRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrgCreated {
+    pub org: String,
+    /// The new organisation's first admin key. Shown once.
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub org: String,
+    pub service_account: String,
+    pub role: Role,
+    pub server_admin: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateServiceAccountRequest {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceAccount {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateApiKeyRequest {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Milliseconds since the Unix epoch; none means the key does not expire.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub id: String,
+    /// The secret. Only its hash is stored: it cannot be shown again.
+    pub key: String,
+    pub service_account: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub created_at: i64,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+// ---- Flows ---------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PutFlowRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Flow-template YAML (version 1). A new version is kept when it changes.
+    #[serde(default)]
+    pub template_yaml: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Flow {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub template_version: Option<i64>,
+    #[serde(default)]
+    pub template_yaml: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Saved<T> {
+    /// True when the request created the resource, false when it updated it.
+    pub created: bool,
+    #[serde(flatten)]
+    pub value: T,
+}
+
+// ---- Trails --------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct BeginTrailRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Overrides the flow's template for this trail.
+    #[serde(default)]
+    pub template_yaml: Option<String>,
+    #[serde(default)]
+    pub git_commit_info: Option<GitCommitInfo>,
+    #[serde(default)]
+    pub repo_info: Option<RepoInfo>,
+    #[serde(default)]
+    pub user_data: Option<Value>,
+    #[serde(default)]
+    pub origin_url: Option<String>,
+    #[serde(default)]
+    pub external_urls: ExternalUrls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Trail {
+    pub name: String,
+    pub flow: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub template_yaml: Option<String>,
+    #[serde(default)]
+    pub git_commit_info: Option<GitCommitInfo>,
+    #[serde(default)]
+    pub repo_info: Option<RepoInfo>,
+    #[serde(default)]
+    pub user_data: Option<Value>,
+    #[serde(default)]
+    pub origin_url: Option<String>,
+    #[serde(default)]
+    pub external_urls: ExternalUrls,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A trail with its evidence and its compliance, computed when read so
+/// that evidence reported later is always reflected.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrailView {
+    pub name: String,
+    pub flow: String,
+    pub compliant: bool,
+    pub status: Status,
+    /// Latest attestation of each name (history is under `/attestations`).
+    pub attestations: Vec<Attestation>,
+    pub artifacts: Vec<TrailArtifact>,
+    pub missing: Vec<String>,
+    pub reasons: Vec<String>,
+    pub compliance: TrailCompliance,
+    pub trail: Trail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrailArtifact {
+    /// Template name.
+    pub name: String,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    pub compliant: bool,
+    pub status: Status,
+    #[serde(default)]
+    pub artifact: Option<Artifact>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrailSummary {
+    pub name: String,
+    pub flow: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+// ---- Artifacts -------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReportArtifactRequest {
+    pub fingerprint: String,
+    /// The artifact's name in the template.
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub git_commit_info: Option<GitCommitInfo>,
+    #[serde(default)]
+    pub repo_info: Option<RepoInfo>,
+    #[serde(default)]
+    pub build_url: Option<String>,
+    #[serde(default)]
+    pub commit_url: Option<String>,
+    #[serde(default)]
+    pub external_urls: ExternalUrls,
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Artifact {
+    pub fingerprint: String,
+    /// The artifact's name in the template.
+    pub name: String,
+    pub display_name: String,
+    pub flow: String,
+    pub trail: String,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub git_commit_info: Option<GitCommitInfo>,
+    #[serde(default)]
+    pub repo_info: Option<RepoInfo>,
+    #[serde(default)]
+    pub build_url: Option<String>,
+    #[serde(default)]
+    pub commit_url: Option<String>,
+    #[serde(default)]
+    pub external_urls: ExternalUrls,
+    #[serde(default)]
+    pub annotations: Annotations,
+    pub created_at: i64,
+}
+
+// ---- Attestations ------------------------------------------------------------
+
+/// The JSON part of an attestation report (`data_json` in a multipart
+/// upload, or the whole body when there are no attachments).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct AttestationInput {
+    /// `NAME` or `ARTIFACT.NAME`.
+    pub name: String,
+    /// `generic` or `custom`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Binds the attestation to the trail's artifact with this fingerprint.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// For `generic`: the verdict (default true).
+    #[serde(default)]
+    pub compliant: Option<bool>,
+    /// For `custom`: the type name, optionally `NAME@vN`.
+    #[serde(default)]
+    pub type_name: Option<String>,
+    /// For `custom`: the data checked against the type.
+    #[serde(default)]
+    pub attestation_data: Option<Value>,
+    #[serde(default)]
+    pub user_data: Option<Value>,
+    #[serde(default)]
+    pub annotations: Annotations,
+    #[serde(default)]
+    pub external_urls: ExternalUrls,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub origin_url: Option<String>,
+    #[serde(default)]
+    pub git_commit_info: Option<GitCommitInfo>,
+    #[serde(default)]
+    pub repo_info: Option<RepoInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Attestation {
+    pub id: String,
+    pub name: String,
+    /// `generic` or `custom:<type>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub flow: String,
+    pub trail: String,
+    /// Template name of the artifact it is bound to.
+    #[serde(default)]
+    pub artifact: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    pub compliant: bool,
+    /// Why it is non-compliant, when it is.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// Type-specific data, e.g. `{type_name, type_version, attestation_data}`.
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub user_data: Value,
+    #[serde(default)]
+    pub annotations: Annotations,
+    #[serde(default)]
+    pub external_urls: ExternalUrls,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub origin_url: Option<String>,
+    #[serde(default)]
+    pub git_commit_info: Option<GitCommitInfo>,
+    #[serde(default)]
+    pub repo_info: Option<RepoInfo>,
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+    pub created_at: i64,
+}
+
+/// A file in the evidence vault, attached to an attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Evidence {
+    pub sha256: String,
+    /// The file's path relative to what was attached.
+    pub filename: String,
+    pub size: u64,
+}
+
+// ---- Custom attestation types ----------------------------------------------
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateAttestationTypeRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A JSON Schema the attestation data must satisfy.
+    pub schema: Value,
+    /// jq expressions; each must yield `true` for compliance.
+    #[serde(default)]
+    pub jq_rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttestationType {
+    pub name: String,
+    pub version: i64,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub schema: Value,
+    pub jq_rules: Vec<String>,
+    pub created_at: i64,
+}
+
+// ---- Search -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResult {
+    pub query: String,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Health and readiness.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, String>,
+}

@@ -1,0 +1,179 @@
+//! The evidence vault: files stored by the SHA-256 of their content.
+//!
+//! Uploads are streamed to a staging object while being hashed, then moved
+//! to `sha256/<first two hex>/<hex>` unless that object already exists
+//! (deduplication). Reads are streamed and hashed again; a mismatch ends
+//! the stream with an error, so corrupted evidence is never served as good.
+//!
+//! A file lands in the vault before the write that references it commits:
+//! a failed write can leave an unreferenced file, never a reference to a
+//! missing one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, Stream, StreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+use crate::{StoreError, StoreResult};
+
+/// Bytes buffered per part; object stores such as S3 need parts of 5 MiB.
+const PART: usize = 5 << 20;
+/// Parts in flight at once: bounds the memory one upload holds.
+const IN_FLIGHT: usize = 2;
+
+#[derive(Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl BlobStore {
+    /// `file://PATH` (created if missing).
+    pub fn open(url: &str) -> StoreResult<Self> {
+        if let Some(path) = url.strip_prefix("file://") {
+            std::fs::create_dir_all(path).map_err(|e| {
+                StoreError::Blob(format!("cannot create blob directory {path}: {e}"))
+            })?;
+            let fs = LocalFileSystem::new_with_prefix(path)
+                .map_err(|e| StoreError::Blob(format!("cannot open blob directory {path}: {e}")))?;
+            return Ok(BlobStore {
+                inner: Arc::new(fs),
+            });
+        }
+        Err(StoreError::Unprocessable(format!(
+            "unsupported blob store URL '{url}': use file://PATH"
+        )))
+    }
+
+    fn location(sha256: &str) -> Path {
+        Path::from(format!("sha256/{}/{}", &sha256[..2], sha256))
+    }
+
+    /// Streams `body` into the vault. `budget` is how many more bytes this
+    /// request may upload; it is reduced by what was read, and exceeding it
+    /// aborts the upload with [`StoreError::TooLarge`] (`limit` is reported).
+    pub async fn put_stream<S, E>(
+        &self,
+        body: S,
+        budget: &mut u64,
+        limit: u64,
+    ) -> StoreResult<StoredBlob>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let staging = Path::from(format!("staging/{}", uuid::Uuid::new_v4()));
+        let upload = self
+            .inner
+            .put_multipart(&staging)
+            .await
+            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut body = body;
+        let result: StoreResult<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| StoreError::Upload(e.to_string()))?;
+                size += chunk.len() as u64;
+                if size > *budget {
+                    return Err(StoreError::TooLarge { limit });
+                }
+                hasher.update(&chunk);
+                writer
+                    .wait_for_capacity(IN_FLIGHT)
+                    .await
+                    .map_err(|e| StoreError::Blob(e.to_string()))?;
+                writer.put(chunk);
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        *budget -= size;
+        let sha256 = hex::encode(hasher.finalize());
+        let target = Self::location(&sha256);
+        match self.inner.rename_if_not_exists(&staging, &target).await {
+            Ok(()) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Already in the vault: keep the existing copy.
+                let _ = self.inner.delete(&staging).await;
+            }
+            Err(e) => {
+                let _ = self.inner.delete(&staging).await;
+                return Err(StoreError::Blob(e.to_string()));
+            }
+        }
+        Ok(StoredBlob { sha256, size })
+    }
+
+    /// Streams a file, checking on the way that its content still hashes to
+    /// its name.
+    pub async fn read(&self, sha256: &str) -> StoreResult<BoxStream<'static, StoreResult<Bytes>>> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::not_found("evidence", sha256));
+        }
+        let got = self
+            .inner
+            .get(&Self::location(sha256))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => StoreError::Integrity(format!(
+                    "evidence {sha256} is recorded but missing from the blob store"
+                )),
+                other => StoreError::Blob(other.to_string()),
+            })?;
+        let expected = sha256.to_string();
+        let inner = got.into_stream();
+        let state = (inner, Sha256::new(), expected, false);
+        let stream = futures::stream::unfold(
+            state,
+            |(mut inner, mut hasher, expected, done)| async move {
+                if done {
+                    return None;
+                }
+                match inner.next().await {
+                    Some(Ok(chunk)) => {
+                        hasher.update(&chunk);
+                        Some((Ok(chunk), (inner, hasher, expected, false)))
+                    }
+                    Some(Err(e)) => Some((
+                        Err(StoreError::Blob(e.to_string())),
+                        (inner, hasher, expected, true),
+                    )),
+                    None => {
+                        let actual = hex::encode(hasher.finalize_reset());
+                        if actual == expected {
+                            None
+                        } else {
+                            tracing::error!(%expected, %actual, "evidence file is corrupt");
+                            Some((
+                                Err(StoreError::Integrity(format!(
+                                    "evidence {expected} is corrupt: its content hashes to {actual}"
+                                ))),
+                                (inner, hasher, expected, true),
+                            ))
+                        }
+                    }
+                }
+            },
+        );
+        Ok(stream.boxed())
+    }
+}

@@ -1,0 +1,251 @@
+//! Connections, migrations, and how writes reach the database.
+//!
+//! SQLite allows one writer at a time and makes every commit durable with
+//! an fsync (`synchronous=FULL`). Rather than queueing writers on a lock, a
+//! single writer task takes every write waiting for it, runs each inside a
+//! savepoint of one transaction and commits once: one fsync for the whole
+//! group (group commit). A write that fails rolls back to its savepoint
+//! and leaves the others untouched; nobody is answered before the commit.
+//!
+//! PostgreSQL handles concurrent writers itself: each write is its own
+//! transaction on the pool.
+
+use futures::future::BoxFuture;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Connection, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{StoreError, StoreResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The most writes committed together; bounds how long a batch holds the
+/// write lock.
+const MAX_BATCH: usize = 512;
+
+pub(crate) struct Db {
+    pub backend: Backend,
+    pub read: AnyPool,
+    writer: Writer,
+}
+
+enum Writer {
+    Pool(AnyPool),
+    Batched(mpsc::Sender<Job>),
+}
+
+/// What a write reports back after its part of the batch ran: whether it
+/// succeeded, and how to answer its caller once the commit is known.
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;";
+
+impl Db {
+    pub async fn open(url: &str) -> StoreResult<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Unprocessable(format!(
+                "unsupported database URL '{url}': use sqlite://PATH or postgres://..."
+            )));
+        };
+        match backend {
+            Backend::Sqlite => Self::open_sqlite(url).await,
+            Backend::Postgres => Self::open_postgres(url).await,
+        }
+    }
+
+    async fn open_sqlite(url: &str) -> StoreResult<Db> {
+        let url = if url.contains('?') {
+            url.to_string()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let mut writer = AnyConnection::connect_with(&opts).await?;
+        // WAL lets readers run while the writer writes; it is a property of
+        // the database file, so setting it once is enough.
+        writer.execute("PRAGMA journal_mode = WAL;").await?;
+        writer.execute(SQLITE_PRAGMAS).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut writer)
+            .await
+            .map_err(|e| StoreError::Unprocessable(format!("migration failed: {e}")))?;
+        let read = AnyPoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(run_writer(writer, rx));
+        Ok(Db {
+            backend: Backend::Sqlite,
+            read,
+            writer: Writer::Batched(tx),
+        })
+    }
+
+    async fn open_postgres(url: &str) -> StoreResult<Db> {
+        let opts = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unprocessable(format!("migration failed: {e}")))?;
+        Ok(Db {
+            backend: Backend::Postgres,
+            read: pool.clone(),
+            writer: Writer::Pool(pool),
+        })
+    }
+
+    /// Runs `f` in a write transaction and returns its result once it is
+    /// committed. If `f` fails, nothing it did is kept.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        match &self.writer {
+            Writer::Pool(pool) => {
+                let mut tx = pool.begin().await?;
+                match f(&mut tx).await {
+                    Ok(v) => {
+                        tx.commit()
+                            .await
+                            .map_err(|e| StoreError::Commit(e.to_string()))?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        // Dropping the transaction rolls it back; say so explicitly
+                        // so the connection is clean before it returns to the pool.
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+            Writer::Batched(jobs) => {
+                let (reply, answer) = oneshot::channel::<StoreResult<T>>();
+                let job: Job = Box::new(move |conn| {
+                    Box::pin(async move {
+                        let result = f(conn).await;
+                        let ok = result.is_ok();
+                        let deliver: Deliver = Box::new(move |commit_error| {
+                            let out = match (result, commit_error) {
+                                (Ok(v), None) => Ok(v),
+                                (Ok(_), Some(e)) => Err(StoreError::Commit(e.to_string())),
+                                (Err(e), _) => Err(e),
+                            };
+                            let _ = reply.send(out);
+                        });
+                        (ok, deliver)
+                    })
+                });
+                jobs.send(job)
+                    .await
+                    .map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
+                answer
+                    .await
+                    .map_err(|_| StoreError::Commit("the writer has stopped".into()))?
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        if let Writer::Pool(p) = &self.writer {
+            p.close().await;
+        }
+    }
+}
+
+async fn run_writer(mut conn: AnyConnection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, &mut batch).await;
+    }
+    let _ = conn.close().await;
+}
+
+async fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>) {
+    let mut delivers: Vec<(bool, Deliver)> = Vec::with_capacity(batch.len());
+    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+        let msg = e.to_string();
+        for job in batch.drain(..) {
+            // The job never ran; answer it with the failure.
+            let (_, deliver) = fail_job(job, conn, &msg).await;
+            deliver(Some(&msg));
+        }
+        return;
+    }
+    for job in batch.drain(..) {
+        if let Err(e) = conn.execute("SAVEPOINT w").await {
+            let msg = e.to_string();
+            delivers.push(fail_job(job, conn, &msg).await);
+            continue;
+        }
+        let (ok, deliver) = job(conn).await;
+        let end = if ok {
+            "RELEASE w"
+        } else {
+            "ROLLBACK TO w; RELEASE w"
+        };
+        if let Err(e) = conn.execute(end).await {
+            tracing::error!(error = %e, "savepoint handling failed");
+        }
+        delivers.push((ok, deliver));
+    }
+    let commit_error = match conn.execute("COMMIT").await {
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; rolling back the batch");
+            let _ = conn.execute("ROLLBACK").await;
+            Some(e.to_string())
+        }
+    };
+    for (_, deliver) in delivers {
+        deliver(commit_error.as_deref());
+    }
+}
+
+/// Gives a job's caller an error without running the job's writes.
+async fn fail_job(job: Job, conn: &mut AnyConnection, msg: &str) -> (bool, Deliver) {
+    // A job cannot be answered without running it (its reply channel is
+    // inside); run it in a transaction that is always rolled back.
+    let _ = conn.execute("SAVEPOINT failed").await;
+    let (_, deliver) = job(conn).await;
+    let _ = conn.execute("ROLLBACK TO failed; RELEASE failed").await;
+    let msg = msg.to_string();
+    let wrapped: Deliver = Box::new(move |_| deliver(Some(&msg)));
+    (false, wrapped)
+}

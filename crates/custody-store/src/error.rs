@@ -1,0 +1,49 @@
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} '{name}' does not exist")]
+    NotFound { what: &'static str, name: String },
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well-formed but does not fit what is stored (e.g. a
+    /// fingerprint that is not in the trail).
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
+    #[error("blob store error: {0}")]
+    Blob(String),
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Ledger(#[from] custody_ledger::Error),
+    #[error("upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("upload interrupted: {0}")]
+    Upload(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(format!("already exists ({})", db.message()));
+        }
+        StoreError::Database(e)
+    }
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: &'static str, name: impl Into<String>) -> Self {
+        StoreError::NotFound {
+            what,
+            name: name.into(),
+        }
+    }
+}

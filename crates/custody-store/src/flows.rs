@@ -1,0 +1,534 @@
+//! Flows (with versioned templates), trails and artifacts.
+
+use custody_api::Attestation;
+use custody_api::{
+    Artifact, BeginTrailRequest, Flow, Page, ReportArtifactRequest, Saved, Trail, TrailSummary,
+};
+use custody_ledger::EntryKind;
+use serde_json::json;
+use sqlx::AnyConnection;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::ledger::LedgerWriter;
+use crate::util::{from_json, now_ms, to_json};
+use crate::{Principal, Store, StoreError, StoreResult};
+
+pub type NewTrail = BeginTrailRequest;
+
+/// Everything needed to show a trail and judge its compliance.
+#[derive(Debug, Clone)]
+pub struct TrailData {
+    pub trail: Trail,
+    /// The flow's current template, if it has one.
+    pub flow_template_yaml: Option<String>,
+    /// Every artifact report, oldest first.
+    pub artifacts: Vec<Artifact>,
+    /// Every attestation, oldest first.
+    pub attestations: Vec<Attestation>,
+}
+
+impl TrailData {
+    /// The template that applies: the trail's override, else the flow's.
+    pub fn template_yaml(&self) -> Option<&str> {
+        self.trail
+            .template_yaml
+            .as_deref()
+            .or(self.flow_template_yaml.as_deref())
+    }
+}
+
+pub(crate) struct FlowRow {
+    pub id: i64,
+    pub template_yaml: Option<String>,
+}
+
+pub(crate) async fn flow_row(
+    c: &mut AnyConnection,
+    org_id: i64,
+    flow: &str,
+) -> StoreResult<FlowRow> {
+    let r = sqlx::query(
+        "SELECT f.id, t.yaml FROM flows f LEFT JOIN flow_templates t \
+         ON t.flow_id = f.id AND t.version = f.template_version WHERE f.org_id = $1 AND f.name = $2",
+    )
+    .bind(org_id)
+    .bind(flow)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found("flow", flow))?;
+    Ok(FlowRow {
+        id: r.try_get(0)?,
+        template_yaml: r.try_get(1)?,
+    })
+}
+
+pub(crate) async fn trail_row(
+    c: &mut AnyConnection,
+    flow_id: i64,
+    flow: &str,
+    trail: &str,
+) -> StoreResult<(i64, Trail)> {
+    let r = sqlx::query("SELECT id, doc FROM trails WHERE flow_id = $1 AND name = $2")
+        .bind(flow_id)
+        .bind(trail)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "trail",
+            name: format!("{trail}' in flow '{flow}"),
+        })?;
+    let doc: String = r.try_get(1)?;
+    Ok((r.try_get(0)?, from_json("trail", &doc)?))
+}
+
+impl Store {
+    /// Creates a flow, or updates its description and template. A template
+    /// that differs from the current one becomes a new version.
+    pub async fn put_flow(
+        &self,
+        p: &Principal,
+        name: &str,
+        description: Option<String>,
+        template_yaml: Option<String>,
+    ) -> StoreResult<Saved<Flow>> {
+        let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let now = now_ms();
+                    let existing = sqlx::query("SELECT id, description FROM flows WHERE org_id = $1 AND name = $2")
+                        .bind(org_id)
+                        .bind(&name)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                    let (flow_id, created) = match existing {
+                        Some(r) => {
+                            let id: i64 = r.try_get(0)?;
+                            let old: Option<String> = r.try_get(1)?;
+                            if description.is_some() && description != old {
+                                sqlx::query("UPDATE flows SET description = $2, updated_at = $3 WHERE id = $1")
+                                    .bind(id)
+                                    .bind(description.clone())
+                                    .bind(now)
+                                    .execute(&mut *c)
+                                    .await?;
+                                ledger
+                                    .append(c, EntryKind::Flow, &json!({"name": name, "description": description}))
+                                    .await?;
+                            }
+                            (id, false)
+                        }
+                        None => {
+                            let id: i64 = sqlx::query(
+                                "INSERT INTO flows (org_id, name, description, created_at, updated_at) \
+                                 VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                            )
+                            .bind(org_id)
+                            .bind(&name)
+                            .bind(description.clone())
+                            .bind(now)
+                            .fetch_one(&mut *c)
+                            .await?
+                            .try_get(0)?;
+                            ledger
+                                .append(c, EntryKind::Flow, &json!({"name": name, "description": description}))
+                                .await?;
+                            (id, true)
+                        }
+                    };
+                    if let Some(yaml) = template_yaml {
+                        let current = flow_row(c, org_id, &name).await?.template_yaml;
+                        if current.as_deref() != Some(yaml.as_str()) {
+                            let version: i64 = sqlx::query(
+                                "SELECT COALESCE(MAX(version), 0) + 1 FROM flow_templates WHERE flow_id = $1",
+                            )
+                            .bind(flow_id)
+                            .fetch_one(&mut *c)
+                            .await?
+                            .try_get(0)?;
+                            sqlx::query(
+                                "INSERT INTO flow_templates (flow_id, version, yaml, created_at) VALUES ($1, $2, $3, $4)",
+                            )
+                            .bind(flow_id)
+                            .bind(version)
+                            .bind(&yaml)
+                            .bind(now)
+                            .execute(&mut *c)
+                            .await?;
+                            sqlx::query("UPDATE flows SET template_version = $2, updated_at = $3 WHERE id = $1")
+                                .bind(flow_id)
+                                .bind(version)
+                                .bind(now)
+                                .execute(&mut *c)
+                                .await?;
+                            ledger
+                                .append(
+                                    c,
+                                    EntryKind::FlowTemplate,
+                                    &json!({"flow": name, "version": version, "yaml": yaml}),
+                                )
+                                .await?;
+                        }
+                    }
+                    let value = load_flow(c, org_id, &name).await?;
+                    Ok(Saved { created, value })
+                })
+            })
+            .await
+    }
+
+    pub async fn get_flow(&self, org_id: i64, name: &str) -> StoreResult<Flow> {
+        let mut c = self.db.read.acquire().await?;
+        load_flow(&mut c, org_id, name).await
+    }
+
+    pub async fn list_flows(&self, org_id: i64) -> StoreResult<Vec<Flow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FLOW_SELECT} WHERE f.org_id = $1 ORDER BY f.name"
+        )))
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        rows.iter().map(flow_from_row).collect()
+    }
+
+    /// Begins a trail, or updates the fields given for an existing one.
+    pub async fn begin_trail(
+        &self,
+        p: &Principal,
+        flow: &str,
+        req: NewTrail,
+    ) -> StoreResult<Saved<Trail>> {
+        let (org_id, org, flow) = (p.org_id, p.org.clone(), flow.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let f = flow_row(c, org_id, &flow).await?;
+                    let now = now_ms();
+                    let existing = trail_row(c, f.id, &flow, &req.name).await;
+                    let (trail, created) = match existing {
+                        Ok((id, mut t)) => {
+                            merge_trail(&mut t, req);
+                            t.updated_at = now;
+                            sqlx::query("UPDATE trails SET doc = $2, git_commit = $3, updated_at = $4 WHERE id = $1")
+                                .bind(id)
+                                .bind(to_json(&t)?)
+                                .bind(t.git_commit_info.as_ref().map(|g| g.sha1.clone()))
+                                .bind(now)
+                                .execute(&mut *c)
+                                .await?;
+                            (t, false)
+                        }
+                        Err(StoreError::NotFound { .. }) => {
+                            let t = Trail {
+                                name: req.name,
+                                flow: flow.clone(),
+                                description: req.description,
+                                template_yaml: req.template_yaml,
+                                git_commit_info: req.git_commit_info,
+                                repo_info: req.repo_info,
+                                user_data: req.user_data,
+                                origin_url: req.origin_url,
+                                external_urls: req.external_urls,
+                                created_at: now,
+                                updated_at: now,
+                            };
+                            sqlx::query(
+                                "INSERT INTO trails (org_id, flow_id, name, git_commit, doc, created_at, updated_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                            )
+                            .bind(org_id)
+                            .bind(f.id)
+                            .bind(&t.name)
+                            .bind(t.git_commit_info.as_ref().map(|g| g.sha1.clone()))
+                            .bind(to_json(&t)?)
+                            .bind(now)
+                            .execute(&mut *c)
+                            .await?;
+                            (t, true)
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    ledger.append(c, EntryKind::Trail, &trail).await?;
+                    Ok(Saved { created, value: trail })
+                })
+            })
+            .await
+    }
+
+    pub async fn get_trail(&self, org_id: i64, flow: &str, trail: &str) -> StoreResult<TrailData> {
+        let mut c = self.db.read.acquire().await?;
+        // One read transaction, so the trail, its artifacts and its
+        // attestations are one consistent picture.
+        let mut tx = sqlx::Connection::begin(&mut *c).await?;
+        let f = flow_row(&mut tx, org_id, flow).await?;
+        let (trail_id, t) = trail_row(&mut tx, f.id, flow, trail).await?;
+        let artifacts = docs::<Artifact>(
+            &mut tx,
+            "artifact",
+            "SELECT doc FROM artifacts WHERE trail_id = $1 ORDER BY id",
+            trail_id,
+        )
+        .await?;
+        let attestations = docs::<Attestation>(
+            &mut tx,
+            "attestation",
+            "SELECT doc FROM attestations WHERE trail_id = $1 ORDER BY created_at, id",
+            trail_id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(TrailData {
+            trail: t,
+            flow_template_yaml: f.template_yaml,
+            artifacts,
+            attestations,
+        })
+    }
+
+    pub async fn list_trails(
+        &self,
+        org_id: i64,
+        flow: &str,
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<Page<TrailSummary>> {
+        let mut c = self.db.read.acquire().await?;
+        let f = flow_row(&mut c, org_id, flow).await?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM trails WHERE flow_id = $1")
+            .bind(f.id)
+            .fetch_one(&mut *c)
+            .await?
+            .try_get(0)?;
+        let rows = sqlx::query("SELECT doc FROM trails WHERE flow_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3")
+            .bind(f.id)
+            .bind(i64::from(per_page))
+            .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page))
+            .fetch_all(&mut *c)
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let t: Trail = from_json("trail", &r.try_get::<String, _>(0)?)?;
+                Ok(TrailSummary {
+                    git_commit: t.git_commit_info.as_ref().map(|g| g.sha1.clone()),
+                    name: t.name,
+                    flow: t.flow,
+                    description: t.description,
+                    created_at: t.created_at,
+                    updated_at: t.updated_at,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            page,
+            per_page,
+            total: total as u64,
+        })
+    }
+
+    /// Records an artifact in a trail. Each report is kept; the latest per
+    /// template name is the trail's current artifact of that name.
+    pub async fn report_artifact(
+        &self,
+        p: &Principal,
+        flow: &str,
+        trail: &str,
+        req: ReportArtifactRequest,
+    ) -> StoreResult<Artifact> {
+        let (org_id, org, flow, trail) =
+            (p.org_id, p.org.clone(), flow.to_string(), trail.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let f = flow_row(c, org_id, &flow).await?;
+                    let (trail_id, _) = trail_row(c, f.id, &flow, &trail).await?;
+                    let now = now_ms();
+                    let git_commit = req
+                        .git_commit
+                        .clone()
+                        .or_else(|| req.git_commit_info.as_ref().map(|g| g.sha1.clone()));
+                    let a = Artifact {
+                        display_name: req.display_name.unwrap_or_else(|| req.name.clone()),
+                        fingerprint: req.fingerprint,
+                        name: req.name,
+                        flow: flow.clone(),
+                        trail: trail.clone(),
+                        git_commit,
+                        git_commit_info: req.git_commit_info,
+                        repo_info: req.repo_info,
+                        build_url: req.build_url,
+                        commit_url: req.commit_url,
+                        external_urls: req.external_urls,
+                        annotations: req.annotations,
+                        created_at: now,
+                    };
+                    sqlx::query(
+                        "INSERT INTO artifacts (org_id, flow_id, trail_id, template_name, fingerprint, git_commit, doc, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(org_id)
+                    .bind(f.id)
+                    .bind(trail_id)
+                    .bind(&a.name)
+                    .bind(&a.fingerprint)
+                    .bind(a.git_commit.clone())
+                    .bind(to_json(&a)?)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    ledger.append(c, EntryKind::Artifact, &a).await?;
+                    Ok(a)
+                })
+            })
+            .await
+    }
+
+    pub async fn list_artifacts(
+        &self,
+        org_id: i64,
+        flow: Option<&str>,
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<Page<Artifact>> {
+        let mut c = self.db.read.acquire().await?;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+        let (total, rows) = match flow {
+            Some(flow) => {
+                let f = flow_row(&mut c, org_id, flow).await?;
+                let total: i64 = sqlx::query("SELECT COUNT(*) FROM artifacts WHERE flow_id = $1")
+                    .bind(f.id)
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get(0)?;
+                let rows = sqlx::query("SELECT doc FROM artifacts WHERE flow_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+                    .bind(f.id)
+                    .bind(i64::from(per_page))
+                    .bind(offset)
+                    .fetch_all(&mut *c)
+                    .await?;
+                (total, rows)
+            }
+            None => {
+                let total: i64 = sqlx::query("SELECT COUNT(*) FROM artifacts WHERE org_id = $1")
+                    .bind(org_id)
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get(0)?;
+                let rows = sqlx::query("SELECT doc FROM artifacts WHERE org_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+                    .bind(org_id)
+                    .bind(i64::from(per_page))
+                    .bind(offset)
+                    .fetch_all(&mut *c)
+                    .await?;
+                (total, rows)
+            }
+        };
+        Ok(Page {
+            items: rows_to_docs(&rows, "artifact")?,
+            page,
+            per_page,
+            total: total as u64,
+        })
+    }
+
+    /// Artifacts whose fingerprint or git commit starts with `prefix`
+    /// (lower-case hex), newest first.
+    pub async fn search(
+        &self,
+        org_id: i64,
+        prefix: &str,
+        flow: Option<&str>,
+    ) -> StoreResult<Vec<Artifact>> {
+        // A range instead of LIKE so both backends use the index; 'g' sorts
+        // after every hex digit.
+        let upper = format!("{prefix}g");
+        let rows = sqlx::query(
+            "SELECT doc FROM artifacts WHERE org_id = $1 AND \
+             ((fingerprint >= $2 AND fingerprint < $3) OR (git_commit >= $2 AND git_commit < $3)) \
+             ORDER BY id DESC LIMIT 500",
+        )
+        .bind(org_id)
+        .bind(prefix)
+        .bind(&upper)
+        .fetch_all(&self.db.read)
+        .await?;
+        let mut found: Vec<Artifact> = rows_to_docs(&rows, "artifact")?;
+        if let Some(f) = flow {
+            found.retain(|a| a.flow == f);
+        }
+        Ok(found)
+    }
+}
+
+const FLOW_SELECT: &str = "SELECT f.name, f.description, f.template_version, t.yaml, f.created_at, f.updated_at \
+     FROM flows f LEFT JOIN flow_templates t ON t.flow_id = f.id AND t.version = f.template_version";
+
+async fn load_flow(c: &mut AnyConnection, org_id: i64, name: &str) -> StoreResult<Flow> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{FLOW_SELECT} WHERE f.org_id = $1 AND f.name = $2"
+    )))
+    .bind(org_id)
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found("flow", name))?;
+    flow_from_row(&row)
+}
+
+fn flow_from_row(r: &AnyRow) -> StoreResult<Flow> {
+    Ok(Flow {
+        name: r.try_get(0)?,
+        description: r.try_get(1)?,
+        template_version: r.try_get(2)?,
+        template_yaml: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        updated_at: r.try_get(5)?,
+    })
+}
+
+fn merge_trail(t: &mut Trail, req: NewTrail) {
+    if req.description.is_some() {
+        t.description = req.description;
+    }
+    if req.template_yaml.is_some() {
+        t.template_yaml = req.template_yaml;
+    }
+    if req.git_commit_info.is_some() {
+        t.git_commit_info = req.git_commit_info;
+    }
+    if req.repo_info.is_some() {
+        t.repo_info = req.repo_info;
+    }
+    if req.user_data.is_some() {
+        t.user_data = req.user_data;
+    }
+    if req.origin_url.is_some() {
+        t.origin_url = req.origin_url;
+    }
+    t.external_urls.extend(req.external_urls);
+}
+
+pub(crate) async fn docs<T: serde::de::DeserializeOwned>(
+    c: &mut AnyConnection,
+    what: &str,
+    sql: &'static str,
+    id: i64,
+) -> StoreResult<Vec<T>> {
+    let rows = sqlx::query(sql).bind(id).fetch_all(&mut *c).await?;
+    rows_to_docs(&rows, what)
+}
+
+pub(crate) fn rows_to_docs<T: serde::de::DeserializeOwned>(
+    rows: &[AnyRow],
+    what: &str,
+) -> StoreResult<Vec<T>> {
+    rows.iter()
+        .map(|r| from_json(what, &r.try_get::<String, _>(0)?))
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! Appending to and reading an organisation's ledger.
+
+use custody_ledger::{EntryKind, Envelope};
+use serde::Serialize;
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use crate::util::now_ms;
+use crate::{Store, StoreError, StoreResult};
+
+/// Appends entries for one write. Created first in every write
+/// transaction: it locks the organisation's ledger head, so concurrent
+/// writes to one organisation take turns and sequence numbers have no gaps.
+pub(crate) struct LedgerWriter {
+    org_id: i64,
+    org: String,
+    next: i64,
+}
+
+impl LedgerWriter {
+    pub async fn lock(conn: &mut AnyConnection, org_id: i64, org: &str) -> StoreResult<Self> {
+        let row =
+            sqlx::query("UPDATE ledger_heads SET size = size WHERE org_id = $1 RETURNING size")
+                .bind(org_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("org '{org}' has no ledger head")))?;
+        Ok(LedgerWriter {
+            org_id,
+            org: org.to_string(),
+            next: row.try_get(0)?,
+        })
+    }
+
+    /// Starts the ledger of a new organisation, inside its creating write.
+    pub async fn start(conn: &mut AnyConnection, org_id: i64, org: &str) -> StoreResult<Self> {
+        sqlx::query("INSERT INTO ledger_heads (org_id, size) VALUES ($1, 0)")
+            .bind(org_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(LedgerWriter {
+            org_id,
+            org: org.to_string(),
+            next: 0,
+        })
+    }
+
+    pub async fn append(
+        &mut self,
+        conn: &mut AnyConnection,
+        kind: EntryKind,
+        record: &impl Serialize,
+    ) -> StoreResult<i64> {
+        let record = serde_json::to_value(record)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode ledger record: {e}")))?;
+        let envelope = Envelope {
+            seq: self.next,
+            org: self.org.clone(),
+            kind,
+            ts: now_ms(),
+            record,
+        };
+        let sealed = envelope.seal()?;
+        sqlx::query(
+            "INSERT INTO ledger (org_id, seq, kind, ts, entry, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(self.org_id)
+        .bind(envelope.seq)
+        .bind(kind.as_str())
+        .bind(envelope.ts)
+        .bind(sealed.canonical)
+        .bind(sealed.leaf_hash.to_vec())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE ledger_heads SET size = $2 WHERE org_id = $1")
+            .bind(self.org_id)
+            .bind(self.next + 1)
+            .execute(&mut *conn)
+            .await?;
+        self.next += 1;
+        Ok(envelope.seq)
+    }
+}
+
+/// One stored ledger entry.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub kind: String,
+    pub ts: i64,
+    /// Canonical JSON of the envelope.
+    pub entry: String,
+    pub leaf_hash: Vec<u8>,
+}
+
+impl Store {
+    /// How many entries the organisation's ledger holds.
+    pub async fn ledger_size(&self, org: &str) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT h.size FROM ledger_heads h JOIN orgs o ON o.id = h.org_id WHERE o.name = $1",
+        )
+        .bind(org)
+        .fetch_optional(&self.db.read)
+        .await?
+        .ok_or_else(|| StoreError::not_found("org", org))?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Entries from `from` (inclusive), at most `limit`, in order.
+    pub async fn ledger_entries(
+        &self,
+        org: &str,
+        from: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        let rows = sqlx::query(
+            "SELECT l.seq, l.kind, l.ts, l.entry, l.leaf_hash FROM ledger l JOIN orgs o ON o.id = l.org_id \
+             WHERE o.name = $1 AND l.seq >= $2 ORDER BY l.seq LIMIT $3",
+        )
+        .bind(org)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&self.db.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerEntry {
+                    seq: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    ts: r.try_get(2)?,
+                    entry: r.try_get(3)?,
+                    leaf_hash: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}

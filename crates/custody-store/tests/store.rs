@@ -1,0 +1,429 @@
+//! The store's behaviour, run against SQLite and against a real PostgreSQL.
+//!
+//! PostgreSQL tests need `CUSTODY_TEST_POSTGRES_URL` (the test command
+//! starts a throwaway server and sets it); each test gets its own database.
+//! Without it they are skipped, unless `CUSTODY_REQUIRE_POSTGRES` is set, in
+//! which case they fail.
+
+use custody_api::{BeginTrailRequest, CreateServiceAccountRequest, ReportArtifactRequest};
+use custody_domain::Role;
+use custody_store::{AttestationBinding, NewApiKey, NewAttestation, Principal, Store, StoreError};
+use serde_json::json;
+
+async fn sqlite() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    (Store::open(&url).await.unwrap(), dir)
+}
+
+async fn postgres() -> Option<Store> {
+    let Ok(base) = std::env::var("CUSTODY_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_POSTGRES").is_err(),
+            "CUSTODY_REQUIRE_POSTGRES is set but CUSTODY_TEST_POSTGRES_URL is not"
+        );
+        eprintln!("skipping: CUSTODY_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = match base.rsplit_once('/') {
+        Some((prefix, _)) => format!("{prefix}/{name}"),
+        None => panic!("bad CUSTODY_TEST_POSTGRES_URL"),
+    };
+    Some(Store::open(&url).await.unwrap())
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (s, _dir) = super::sqlite().await;
+                super::$name(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(s) = super::postgres().await {
+                    super::$name(s).await;
+                }
+            }
+        }
+    };
+}
+
+fn key(n: u8) -> NewApiKey {
+    NewApiKey {
+        id: uuid::Uuid::new_v4().to_string(),
+        hash: vec![n; 32],
+        description: None,
+        expires_at: None,
+    }
+}
+
+async fn admin(s: &Store) -> Principal {
+    assert!(s.bootstrap(key(1)).await.unwrap());
+    s.authenticate(&[1; 32]).await.unwrap().unwrap()
+}
+
+fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation {
+    NewAttestation {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.into(),
+        kind: "generic".into(),
+        binding,
+        compliant: ok,
+        reasons: vec![],
+        data: json!({}),
+        user_data: json!({}),
+        annotations: Default::default(),
+        external_urls: Default::default(),
+        description: None,
+        origin_url: None,
+        git_commit_info: None,
+        repo_info: None,
+        evidence: vec![],
+    }
+}
+
+fn verify_ledger(entries: &[custody_store::ledger::LedgerEntry]) {
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as i64, "gap in the ledger");
+        let env = custody_ledger::verify(&e.entry, &e.leaf_hash).unwrap();
+        assert_eq!(env.seq, e.seq);
+        assert_eq!(env.kind.as_str(), e.kind);
+    }
+}
+
+both!(bootstrap_happens_once);
+async fn bootstrap_happens_once(s: Store) {
+    let p = admin(&s).await;
+    assert_eq!(p.org, "default");
+    assert!(p.server_admin);
+    assert_eq!(p.role, Role::Admin);
+    assert!(!s.bootstrap(key(2)).await.unwrap());
+    assert!(s.authenticate(&[2; 32]).await.unwrap().is_none());
+    // org, service account, api key
+    assert_eq!(s.ledger_size("default").await.unwrap(), 3);
+}
+
+both!(orgs_are_isolated);
+async fn orgs_are_isolated(s: Store) {
+    let p = admin(&s).await;
+    s.create_org("acme", key(3)).await.unwrap();
+    assert!(matches!(
+        s.create_org("acme", key(4)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let acme = s.authenticate(&[3; 32]).await.unwrap().unwrap();
+    assert_eq!(acme.org, "acme");
+    assert!(!acme.server_admin);
+    s.put_flow(&p, "backend", None, None).await.unwrap();
+    assert!(matches!(
+        s.get_flow(acme.org_id, "backend").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(s.list_flows(acme.org_id).await.unwrap().len(), 0);
+    assert_eq!(s.ledger_size("acme").await.unwrap(), 3);
+}
+
+both!(service_accounts_and_keys);
+async fn service_accounts_and_keys(s: Store) {
+    let p = admin(&s).await;
+    let req = CreateServiceAccountRequest {
+        name: "ci".into(),
+        role: Role::Member,
+        description: None,
+    };
+    s.create_service_account(&p, req.clone()).await.unwrap();
+    assert!(matches!(
+        s.create_service_account(&p, req).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_api_key(&p, "ci", key(9)).await.unwrap();
+    let ci = s.authenticate(&[9; 32]).await.unwrap().unwrap();
+    assert_eq!((ci.service_account.as_str(), ci.role), ("ci", Role::Member));
+    let mut expired = key(10);
+    expired.expires_at = Some(1);
+    s.create_api_key(&p, "ci", expired).await.unwrap();
+    assert!(s.authenticate(&[10; 32]).await.unwrap().is_none());
+    assert!(matches!(
+        s.create_api_key(&p, "nobody", key(11)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+both!(flows_trails_artifacts_attestations);
+async fn flows_trails_artifacts_attestations(s: Store) {
+    let p = admin(&s).await;
+    let v1 = "version: 1\n";
+    let v2 = "version: 1\ntrail:\n  attestations:\n  - name: a\n    type: generic\n";
+    let f = s
+        .put_flow(&p, "backend", Some("d".into()), Some(v1.into()))
+        .await
+        .unwrap();
+    assert!(f.created);
+    assert_eq!(f.value.template_version, Some(1));
+    let f = s
+        .put_flow(&p, "backend", None, Some(v1.into()))
+        .await
+        .unwrap();
+    assert!(!f.created);
+    assert_eq!(
+        f.value.template_version,
+        Some(1),
+        "same template: no new version"
+    );
+    let f = s
+        .put_flow(&p, "backend", None, Some(v2.into()))
+        .await
+        .unwrap();
+    assert_eq!(f.value.template_version, Some(2));
+    assert_eq!(f.value.description.as_deref(), Some("d"));
+
+    let t = s
+        .begin_trail(
+            &p,
+            "backend",
+            BeginTrailRequest {
+                name: "t1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(t.created);
+    let t = s
+        .begin_trail(
+            &p,
+            "backend",
+            BeginTrailRequest {
+                name: "t1".into(),
+                description: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!t.created);
+    assert!(matches!(
+        s.begin_trail(
+            &p,
+            "nope",
+            BeginTrailRequest {
+                name: "t1".into(),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(StoreError::NotFound { what: "flow", .. })
+    ));
+
+    let fp = "a".repeat(64);
+    s.report_artifact(
+        &p,
+        "backend",
+        "t1",
+        ReportArtifactRequest {
+            fingerprint: fp.clone(),
+            name: "app".into(),
+            git_commit: Some("abc123".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.put_attestation(
+        &p,
+        "backend",
+        "t1",
+        generic("a", AttestationBinding::Trail, true),
+    )
+    .await
+    .unwrap();
+    let bound = s
+        .put_attestation(
+            &p,
+            "backend",
+            "t1",
+            generic("tests", AttestationBinding::Fingerprint(fp.clone()), false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bound.artifact.as_deref(), Some("app"));
+    s.put_attestation(
+        &p,
+        "backend",
+        "t1",
+        generic("pre", AttestationBinding::ArtifactName("web".into()), true),
+    )
+    .await
+    .unwrap();
+
+    let before = s.ledger_size("default").await.unwrap();
+    let e = s
+        .put_attestation(
+            &p,
+            "backend",
+            "t1",
+            generic("x", AttestationBinding::Fingerprint("b".repeat(64)), true),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("does not exist in trail 't1'"),
+        "{e}"
+    );
+    assert!(matches!(
+        s.put_attestation(
+            &p,
+            "backend",
+            "nope",
+            generic("x", AttestationBinding::Trail, true)
+        )
+        .await,
+        Err(StoreError::NotFound { what: "trail", .. })
+    ));
+    assert_eq!(
+        s.ledger_size("default").await.unwrap(),
+        before,
+        "a refused write leaves no ledger entry"
+    );
+
+    let data = s.get_trail(p.org_id, "backend", "t1").await.unwrap();
+    assert_eq!(data.trail.description.as_deref(), Some("x"));
+    assert_eq!(data.artifacts.len(), 1);
+    assert_eq!(data.attestations.len(), 3);
+    assert_eq!(data.template_yaml(), Some(v2));
+
+    let found = s.search(p.org_id, "aaaa", None).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(s.search(p.org_id, "abc1", None).await.unwrap().len(), 1);
+    assert_eq!(s.search(p.org_id, "abd", None).await.unwrap().len(), 0);
+    let page = s.list_trails(p.org_id, "backend", 1, 10).await.unwrap();
+    assert_eq!(page.total, 1);
+    let history = s
+        .attestation_history(p.org_id, "backend", "t1", Some("app"), "tests")
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+
+    let entries = s.ledger_entries("default", 0, 1000).await.unwrap();
+    assert_eq!(
+        entries.len() as i64,
+        s.ledger_size("default").await.unwrap()
+    );
+    verify_ledger(&entries);
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "org",
+            "service_account",
+            "api_key",
+            "flow",
+            "flow_template",
+            "flow_template",
+            "trail",
+            "trail",
+            "artifact",
+            "attestation",
+            "attestation",
+            "attestation"
+        ]
+    );
+}
+
+both!(concurrent_writes_keep_the_ledger_gap_free);
+async fn concurrent_writes_keep_the_ledger_gap_free(s: Store) {
+    let p = admin(&s).await;
+    s.put_flow(&p, "f", None, None).await.unwrap();
+    s.begin_trail(
+        &p,
+        "f",
+        BeginTrailRequest {
+            name: "t".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = s.clone();
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every fifth write fails half-way and must leave no trace.
+            let binding = if i % 5 == 0 {
+                AttestationBinding::Fingerprint("c".repeat(64))
+            } else {
+                AttestationBinding::Trail
+            };
+            s.put_attestation(&p, "f", "t", generic(&format!("a{i}"), binding, true))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 160);
+    let entries = s.ledger_entries("default", 0, 10_000).await.unwrap();
+    verify_ledger(&entries);
+    assert_eq!(entries.len(), 3 + 2 + 160);
+    assert_eq!(
+        s.get_trail(p.org_id, "f", "t")
+            .await
+            .unwrap()
+            .attestations
+            .len(),
+        160
+    );
+}
+
+both!(attestation_types_are_versioned);
+async fn attestation_types_are_versioned(s: Store) {
+    let p = admin(&s).await;
+    let req = custody_api::CreateAttestationTypeRequest {
+        name: "person".into(),
+        description: None,
+        schema: json!({"type": "object"}),
+        jq_rules: vec![".age > 21".into()],
+    };
+    assert_eq!(
+        s.create_attestation_type(&p, req.clone())
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(s.create_attestation_type(&p, req).await.unwrap().version, 2);
+    assert_eq!(
+        s.get_attestation_type(p.org_id, "person", None)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        s.get_attestation_type(p.org_id, "person", Some(1))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert!(
+        s.get_attestation_type(p.org_id, "person", Some(3))
+            .await
+            .is_err()
+    );
+    assert_eq!(s.list_attestation_types(p.org_id).await.unwrap().len(), 1);
+}
