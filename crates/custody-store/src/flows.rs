@@ -259,6 +259,14 @@ impl Store {
             .await
     }
 
+    /// Fails with not-found unless the flow and trail exist.
+    pub async fn trail_exists(&self, org_id: i64, flow: &str, trail: &str) -> StoreResult<()> {
+        let mut c = self.db.read.acquire().await?;
+        let f = flow_row(&mut c, org_id, flow).await?;
+        trail_row(&mut c, f.id, flow, trail).await?;
+        Ok(())
+    }
+
     pub async fn get_trail(&self, org_id: i64, flow: &str, trail: &str) -> StoreResult<TrailData> {
         let mut c = self.db.read.acquire().await?;
         // One read transaction, so the trail, its artifacts and its

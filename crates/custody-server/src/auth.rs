@@ -1,0 +1,82 @@
+//! API keys and the caller extractor.
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use custody_domain::{Permission, Role};
+use custody_store::Principal;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const KEY_PREFIX: &str = "cust_";
+
+/// A new random API key (256 bits) and the hash that is stored.
+pub fn generate_key() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = format!("{KEY_PREFIX}{}", hex::encode(bytes));
+    let hash = hash_key(&key);
+    (key, hash)
+}
+
+pub fn hash_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// An authenticated caller. When the route has an `{org}` segment, the
+/// caller's key must belong to that organisation; any other organisation
+/// is reported as not existing, so keys cannot probe for names.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    pub fn require(&self, p: Permission) -> ApiResult<()> {
+        if self.0.role.allows(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the role '{}' of service account '{}' does not allow this",
+                self.0.role, self.0.service_account
+            )))
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization header: use 'Authorization: Bearer <api key>'"))?;
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <api key>'"))?;
+        let principal = state
+            .store
+            .authenticate(&hash_key(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("API key not found, expired or revoked"))?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad_request("malformed path"))?;
+        if let Some((_, org)) = params.iter().find(|(k, _)| *k == "org")
+            && org != principal.org
+        {
+            return Err(ApiError::not_found(format!("org '{org}' does not exist")));
+        }
+        Ok(Caller(principal))
+    }
+}

@@ -1,0 +1,222 @@
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{StatusCode, header};
+use custody_api::{Attestation, AttestationInput, Evidence};
+use custody_domain::provenance::{validate_annotations, validate_external_urls};
+use custody_domain::{AttestationName, Fingerprint, Permission, custom_type};
+use custody_store::{AttestationBinding, NewAttestation};
+use serde_json::{Value, json};
+
+use super::JSON_LIMIT;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Reports an attestation. Either a JSON body (no attachments) or
+/// `multipart/form-data` with a `data_json` field first, then any number of
+/// `attachment_file` parts, each streamed into the evidence vault.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/attestations", tag = "attestations",
+    params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path)),
+    request_body(content(
+        (AttestationInput = "application/json"),
+        (AttestationInput = "multipart/form-data")
+    )),
+    responses((status = 201, body = Attestation), (status = 400), (status = 404), (status = 413), (status = 422)))]
+pub async fn report_attestation(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow, trail)): Path<(String, String, String)>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Attestation>)> {
+    caller.require(Permission::ReportAttestations)?;
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (input, mut multipart) = if is_multipart {
+        let mut mp = Multipart::from_request(req, &s)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let field = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?
+            .ok_or_else(|| ApiError::bad_request("the multipart body is empty: send a data_json field"))?;
+        if field.name() != Some("data_json") {
+            return Err(ApiError::bad_request("the first multipart field must be data_json"));
+        }
+        let text = field.bytes().await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        (parse_input(&text)?, Some(mp))
+    } else {
+        let body = axum::body::to_bytes(req.into_body(), JSON_LIMIT)
+            .await
+            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("JSON body over {JSON_LIMIT} bytes")))?;
+        (parse_input(&body)?, None)
+    };
+
+    let mut new = evaluate(&s, &caller, input).await?;
+    // Refuse early, before any upload, when the trail does not exist.
+    s.store.trail_exists(caller.0.org_id, &flow, &trail).await?;
+
+    if let Some(mp) = multipart.as_mut() {
+        let mut budget = s.max_upload;
+        while let Some(field) = mp.next_field().await.map_err(|e| ApiError::bad_request(e.body_text()))? {
+            if field.name() != Some("attachment_file") {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected multipart field '{}': only attachment_file may follow data_json",
+                    field.name().unwrap_or("")
+                )));
+            }
+            let filename = clean_filename(field.file_name())?;
+            let stored = s
+                .blobs
+                .put_stream(Box::pin(field), &mut budget, s.max_upload)
+                .await?;
+            new.evidence.push(Evidence {
+                sha256: stored.sha256,
+                filename,
+                size: stored.size,
+            });
+        }
+    }
+    let a = s.store.put_attestation(&caller.0, &flow, &trail, new).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+fn parse_input(bytes: &Bytes) -> ApiResult<AttestationInput> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid attestation JSON: {e}")))
+}
+
+/// Attachment names are paths relative to what was attached; nothing may
+/// climb out of it or be absolute.
+fn clean_filename(name: Option<&str>) -> ApiResult<String> {
+    let name = name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("an attachment_file part has no filename"))?;
+    if name.starts_with('/') || name.split('/').any(|p| p == ".." || p.is_empty()) || name.contains('\0') {
+        return Err(ApiError::bad_request(format!("invalid attachment filename '{name}'")));
+    }
+    Ok(name.to_string())
+}
+
+/// Validates the input and decides compliance for its type.
+async fn evaluate(s: &AppState, caller: &Caller, input: AttestationInput) -> ApiResult<NewAttestation> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
+    let name = AttestationName::parse(&input.name).map_err(|e| bad(&e))?;
+    let binding = match (&name.artifact, &input.fingerprint) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either a fingerprint or an ARTIFACT.NAME attestation name, not both",
+            ));
+        }
+        (Some(a), None) => AttestationBinding::ArtifactName(a.clone()),
+        (None, Some(fp)) => AttestationBinding::Fingerprint(Fingerprint::parse(fp).map_err(|e| bad(&e))?.to_string()),
+        (None, None) => AttestationBinding::Trail,
+    };
+    validate_annotations(&input.annotations).map_err(|e| bad(&e))?;
+    validate_external_urls(&input.external_urls).map_err(|e| bad(&e))?;
+    let (kind, compliant, reasons, data) = match input.kind.as_str() {
+        "generic" => {
+            let ok = input.compliant.unwrap_or(true);
+            let reasons = if ok { vec![] } else { vec!["reported as non-compliant".to_string()] };
+            ("generic".to_string(), ok, reasons, json!({}))
+        }
+        "custom" => {
+            let spec = input
+                .type_name
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("a custom attestation needs type_name"))?;
+            let (type_name, version) = parse_type_ref(spec)?;
+            let data = input
+                .attestation_data
+                .clone()
+                .ok_or_else(|| ApiError::bad_request("a custom attestation needs attestation_data"))?;
+            let t = s
+                .store
+                .get_attestation_type(caller.0.org_id, type_name, version)
+                .await
+                .map_err(|e| match e {
+                    custody_store::StoreError::NotFound { .. } => ApiError::unprocessable(e.to_string()),
+                    other => other.into(),
+                })?;
+            let verdict = custom_type::evaluate(&t.name, &t.schema, &t.jq_rules, &data)
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            (
+                format!("custom:{}", t.name),
+                verdict.compliant,
+                verdict.reasons,
+                json!({"type_name": t.name, "type_version": t.version, "attestation_data": data}),
+            )
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unsupported attestation type '{other}': expected generic or custom"
+            )));
+        }
+    };
+    Ok(NewAttestation {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.name,
+        kind,
+        binding,
+        compliant,
+        reasons,
+        data,
+        user_data: input.user_data.unwrap_or(Value::Object(Default::default())),
+        annotations: input.annotations,
+        external_urls: input.external_urls,
+        description: input.description,
+        origin_url: input.origin_url,
+        git_commit_info: input.git_commit_info,
+        repo_info: input.repo_info,
+        evidence: vec![],
+    })
+}
+
+/// `NAME` or `NAME@vN`.
+fn parse_type_ref(spec: &str) -> ApiResult<(&str, Option<i64>)> {
+    match spec.split_once("@v") {
+        None => Ok((spec, None)),
+        Some((name, v)) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .map(|v| (name, Some(v)))
+            .ok_or_else(|| ApiError::bad_request(format!("invalid type version in '{spec}': use NAME@vN"))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/attestations/{id}", tag = "attestations",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Attestation), (status = 404)))]
+pub async fn get_attestation(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Attestation>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(s.store.get_attestation(caller.0.org_id, &id).await?))
+}
+
+/// Every attestation of a name in a trail, newest first. `name` may be
+/// `ARTIFACT.NAME`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/attestations/{name}", tag = "attestations",
+    params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Vec<Attestation>), (status = 404)))]
+pub async fn attestation_history(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow, trail, name)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<Vec<Attestation>>> {
+    caller.require(Permission::Read)?;
+    let n = AttestationName::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let found = s
+        .store
+        .attestation_history(caller.0.org_id, &flow, &trail, n.artifact.as_deref(), &n.name)
+        .await?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("no attestation '{name}' in trail '{trail}' of flow '{flow}'")));
+    }
+    Ok(Json(found))
+}

@@ -1,0 +1,268 @@
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use custody_api::{
+    Artifact, BeginTrailRequest, Flow, Page, PutFlowRequest, ReportArtifactRequest, Saved, SearchResult, Trail,
+    TrailArtifact, TrailSummary, TrailView,
+};
+use custody_domain::compliance::{self, ReportedArtifact, ReportedAttestation};
+use custody_domain::fingerprint::is_search_prefix;
+use custody_domain::provenance::{validate_annotations, validate_external_urls};
+use custody_domain::{AttestationKind, Fingerprint, FlowTemplate, Permission, names};
+use custody_store::TrailData;
+
+use super::Paging;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, json_rejection};
+use crate::state::AppState;
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+fn check_template(yaml: &Option<String>) -> ApiResult<()> {
+    if let Some(y) = yaml {
+        FlowTemplate::from_yaml(y).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn saved_status<T>(s: &Saved<T>) -> StatusCode {
+    if s.created { StatusCode::CREATED } else { StatusCode::OK }
+}
+
+/// Creates a flow or updates it; a changed template becomes a new version.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/flows", tag = "flows", params(("org" = String, Path)),
+    request_body = PutFlowRequest,
+    responses((status = 201, body = Saved<Flow>), (status = 200, body = Saved<Flow>), (status = 422)))]
+pub async fn put_flow(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Result<Json<PutFlowRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Saved<Flow>>)> {
+    caller.require(Permission::WriteFlows)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    names::validate("flow name", &req.name).map_err(bad)?;
+    check_template(&req.template_yaml)?;
+    let saved = s
+        .store
+        .put_flow(&caller.0, &req.name, req.description, req.template_yaml)
+        .await?;
+    Ok((saved_status(&saved), Json(saved)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows", tag = "flows", params(("org" = String, Path)),
+    responses((status = 200, body = Vec<Flow>)))]
+pub async fn list_flows(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Flow>>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(s.store.list_flows(caller.0.org_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}", tag = "flows",
+    params(("org" = String, Path), ("flow" = String, Path)), responses((status = 200, body = Flow), (status = 404)))]
+pub async fn get_flow(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow)): Path<(String, String)>,
+) -> ApiResult<Json<Flow>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(s.store.get_flow(caller.0.org_id, &flow).await?))
+}
+
+/// Begins a trail, or updates the fields given for an existing one.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/flows/{flow}/trails", tag = "trails",
+    params(("org" = String, Path), ("flow" = String, Path)), request_body = BeginTrailRequest,
+    responses((status = 201, body = Saved<Trail>), (status = 200, body = Saved<Trail>), (status = 404), (status = 422)))]
+pub async fn begin_trail(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow)): Path<(String, String)>,
+    body: Result<Json<BeginTrailRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Saved<Trail>>)> {
+    caller.require(Permission::ReportAttestations)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    names::validate("trail name", &req.name).map_err(bad)?;
+    check_template(&req.template_yaml)?;
+    validate_external_urls(&req.external_urls).map_err(bad)?;
+    let saved = s.store.begin_trail(&caller.0, &flow, req).await?;
+    Ok((saved_status(&saved), Json(saved)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}/trails", tag = "trails",
+    params(("org" = String, Path), ("flow" = String, Path), Paging),
+    responses((status = 200, body = Page<TrailSummary>)))]
+pub async fn list_trails(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow)): Path<(String, String)>,
+    Query(paging): Query<Paging>,
+) -> ApiResult<Json<Page<TrailSummary>>> {
+    caller.require(Permission::Read)?;
+    let (page, per_page) = paging.resolve();
+    Ok(Json(s.store.list_trails(caller.0.org_id, &flow, page, per_page).await?))
+}
+
+/// A trail with its latest evidence and its compliance, computed now.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}", tag = "trails",
+    params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path)),
+    responses((status = 200, body = TrailView), (status = 404)))]
+pub async fn get_trail(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow, trail)): Path<(String, String, String)>,
+) -> ApiResult<Json<TrailView>> {
+    caller.require(Permission::Read)?;
+    let data = s.store.get_trail(caller.0.org_id, &flow, &trail).await?;
+    Ok(Json(trail_view(data)?))
+}
+
+pub(crate) fn trail_view(data: TrailData) -> ApiResult<TrailView> {
+    let template = match data.template_yaml() {
+        Some(y) => Some(FlowTemplate::from_yaml(y).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored template is invalid: {e}"))
+        })?),
+        None => None,
+    };
+    let artifacts: Vec<ReportedArtifact> = data
+        .artifacts
+        .iter()
+        .map(|a| ReportedArtifact {
+            template_name: a.name.clone(),
+            fingerprint: a.fingerprint.clone(),
+        })
+        .collect();
+    let attestations = data
+        .attestations
+        .iter()
+        .map(|a| {
+            Ok(ReportedAttestation {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                kind: AttestationKind::parse(&a.kind).map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored attestation {}: {e}", a.id))
+                })?,
+                artifact: a.artifact.clone(),
+                fingerprint: a.fingerprint.clone(),
+                compliant: a.compliant,
+                reasons: a.reasons.clone(),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let c = compliance::evaluate(template.as_ref(), &artifacts, &attestations);
+    let current: std::collections::HashSet<&str> = c
+        .attestations
+        .iter()
+        .chain(c.artifacts.iter().flat_map(|a| a.attestations.iter()))
+        .filter_map(|slot| slot.attestation_id.as_deref())
+        .collect();
+    let latest: Vec<_> = data
+        .attestations
+        .iter()
+        .filter(|a| current.contains(a.id.as_str()))
+        .cloned()
+        .collect();
+    let trail_artifacts = c
+        .artifacts
+        .iter()
+        .map(|st| TrailArtifact {
+            name: st.name.clone(),
+            fingerprint: st.fingerprint.clone(),
+            compliant: st.compliant,
+            status: st.status,
+            artifact: data.artifacts.iter().rev().find(|a| a.name == st.name).cloned(),
+        })
+        .collect();
+    Ok(TrailView {
+        name: data.trail.name.clone(),
+        flow: data.trail.flow.clone(),
+        compliant: c.compliant,
+        status: c.status,
+        attestations: latest,
+        artifacts: trail_artifacts,
+        missing: c.missing.clone(),
+        reasons: c.reasons.clone(),
+        compliance: c,
+        trail: data.trail,
+    })
+}
+
+/// Records an artifact (by fingerprint) in a trail.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/artifacts", tag = "artifacts",
+    params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path)),
+    request_body = ReportArtifactRequest, responses((status = 201, body = Artifact), (status = 404)))]
+pub async fn report_artifact(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow, trail)): Path<(String, String, String)>,
+    body: Result<Json<ReportArtifactRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Artifact>)> {
+    caller.require(Permission::ReportAttestations)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    Fingerprint::parse(&req.fingerprint).map_err(bad)?;
+    names::validate("artifact name", &req.name).map_err(bad)?;
+    validate_annotations(&req.annotations).map_err(bad)?;
+    validate_external_urls(&req.external_urls).map_err(bad)?;
+    let a = s.store.report_artifact(&caller.0, &flow, &trail, req).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct ArtifactQuery {
+    /// Only this flow's artifacts.
+    pub flow: Option<String>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/artifacts", tag = "artifacts",
+    params(("org" = String, Path), ArtifactQuery), responses((status = 200, body = Page<Artifact>)))]
+pub async fn list_artifacts(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ArtifactQuery>,
+) -> ApiResult<Json<Page<Artifact>>> {
+    caller.require(Permission::Read)?;
+    let (page, per_page) = Paging { page: q.page, per_page: q.per_page }.resolve();
+    Ok(Json(s.store.list_artifacts(caller.0.org_id, q.flow.as_deref(), page, per_page).await?))
+}
+
+/// Reports of artifacts in a flow whose fingerprint or commit starts with
+/// the given hex.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}/artifacts/{sha}", tag = "artifacts",
+    params(("org" = String, Path), ("flow" = String, Path), ("sha" = String, Path)),
+    responses((status = 200, body = Vec<Artifact>), (status = 404)))]
+pub async fn get_artifact(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow, sha)): Path<(String, String, String)>,
+) -> ApiResult<Json<Vec<Artifact>>> {
+    caller.require(Permission::Read)?;
+    let q = sha.to_ascii_lowercase();
+    if !is_search_prefix(&q) {
+        return Err(bad(format!("'{sha}' is not a fingerprint or commit (4 to 64 hex characters)")));
+    }
+    s.store.get_flow(caller.0.org_id, &flow).await?;
+    let found = s.store.search(caller.0.org_id, &q, Some(&flow)).await?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("no artifact in flow '{flow}' matches '{sha}'")));
+    }
+    Ok(Json(found))
+}
+
+/// Finds artifacts by (partial) fingerprint or git commit.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/search/{sha}", tag = "artifacts",
+    params(("org" = String, Path), ("sha" = String, Path)), responses((status = 200, body = SearchResult)))]
+pub async fn search(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, sha)): Path<(String, String)>,
+) -> ApiResult<Json<SearchResult>> {
+    caller.require(Permission::Read)?;
+    let q = sha.to_ascii_lowercase();
+    if !is_search_prefix(&q) {
+        return Err(bad(format!("'{sha}' is not a fingerprint or commit (4 to 64 hex characters)")));
+    }
+    let artifacts = s.store.search(caller.0.org_id, &q, None).await?;
+    Ok(Json(SearchResult { query: sha, artifacts }))
+}

@@ -1,0 +1,36 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use custody_api::Health;
+
+use crate::state::AppState;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        checks: Default::default(),
+    })
+}
+
+/// The server can serve requests: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
+    let mut checks = std::collections::BTreeMap::new();
+    let db = match s.store.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let ok = db == "ok";
+    checks.insert("database".to_string(), db);
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(Health {
+            status: if ok { "ready" } else { "not ready" }.into(),
+            checks,
+        }),
+    )
+}

@@ -1,0 +1,90 @@
+//! The HTTP surface. Handlers are thin: authorise, validate into domain
+//! values, call the store, shape the answer.
+
+mod attestations;
+mod evidence;
+mod flows;
+mod health;
+mod orgs;
+mod types;
+
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// JSON bodies are read whole; this bounds them. Evidence is streamed and
+/// bounded by `--max-upload` instead.
+pub const JSON_LIMIT: usize = 16 << 20;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Custody API", description = "Change compliance records, evidence and proof."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "health"), (name = "orgs"), (name = "flows"), (name = "trails"),
+        (name = "artifacts"), (name = "attestations"), (name = "evidence")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(orgs::whoami))
+        .routes(routes!(orgs::create_org))
+        .routes(routes!(orgs::create_service_account, orgs::list_service_accounts))
+        .routes(routes!(orgs::create_api_key))
+        .routes(routes!(flows::put_flow, flows::list_flows))
+        .routes(routes!(flows::get_flow))
+        .routes(routes!(flows::begin_trail, flows::list_trails))
+        .routes(routes!(flows::get_trail))
+        .routes(routes!(flows::report_artifact))
+        .routes(routes!(flows::list_artifacts))
+        .routes(routes!(flows::get_artifact))
+        .routes(routes!(flows::search))
+        .routes(routes!(types::create_type, types::list_types))
+        .routes(routes!(types::get_type))
+        .routes(routes!(attestations::get_attestation))
+        .routes(routes!(attestations::attestation_history))
+        .routes(routes!(evidence::download))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(attestations::report_attestation))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .split_for_parts()
+}
+
+/// Paging query parameters shared by list endpoints.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct Paging {
+    /// From 1.
+    pub page: Option<u32>,
+    /// At most 500; default 50.
+    pub per_page: Option<u32>,
+}
+
+impl Paging {
+    pub fn resolve(&self) -> (u32, u32) {
+        (self.page.unwrap_or(1).max(1), self.per_page.unwrap_or(50).clamp(1, 500))
+    }
+}
