@@ -1,1 +1,63 @@
-fn main() {}
+//! `custody`: the server (`custody server`) and the command-line client
+//! (everything else) in one binary.
+//!
+//! Exit codes: 0 success; 1 non-compliant (assert commands); 2 invalid
+//! input or usage; 3 server, network or authentication trouble.
+
+mod attach;
+mod ci;
+mod cli;
+mod commands;
+mod config;
+mod fail;
+mod git;
+mod output;
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let known = known_env_vars();
+    if let Err(e) = config::prepare(&args, &known) {
+        eprintln!("Error: {e}");
+        return ExitCode::from(fail::INPUT);
+    }
+    let cli = cli::Cli::parse_from(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(fail::SERVER);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", fail::message(&e));
+            ExitCode::from(fail::code(&e))
+        }
+    }
+}
+
+/// Every `CUSTODY_*` variable a flag reads, so a config file can be checked.
+fn known_env_vars() -> BTreeSet<String> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for a in cmd.get_arguments() {
+            if let Some(e) = a.get_env() {
+                out.insert(e.to_string_lossy().into_owned());
+            }
+        }
+        for s in cmd.get_subcommands() {
+            walk(s, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&cli::Cli::command(), &mut out);
+    out
+}

@@ -1,1 +1,281 @@
+//! A typed client for Custody's HTTP API. The CLI talks to the server only
+//! through this crate.
 
+use std::path::PathBuf;
+
+use custody_api::ErrorBody;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error status.
+    #[error("{message}")]
+    Api { status: StatusCode, message: String },
+    #[error("cannot reach {url}: {reason}")]
+    Network { url: String, reason: String },
+    #[error("{0}")]
+    Local(String),
+    #[error(
+        "downloaded evidence does not match its SHA-256 (expected {expected}, got {actual}); the file was not kept"
+    )]
+    Integrity { expected: String, actual: String },
+}
+
+impl ClientError {
+    /// Whether the server judged the request itself wrong (bad input, an
+    /// unknown name, a conflict), as opposed to auth, server or network
+    /// trouble.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            ClientError::Api { status, .. } => matches!(
+                *status,
+                StatusCode::BAD_REQUEST
+                    | StatusCode::NOT_FOUND
+                    | StatusCode::CONFLICT
+                    | StatusCode::PAYLOAD_TOO_LARGE
+                    | StatusCode::UNPROCESSABLE_ENTITY
+                    | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            ),
+            ClientError::Local(_) => true,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A file to attach to an attestation.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The name recorded with the evidence (a relative path).
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// Called with the number of bytes just sent.
+pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: url::Url,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(host: &str, token: Option<String>) -> Result<Self> {
+        let base = url::Url::parse(host)
+            .map_err(|e| ClientError::Local(format!("invalid --host '{host}': {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ClientError::Local(format!(
+                "invalid --host '{host}': use http:// or https://"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        Ok(Client { http, base, token })
+    }
+
+    /// The URL of an API path given as segments (each is escaped).
+    pub fn url(&self, segments: &[&str]) -> url::Url {
+        let mut u = self.base.clone();
+        {
+            let mut p = u.path_segments_mut().expect("http(s) URLs have paths");
+            p.pop_if_empty();
+            p.extend(segments);
+        }
+        u
+    }
+
+    /// `/api/v1/orgs/{org}/...`
+    pub fn org_url(&self, org: &str, rest: &[&str]) -> url::Url {
+        let mut segs = vec!["api", "v1", "orgs", org];
+        segs.extend_from_slice(rest);
+        self.url(&segs)
+    }
+
+    fn request(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, url);
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {
+        self.send(self.request(Method::GET, url.clone()), &url)
+            .await
+    }
+
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: &B,
+    ) -> Result<T> {
+        self.send(self.request(method, url.clone()).json(body), &url)
+            .await
+    }
+
+    /// Posts `data_json` followed by each attachment, streamed from disk.
+    pub async fn post_attestation<B: Serialize, T: DeserializeOwned>(
+        &self,
+        url: url::Url,
+        data: &B,
+        attachments: &[Attachment],
+        progress: Option<Progress>,
+    ) -> Result<T> {
+        if attachments.is_empty() {
+            return self.send_json(Method::POST, url, data).await;
+        }
+        let json = serde_json::to_string(data).map_err(|e| ClientError::Local(e.to_string()))?;
+        let mut form = reqwest::multipart::Form::new().text("data_json", json);
+        for a in attachments {
+            let file = tokio::fs::File::open(&a.path).await.map_err(|e| {
+                ClientError::Local(format!("cannot read attachment {}: {e}", a.path.display()))
+            })?;
+            let p = progress.clone();
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).inspect(
+                move |chunk| {
+                    if let (Some(p), Ok(c)) = (&p, chunk) {
+                        p(c.len() as u64);
+                    }
+                },
+            );
+            let part = reqwest::multipart::Part::stream_with_length(
+                reqwest::Body::wrap_stream(stream),
+                a.size,
+            )
+            .file_name(a.name.clone())
+            .mime_str("application/octet-stream")
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+            form = form.part("attachment_file", part);
+        }
+        self.send(
+            self.request(Method::POST, url.clone()).multipart(form),
+            &url,
+        )
+        .await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+        url: &url::Url,
+    ) -> Result<T> {
+        let resp = rb.send().await.map_err(|e| network(url, e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| network(url, e))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
+            status,
+            message: format!("unexpected answer from {url}: {e}"),
+        })
+    }
+
+    /// Downloads an evidence file to `dest`, checking its SHA-256; on any
+    /// failure the partial file is removed.
+    pub async fn download_evidence(
+        &self,
+        org: &str,
+        sha256: &str,
+        dest: &std::path::Path,
+    ) -> Result<u64> {
+        let url = self.org_url(org, &["evidence", sha256]);
+        let resp = self
+            .request(Method::GET, url.clone())
+            .send()
+            .await
+            .map_err(|e| network(&url, e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| network(&url, e))?;
+            return Err(api_error(status, &bytes));
+        }
+        let tmp = dest.with_extension(format!("custody-partial-{}", std::process::id()));
+        let result = async {
+            let mut out = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| ClientError::Local(format!("cannot write {}: {e}", tmp.display())))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            let mut body = resp.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| network(&url, e))?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                out.write_all(&chunk).await.map_err(|e| {
+                    ClientError::Local(format!("cannot write {}: {e}", tmp.display()))
+                })?;
+            }
+            out.flush()
+                .await
+                .map_err(|e| ClientError::Local(e.to_string()))?;
+            let actual = hex::encode(hasher.finalize());
+            if actual != sha256 {
+                return Err(ClientError::Integrity {
+                    expected: sha256.to_string(),
+                    actual,
+                });
+            }
+            Ok(size)
+        }
+        .await;
+        match result {
+            Ok(size) => {
+                tokio::fs::rename(&tmp, dest).await.map_err(|e| {
+                    ClientError::Local(format!("cannot write {}: {e}", dest.display()))
+                })?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn network(url: &url::Url, e: reqwest::Error) -> ClientError {
+    let mut reason = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        reason = format!("{reason}: {s}");
+        src = s.source();
+    }
+    ClientError::Network {
+        url: format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
+            + &url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        reason,
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => b.error,
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                format!("the server answered {status}")
+            } else {
+                format!(
+                    "the server answered {status}: {}",
+                    text.chars().take(500).collect::<String>()
+                )
+            }
+        }
+    };
+    ClientError::Api { status, message }
+}

@@ -96,3 +96,13 @@ mod tests {
         assert!(Role::Admin.can_grant(Role::Admin));
     }
 }
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::parse(s).ok_or_else(|| {
+            format!("unknown role '{s}': expected admin, member, snapshotter or reader")
+        })
+    }
+}

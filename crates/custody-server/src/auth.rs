@@ -50,11 +50,18 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization header: use 'Authorization: Bearer <api key>'"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing Authorization header: use 'Authorization: Bearer <api key>'",
+                )
+            })?;
         let value = header
             .to_str()
             .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
@@ -63,7 +70,9 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <api key>'"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be 'Bearer <api key>'")
+            })?;
         let principal = state
             .store
             .authenticate(&hash_key(token))

@@ -1,9 +1,9 @@
 //! Every error leaves the server the same way: a status and
 //! `{"error": "...", "detail": ...}`.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use custody_api::ErrorBody;
 use custody_store::StoreError;
 use serde_json::Value;

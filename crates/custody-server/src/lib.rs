@@ -63,7 +63,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Opens the stores, bootstraps an empty one, and serves until `shutdown`
 /// completes.
-pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir)
@@ -79,7 +82,8 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 
     let store = Store::open(&database)
         .await
         .with_context(|| format!("cannot open database {}", redact(&database)))?;
-    let blobs = BlobStore::open(&blob_url).with_context(|| format!("cannot open blob store {blob_url}"))?;
+    let blobs =
+        BlobStore::open(&blob_url).with_context(|| format!("cannot open blob store {blob_url}"))?;
     bootstrap(&store, &data_dir, cfg.bootstrap_token.as_deref()).await?;
 
     let listener = TcpListener::bind(&cfg.listen)

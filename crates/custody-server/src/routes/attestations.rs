@@ -43,16 +43,28 @@ pub async fn report_attestation(
             .next_field()
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?
-            .ok_or_else(|| ApiError::bad_request("the multipart body is empty: send a data_json field"))?;
+            .ok_or_else(|| {
+                ApiError::bad_request("the multipart body is empty: send a data_json field")
+            })?;
         if field.name() != Some("data_json") {
-            return Err(ApiError::bad_request("the first multipart field must be data_json"));
+            return Err(ApiError::bad_request(
+                "the first multipart field must be data_json",
+            ));
         }
-        let text = field.bytes().await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let text = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
         (parse_input(&text)?, Some(mp))
     } else {
         let body = axum::body::to_bytes(req.into_body(), JSON_LIMIT)
             .await
-            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("JSON body over {JSON_LIMIT} bytes")))?;
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("JSON body over {JSON_LIMIT} bytes"),
+                )
+            })?;
         (parse_input(&body)?, None)
     };
 
@@ -62,7 +74,11 @@ pub async fn report_attestation(
 
     if let Some(mp) = multipart.as_mut() {
         let mut budget = s.max_upload;
-        while let Some(field) = mp.next_field().await.map_err(|e| ApiError::bad_request(e.body_text()))? {
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?
+        {
             if field.name() != Some("attachment_file") {
                 return Err(ApiError::bad_request(format!(
                     "unexpected multipart field '{}': only attachment_file may follow data_json",
@@ -81,12 +97,16 @@ pub async fn report_attestation(
             });
         }
     }
-    let a = s.store.put_attestation(&caller.0, &flow, &trail, new).await?;
+    let a = s
+        .store
+        .put_attestation(&caller.0, &flow, &trail, new)
+        .await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
 fn parse_input(bytes: &Bytes) -> ApiResult<AttestationInput> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid attestation JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid attestation JSON: {e}")))
 }
 
 /// Attachment names are paths relative to what was attached; nothing may
@@ -95,14 +115,23 @@ fn clean_filename(name: Option<&str>) -> ApiResult<String> {
     let name = name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("an attachment_file part has no filename"))?;
-    if name.starts_with('/') || name.split('/').any(|p| p == ".." || p.is_empty()) || name.contains('\0') {
-        return Err(ApiError::bad_request(format!("invalid attachment filename '{name}'")));
+    if name.starts_with('/')
+        || name.split('/').any(|p| p == ".." || p.is_empty())
+        || name.contains('\0')
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid attachment filename '{name}'"
+        )));
     }
     Ok(name.to_string())
 }
 
 /// Validates the input and decides compliance for its type.
-async fn evaluate(s: &AppState, caller: &Caller, input: AttestationInput) -> ApiResult<NewAttestation> {
+async fn evaluate(
+    s: &AppState,
+    caller: &Caller,
+    input: AttestationInput,
+) -> ApiResult<NewAttestation> {
     let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
     let name = AttestationName::parse(&input.name).map_err(|e| bad(&e))?;
     let binding = match (&name.artifact, &input.fingerprint) {
@@ -112,7 +141,9 @@ async fn evaluate(s: &AppState, caller: &Caller, input: AttestationInput) -> Api
             ));
         }
         (Some(a), None) => AttestationBinding::ArtifactName(a.clone()),
-        (None, Some(fp)) => AttestationBinding::Fingerprint(Fingerprint::parse(fp).map_err(|e| bad(&e))?.to_string()),
+        (None, Some(fp)) => AttestationBinding::Fingerprint(
+            Fingerprint::parse(fp).map_err(|e| bad(&e))?.to_string(),
+        ),
         (None, None) => AttestationBinding::Trail,
     };
     validate_annotations(&input.annotations).map_err(|e| bad(&e))?;
@@ -120,7 +151,11 @@ async fn evaluate(s: &AppState, caller: &Caller, input: AttestationInput) -> Api
     let (kind, compliant, reasons, data) = match input.kind.as_str() {
         "generic" => {
             let ok = input.compliant.unwrap_or(true);
-            let reasons = if ok { vec![] } else { vec!["reported as non-compliant".to_string()] };
+            let reasons = if ok {
+                vec![]
+            } else {
+                vec!["reported as non-compliant".to_string()]
+            };
             ("generic".to_string(), ok, reasons, json!({}))
         }
         "custom" => {
@@ -129,16 +164,17 @@ async fn evaluate(s: &AppState, caller: &Caller, input: AttestationInput) -> Api
                 .as_deref()
                 .ok_or_else(|| ApiError::bad_request("a custom attestation needs type_name"))?;
             let (type_name, version) = parse_type_ref(spec)?;
-            let data = input
-                .attestation_data
-                .clone()
-                .ok_or_else(|| ApiError::bad_request("a custom attestation needs attestation_data"))?;
+            let data = input.attestation_data.clone().ok_or_else(|| {
+                ApiError::bad_request("a custom attestation needs attestation_data")
+            })?;
             let t = s
                 .store
                 .get_attestation_type(caller.0.org_id, type_name, version)
                 .await
                 .map_err(|e| match e {
-                    custody_store::StoreError::NotFound { .. } => ApiError::unprocessable(e.to_string()),
+                    custody_store::StoreError::NotFound { .. } => {
+                        ApiError::unprocessable(e.to_string())
+                    }
                     other => other.into(),
                 })?;
             let verdict = custom_type::evaluate(&t.name, &t.schema, &t.jq_rules, &data)
@@ -184,7 +220,9 @@ fn parse_type_ref(spec: &str) -> ApiResult<(&str, Option<i64>)> {
             .ok()
             .filter(|v| *v > 0)
             .map(|v| (name, Some(v)))
-            .ok_or_else(|| ApiError::bad_request(format!("invalid type version in '{spec}': use NAME@vN"))),
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("invalid type version in '{spec}': use NAME@vN"))
+            }),
     }
 }
 
@@ -213,10 +251,18 @@ pub async fn attestation_history(
     let n = AttestationName::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let found = s
         .store
-        .attestation_history(caller.0.org_id, &flow, &trail, n.artifact.as_deref(), &n.name)
+        .attestation_history(
+            caller.0.org_id,
+            &flow,
+            &trail,
+            n.artifact.as_deref(),
+            &n.name,
+        )
         .await?;
     if found.is_empty() {
-        return Err(ApiError::not_found(format!("no attestation '{name}' in trail '{trail}' of flow '{flow}'")));
+        return Err(ApiError::not_found(format!(
+            "no attestation '{name}' in trail '{trail}' of flow '{flow}'"
+        )));
     }
     Ok(Json(found))
 }

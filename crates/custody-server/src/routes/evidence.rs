@@ -25,7 +25,10 @@ pub async fn download(
     let body = Body::from_stream(stream.map_err(|e| std::io::Error::other(e.to_string())));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     if let Ok(v) = HeaderValue::from_str(&sha) {
         h.insert("x-custody-sha256", v);

@@ -3,8 +3,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use custody_api::{
-    Artifact, BeginTrailRequest, Flow, Page, PutFlowRequest, ReportArtifactRequest, Saved, SearchResult, Trail,
-    TrailArtifact, TrailSummary, TrailView,
+    Artifact, BeginTrailRequest, Flow, Page, PutFlowRequest, ReportArtifactRequest, Saved,
+    SearchResult, Trail, TrailArtifact, TrailSummary, TrailView,
 };
 use custody_domain::compliance::{self, ReportedArtifact, ReportedAttestation};
 use custody_domain::fingerprint::is_search_prefix;
@@ -29,7 +29,11 @@ fn check_template(yaml: &Option<String>) -> ApiResult<()> {
 }
 
 fn saved_status<T>(s: &Saved<T>) -> StatusCode {
-    if s.created { StatusCode::CREATED } else { StatusCode::OK }
+    if s.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
 }
 
 /// Creates a flow or updates it; a changed template becomes a new version.
@@ -100,7 +104,11 @@ pub async fn list_trails(
 ) -> ApiResult<Json<Page<TrailSummary>>> {
     caller.require(Permission::Read)?;
     let (page, per_page) = paging.resolve();
-    Ok(Json(s.store.list_trails(caller.0.org_id, &flow, page, per_page).await?))
+    Ok(Json(
+        s.store
+            .list_trails(caller.0.org_id, &flow, page, per_page)
+            .await?,
+    ))
 }
 
 /// A trail with its latest evidence and its compliance, computed now.
@@ -120,7 +128,10 @@ pub async fn get_trail(
 pub(crate) fn trail_view(data: TrailData) -> ApiResult<TrailView> {
     let template = match data.template_yaml() {
         Some(y) => Some(FlowTemplate::from_yaml(y).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored template is invalid: {e}"))
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("stored template is invalid: {e}"),
+            )
         })?),
         None => None,
     };
@@ -140,7 +151,10 @@ pub(crate) fn trail_view(data: TrailData) -> ApiResult<TrailView> {
                 id: a.id.clone(),
                 name: a.name.clone(),
                 kind: AttestationKind::parse(&a.kind).map_err(|e| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored attestation {}: {e}", a.id))
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("stored attestation {}: {e}", a.id),
+                    )
                 })?,
                 artifact: a.artifact.clone(),
                 fingerprint: a.fingerprint.clone(),
@@ -170,7 +184,12 @@ pub(crate) fn trail_view(data: TrailData) -> ApiResult<TrailView> {
             fingerprint: st.fingerprint.clone(),
             compliant: st.compliant,
             status: st.status,
-            artifact: data.artifacts.iter().rev().find(|a| a.name == st.name).cloned(),
+            artifact: data
+                .artifacts
+                .iter()
+                .rev()
+                .find(|a| a.name == st.name)
+                .cloned(),
         })
         .collect();
     Ok(TrailView {
@@ -203,7 +222,10 @@ pub async fn report_artifact(
     names::validate("artifact name", &req.name).map_err(bad)?;
     validate_annotations(&req.annotations).map_err(bad)?;
     validate_external_urls(&req.external_urls).map_err(bad)?;
-    let a = s.store.report_artifact(&caller.0, &flow, &trail, req).await?;
+    let a = s
+        .store
+        .report_artifact(&caller.0, &flow, &trail, req)
+        .await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
@@ -223,8 +245,16 @@ pub async fn list_artifacts(
     Query(q): Query<ArtifactQuery>,
 ) -> ApiResult<Json<Page<Artifact>>> {
     caller.require(Permission::Read)?;
-    let (page, per_page) = Paging { page: q.page, per_page: q.per_page }.resolve();
-    Ok(Json(s.store.list_artifacts(caller.0.org_id, q.flow.as_deref(), page, per_page).await?))
+    let (page, per_page) = Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .resolve();
+    Ok(Json(
+        s.store
+            .list_artifacts(caller.0.org_id, q.flow.as_deref(), page, per_page)
+            .await?,
+    ))
 }
 
 /// Reports of artifacts in a flow whose fingerprint or commit starts with
@@ -240,12 +270,16 @@ pub async fn get_artifact(
     caller.require(Permission::Read)?;
     let q = sha.to_ascii_lowercase();
     if !is_search_prefix(&q) {
-        return Err(bad(format!("'{sha}' is not a fingerprint or commit (4 to 64 hex characters)")));
+        return Err(bad(format!(
+            "'{sha}' is not a fingerprint or commit (4 to 64 hex characters)"
+        )));
     }
     s.store.get_flow(caller.0.org_id, &flow).await?;
     let found = s.store.search(caller.0.org_id, &q, Some(&flow)).await?;
     if found.is_empty() {
-        return Err(ApiError::not_found(format!("no artifact in flow '{flow}' matches '{sha}'")));
+        return Err(ApiError::not_found(format!(
+            "no artifact in flow '{flow}' matches '{sha}'"
+        )));
     }
     Ok(Json(found))
 }
@@ -261,8 +295,13 @@ pub async fn search(
     caller.require(Permission::Read)?;
     let q = sha.to_ascii_lowercase();
     if !is_search_prefix(&q) {
-        return Err(bad(format!("'{sha}' is not a fingerprint or commit (4 to 64 hex characters)")));
+        return Err(bad(format!(
+            "'{sha}' is not a fingerprint or commit (4 to 64 hex characters)"
+        )));
     }
     let artifacts = s.store.search(caller.0.org_id, &q, None).await?;
-    Ok(Json(SearchResult { query: sha, artifacts }))
+    Ok(Json(SearchResult {
+        query: sha,
+        artifacts,
+    }))
 }

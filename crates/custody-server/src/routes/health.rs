@@ -25,7 +25,11 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
     };
     let ok = db == "ok";
     checks.insert("database".to_string(), db);
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Health {

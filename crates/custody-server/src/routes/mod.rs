@@ -50,7 +50,10 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz))
         .routes(routes!(orgs::whoami))
         .routes(routes!(orgs::create_org))
-        .routes(routes!(orgs::create_service_account, orgs::list_service_accounts))
+        .routes(routes!(
+            orgs::create_service_account,
+            orgs::list_service_accounts
+        ))
         .routes(routes!(orgs::create_api_key))
         .routes(routes!(flows::put_flow, flows::list_flows))
         .routes(routes!(flows::get_flow))
@@ -85,6 +88,9 @@ pub struct Paging {
 
 impl Paging {
     pub fn resolve(&self) -> (u32, u32) {
-        (self.page.unwrap_or(1).max(1), self.per_page.unwrap_or(50).clamp(1, 500))
+        (
+            self.page.unwrap_or(1).max(1),
+            self.per_page.unwrap_or(50).clamp(1, 500),
+        )
     }
 }

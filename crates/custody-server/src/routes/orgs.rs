@@ -1,7 +1,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use custody_api::{ApiKeyCreated, CreateApiKeyRequest, CreateOrgRequest, CreateServiceAccountRequest, OrgCreated, ServiceAccount, WhoAmI};
+use custody_api::{
+    ApiKeyCreated, CreateApiKeyRequest, CreateOrgRequest, CreateServiceAccountRequest, OrgCreated,
+    ServiceAccount, WhoAmI,
+};
 use custody_domain::{Permission, names};
 use custody_store::NewApiKey;
 
@@ -31,7 +34,9 @@ pub async fn create_org(
     body: Result<Json<CreateOrgRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<OrgCreated>)> {
     if !caller.0.server_admin {
-        return Err(ApiError::forbidden("creating organisations needs a server-admin key"));
+        return Err(ApiError::forbidden(
+            "creating organisations needs a server-admin key",
+        ));
     }
     let Json(req) = body.map_err(json_rejection)?;
     names::validate("org name", &req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -47,7 +52,13 @@ pub async fn create_org(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(OrgCreated { org: req.name, api_key: key })))
+    Ok((
+        StatusCode::CREATED,
+        Json(OrgCreated {
+            org: req.name,
+            api_key: key,
+        }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/service-accounts", tag = "orgs",
@@ -60,7 +71,8 @@ pub async fn create_service_account(
 ) -> ApiResult<(StatusCode, Json<ServiceAccount>)> {
     caller.require(Permission::ManageServiceAccounts)?;
     let Json(req) = body.map_err(json_rejection)?;
-    names::validate("service account name", &req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    names::validate("service account name", &req.name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if !caller.role().can_grant(req.role) {
         return Err(ApiError::forbidden(format!(
             "a {} cannot create a service account with role {}",
@@ -74,7 +86,10 @@ pub async fn create_service_account(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/service-accounts", tag = "orgs",
     params(("org" = String, Path)), responses((status = 200, body = Vec<ServiceAccount>)))]
-pub async fn list_service_accounts(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<ServiceAccount>>> {
+pub async fn list_service_accounts(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ServiceAccount>>> {
     caller.require(Permission::Read)?;
     Ok(Json(s.store.list_service_accounts(caller.0.org_id).await?))
 }
@@ -91,7 +106,10 @@ pub async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
     caller.require(Permission::ManageServiceAccounts)?;
     let Json(req) = body.map_err(json_rejection)?;
-    let target = s.store.get_service_account(caller.0.org_id, &account).await?;
+    let target = s
+        .store
+        .get_service_account(caller.0.org_id, &account)
+        .await?;
     if !caller.role().can_grant(target.role) {
         return Err(ApiError::forbidden(format!(
             "a {} cannot create keys for a service account with role {}",

@@ -20,7 +20,8 @@ pub async fn create_type(
 ) -> ApiResult<(StatusCode, Json<AttestationType>)> {
     caller.require(Permission::ManageAttestationTypes)?;
     let Json(req) = body.map_err(json_rejection)?;
-    names::validate("attestation type name", &req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    names::validate("attestation type name", &req.name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     custom_type::validate_definition(&req.schema, &req.jq_rules)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let t = s.store.create_attestation_type(&caller.0, req).await?;
@@ -29,7 +30,10 @@ pub async fn create_type(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/attestation-types", tag = "attestations",
     params(("org" = String, Path)), responses((status = 200, body = Vec<AttestationType>)))]
-pub async fn list_types(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<AttestationType>>> {
+pub async fn list_types(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<AttestationType>>> {
     caller.require(Permission::Read)?;
     Ok(Json(s.store.list_attestation_types(caller.0.org_id).await?))
 }
@@ -50,5 +54,9 @@ pub async fn get_type(
     Query(q): Query<VersionQuery>,
 ) -> ApiResult<Json<AttestationType>> {
     caller.require(Permission::Read)?;
-    Ok(Json(s.store.get_attestation_type(caller.0.org_id, &name, q.version).await?))
+    Ok(Json(
+        s.store
+            .get_attestation_type(caller.0.org_id, &name, q.version)
+            .await?,
+    ))
 }

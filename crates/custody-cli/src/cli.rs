@@ -1,0 +1,439 @@
+//! The command line, in Kosli's vocabulary. Every flag can also be set as
+//! `CUSTODY_<FLAG>` or in the config file (see `config`).
+
+use std::path::PathBuf;
+
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "custody",
+    version,
+    about = "Prove what runs in production and how it got there."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The Custody server.
+    #[arg(long, global = true, env = "CUSTODY_HOST", default_value = "http://127.0.0.1:8080", value_parser = NonEmptyStringValueParser::new())]
+    pub host: String,
+    /// API key (`Authorization: Bearer`).
+    #[arg(long, global = true, env = "CUSTODY_API_TOKEN", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
+    pub api_token: Option<String>,
+    /// Organisation.
+    #[arg(long, global = true, env = "CUSTODY_ORG", default_value = "default", value_parser = NonEmptyStringValueParser::new())]
+    pub org: String,
+    /// Output format.
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        env = "CUSTODY_OUTPUT",
+        value_enum,
+        default_value = "table"
+    )]
+    pub output: Output,
+    /// Print what would be sent, and send nothing.
+    #[arg(long, global = true, env = "CUSTODY_DRY_RUN")]
+    pub dry_run: bool,
+    /// TOML file of flag values (keys are flag names).
+    #[arg(long, global = true, env = "CUSTODY_CONFIG_FILE", value_parser = NonEmptyStringValueParser::new())]
+    pub config_file: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the API server (embedded SQLite and blob directory by default).
+    Server(ServerArgs),
+    /// Print the SHA-256 fingerprint of a file, directory or image.
+    Fingerprint(FingerprintArgs),
+    /// Create organisations, accounts, keys, flows and attestation types.
+    #[command(subcommand)]
+    Create(CreateCmd),
+    /// Begin a trail.
+    #[command(subcommand)]
+    Begin(BeginCmd),
+    /// Report an artifact or evidence into a trail.
+    #[command(subcommand)]
+    Attest(AttestCmd),
+    /// Show one thing.
+    #[command(subcommand)]
+    Get(GetCmd),
+    /// List things.
+    #[command(subcommand)]
+    List(ListCmd),
+    /// Find artifacts by (partial) fingerprint or git commit.
+    Search(SearchArgs),
+    /// Show the organisation, account and role of the API key.
+    Whoami,
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CUSTODY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where the embedded database, blobs and bootstrap key live.
+    #[arg(long, env = "CUSTODY_DATA_DIR", default_value = "./custody-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...` [default: sqlite://<data-dir>/custody.db]
+    #[arg(long, env = "CUSTODY_DATABASE", value_parser = NonEmptyStringValueParser::new())]
+    pub database: Option<String>,
+    /// `file://PATH` [default: file://<data-dir>/blobs]
+    #[arg(long, env = "CUSTODY_BLOB_STORE", value_parser = NonEmptyStringValueParser::new())]
+    pub blob_store: Option<String>,
+    /// Largest upload one request may make, e.g. 1GiB, 500MB, 1048576.
+    #[arg(long, env = "CUSTODY_MAX_UPLOAD", default_value = "1GiB", value_parser = parse_size)]
+    pub max_upload: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactType {
+    File,
+    Dir,
+    Oci,
+    Docker,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirAlgorithm {
+    /// The Dirhash Standard (sha256, name+data): same as `dirhash -a sha256`.
+    Dirhash,
+    /// Kosli's directory algorithm, bit-exact.
+    Kosli,
+}
+
+/// How to fingerprint a path.
+#[derive(Args, Debug, Clone)]
+pub struct FingerprintOpts {
+    /// What PATH is.
+    #[arg(long, short = 't', env = "CUSTODY_ARTIFACT_TYPE", value_enum)]
+    pub artifact_type: Option<ArtifactType>,
+    /// Directory algorithm.
+    #[arg(
+        long,
+        env = "CUSTODY_DIR_ALGORITHM",
+        value_enum,
+        default_value = "dirhash"
+    )]
+    pub dir_algorithm: DirAlgorithm,
+    /// Glob of paths to leave out of a directory fingerprint (repeatable, or comma-separated).
+    #[arg(long, short = 'x', env = "CUSTODY_EXCLUDE", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub exclude: Vec<String>,
+    /// For an OCI layout holding several images: the ref name to choose.
+    #[arg(long, env = "CUSTODY_IMAGE_REF", value_parser = NonEmptyStringValueParser::new())]
+    pub image_ref: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FingerprintArgs {
+    /// File, directory, OCI layout, or Docker image name.
+    pub path: String,
+    #[command(flatten)]
+    pub opts: FingerprintOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreateCmd {
+    /// Create an organisation (needs a server-admin key); prints its first admin key.
+    Org { name: String },
+    /// Create a service account.
+    ServiceAccount {
+        name: String,
+        /// admin, member, snapshotter or reader.
+        #[arg(long, env = "CUSTODY_ROLE")]
+        role: custody_domain::Role,
+        #[arg(long, env = "CUSTODY_DESCRIPTION")]
+        description: Option<String>,
+    },
+    /// Create an API key for a service account; prints it once.
+    ApiKey {
+        #[arg(long, env = "CUSTODY_SERVICE_ACCOUNT", value_parser = NonEmptyStringValueParser::new())]
+        service_account: String,
+        #[arg(long, env = "CUSTODY_DESCRIPTION")]
+        description: Option<String>,
+        /// Expiry: RFC 3339 time, YYYY-MM-DD, or seconds since the epoch.
+        #[arg(long, env = "CUSTODY_EXPIRES_AT")]
+        expires_at: Option<String>,
+    },
+    /// Create or update a flow.
+    Flow {
+        name: String,
+        /// Flow-template YAML.
+        #[arg(long, short = 'f', env = "CUSTODY_TEMPLATE_FILE")]
+        template_file: Option<PathBuf>,
+        #[arg(long, env = "CUSTODY_DESCRIPTION")]
+        description: Option<String>,
+    },
+    /// Create a custom attestation type (or its next version).
+    AttestationType {
+        name: String,
+        /// JSON Schema file the data must satisfy.
+        #[arg(long, short = 's', env = "CUSTODY_SCHEMA")]
+        schema: PathBuf,
+        /// jq rule that must yield true (repeatable).
+        #[arg(long = "jq", env = "CUSTODY_JQ", value_parser = NonEmptyStringValueParser::new())]
+        jq: Vec<String>,
+        #[arg(long, env = "CUSTODY_DESCRIPTION")]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BeginCmd {
+    /// Begin a trail (or update it).
+    Trail(BeginTrailArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BeginTrailArgs {
+    pub name: String,
+    #[arg(long, env = "CUSTODY_FLOW", value_parser = NonEmptyStringValueParser::new())]
+    pub flow: String,
+    /// Overrides the flow's template for this trail.
+    #[arg(long, short = 'f', env = "CUSTODY_TEMPLATE_FILE")]
+    pub template_file: Option<PathBuf>,
+    #[arg(long, env = "CUSTODY_DESCRIPTION")]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+}
+
+/// Evidence and provenance flags shared by `begin trail` and `attest`.
+#[derive(Args, Debug, Clone)]
+pub struct ProvenanceArgs {
+    /// Git commit (read from the repository at --repo-root); defaults to the CI's commit.
+    #[arg(long, short = 'g', env = "CUSTODY_COMMIT", value_parser = NonEmptyStringValueParser::new())]
+    pub commit: Option<String>,
+    /// The git repository to read --commit from.
+    #[arg(long, env = "CUSTODY_REPO_ROOT", default_value = ".")]
+    pub repo_root: PathBuf,
+    /// JSON file of arbitrary user data.
+    #[arg(long, short = 'u', env = "CUSTODY_USER_DATA")]
+    pub user_data: Option<PathBuf>,
+    /// Where this came from (defaults to the CI build URL).
+    #[arg(long, env = "CUSTODY_ORIGIN_URL", value_parser = NonEmptyStringValueParser::new())]
+    pub origin_url: Option<String>,
+    /// LABEL=URL of evidence kept elsewhere (repeatable).
+    #[arg(long, env = "CUSTODY_EXTERNAL_URL", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub external_url: Vec<String>,
+    /// LABEL=SHA256 pinning an --external-url (repeatable).
+    #[arg(long, env = "CUSTODY_EXTERNAL_FINGERPRINT", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub external_fingerprint: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AttestCmd {
+    /// Report an artifact (by path or fingerprint) into a trail.
+    Artifact(AttestArtifactArgs),
+    /// Report pass/fail evidence.
+    Generic(AttestGenericArgs),
+    /// Report data checked against a custom attestation type.
+    Custom(AttestCustomArgs),
+}
+
+/// Where an attestation goes.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// NAME (trail, or the artifact given by fingerprint/path) or ARTIFACT.NAME.
+    #[arg(long, short = 'n', env = "CUSTODY_NAME", value_parser = NonEmptyStringValueParser::new())]
+    pub name: String,
+    #[arg(long, short = 'f', env = "CUSTODY_FLOW", value_parser = NonEmptyStringValueParser::new())]
+    pub flow: String,
+    #[arg(long, short = 'T', env = "CUSTODY_TRAIL", value_parser = NonEmptyStringValueParser::new())]
+    pub trail: String,
+    /// The artifact's fingerprint (instead of PATH with --artifact-type).
+    #[arg(long, short = 'F', env = "CUSTODY_FINGERPRINT", value_parser = NonEmptyStringValueParser::new())]
+    pub fingerprint: Option<String>,
+    #[command(flatten)]
+    pub fp: FingerprintOpts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvidenceArgs {
+    /// Files or directories to keep in the evidence vault (comma-separated or repeated).
+    #[arg(long, env = "CUSTODY_ATTACHMENTS", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub attachments: Vec<String>,
+    /// KEY=VALUE label (repeatable).
+    #[arg(long, env = "CUSTODY_ANNOTATE", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub annotate: Vec<String>,
+    #[arg(long, env = "CUSTODY_DESCRIPTION")]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestArtifactArgs {
+    /// File, directory, OCI layout or image to fingerprint.
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// Name shown for the artifact (default: the path or image).
+    #[arg(long, short = 'N', env = "CUSTODY_DISPLAY_NAME")]
+    pub display_name: Option<String>,
+    #[arg(long, short = 'b', env = "CUSTODY_BUILD_URL", value_parser = NonEmptyStringValueParser::new())]
+    pub build_url: Option<String>,
+    #[arg(long, short = 'U', env = "CUSTODY_COMMIT_URL", value_parser = NonEmptyStringValueParser::new())]
+    pub commit_url: Option<String>,
+    /// KEY=VALUE label (repeatable).
+    #[arg(long, env = "CUSTODY_ANNOTATE", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub annotate: Vec<String>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestGenericArgs {
+    /// Artifact to fingerprint and bind to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// The verdict: --compliant=false for a failure.
+    #[arg(long, short = 'C', env = "CUSTODY_COMPLIANT", num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub compliant: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestCustomArgs {
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// The custom attestation type: NAME or NAME@vN.
+    #[arg(long = "type", env = "CUSTODY_TYPE", value_parser = NonEmptyStringValueParser::new())]
+    pub type_name: String,
+    /// JSON file of the data.
+    #[arg(long, env = "CUSTODY_ATTESTATION_DATA")]
+    pub attestation_data: PathBuf,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GetCmd {
+    Flow {
+        name: String,
+    },
+    /// A trail with its evidence and compliance.
+    Trail {
+        name: String,
+        #[arg(long, short = 'f', env = "CUSTODY_FLOW", value_parser = NonEmptyStringValueParser::new())]
+        flow: String,
+    },
+    /// FLOW@FINGERPRINT or FLOW:COMMIT (either may be a prefix).
+    Artifact {
+        expression: String,
+    },
+    /// An attestation by name in a trail (NAME or ARTIFACT.NAME), or by --id.
+    Attestation {
+        name: Option<String>,
+        #[arg(long, short = 'f', env = "CUSTODY_FLOW")]
+        flow: Option<String>,
+        #[arg(long, short = 'T', env = "CUSTODY_TRAIL")]
+        trail: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// A custom attestation type: NAME or NAME@vN.
+    AttestationType {
+        name: String,
+    },
+    /// Download an evidence file, checking its SHA-256.
+    Evidence {
+        sha256: String,
+        /// Where to write it.
+        #[arg(long = "output-file", short = 'O', visible_alias = "out")]
+        output_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListCmd {
+    Flows,
+    Trails {
+        #[arg(long, short = 'f', env = "CUSTODY_FLOW", value_parser = NonEmptyStringValueParser::new())]
+        flow: String,
+        #[command(flatten)]
+        paging: PagingArgs,
+    },
+    Artifacts {
+        #[arg(long, short = 'f', env = "CUSTODY_FLOW")]
+        flow: Option<String>,
+        #[command(flatten)]
+        paging: PagingArgs,
+    },
+    ServiceAccounts,
+    AttestationTypes,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct PagingArgs {
+    #[arg(long, default_value_t = 1)]
+    pub page: u32,
+    #[arg(long, short = 'n', default_value_t = 15)]
+    pub page_limit: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// A full or partial fingerprint or git commit.
+    pub sha: String,
+}
+
+/// Sizes such as `1GiB`, `500MB`, `64KiB` or a plain byte count.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit '{other}' in '{s}'")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("42").unwrap(), 42);
+        assert!(parse_size("1XB").is_err());
+        assert!(parse_size("GiB").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::bail;
+use custody_api::{Artifact, Attestation, AttestationInput, ReportArtifactRequest};
+use custody_client::{Attachment, Progress};
+use custody_domain::{AttestationName, Fingerprint, names};
+use reqwest::Method;
+use serde_json::Value;
+
+use super::Ctx;
+use super::provenance::{annotations, gather};
+use crate::cli::{AttestArtifactArgs, AttestCmd, EvidenceArgs, Target};
+use crate::output;
+
+pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AttestCmd::Artifact(a) => artifact(ctx, a).await,
+        AttestCmd::Generic(a) => {
+            let extra = Extra {
+                kind: "generic",
+                compliant: Some(a.compliant),
+                type_name: None,
+                data: None,
+            };
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
+        AttestCmd::Custom(a) => {
+            let data = super::read_json_file(&a.attestation_data)?;
+            let extra = Extra {
+                kind: "custom",
+                compliant: None,
+                type_name: Some(a.type_name),
+                data: Some(data),
+            };
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
+    }
+}
+
+fn check_target(t: &Target) -> anyhow::Result<AttestationName> {
+    names::validate("flow name", &t.flow)?;
+    names::validate("trail name", &t.trail)?;
+    Ok(AttestationName::parse(&t.name)?)
+}
+
+/// The fingerprint from --fingerprint, or computed from PATH.
+async fn fingerprint(path: Option<&str>, t: &Target) -> anyhow::Result<Option<String>> {
+    match (path, &t.fingerprint) {
+        (Some(_), Some(_)) => {
+            bail!("give either PATH (with --artifact-type) or --fingerprint, not both")
+        }
+        (Some(p), None) => Ok(Some(super::fingerprint::compute(p, &t.fp).await?)),
+        (None, Some(fp)) => Ok(Some(Fingerprint::parse(fp)?.to_string())),
+        (None, None) => {
+            if t.fp.artifact_type.is_some() {
+                bail!("--artifact-type needs a PATH to fingerprint");
+            }
+            Ok(None)
+        }
+    }
+}
+
+async fn artifact(ctx: Ctx, a: AttestArtifactArgs) -> anyhow::Result<ExitCode> {
+    let name = check_target(&a.target)?;
+    if name.artifact.is_some() {
+        bail!("--name for an artifact is its template name, without a '.'");
+    }
+    let Some(fp) = fingerprint(a.path.as_deref(), &a.target).await? else {
+        bail!("attest artifact needs PATH with --artifact-type, or --fingerprint");
+    };
+    let p = gather(&a.provenance)?;
+    let ci = p.ci.clone().unwrap_or_default();
+    let display_name = a.display_name.or_else(|| {
+        a.path.as_ref().map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.clone())
+        })
+    });
+    let commit_url = a
+        .commit_url
+        .or(ci.commit_url)
+        .or_else(|| p.git_commit_info.as_ref().and_then(|g| g.url.clone()));
+    let body = ReportArtifactRequest {
+        fingerprint: fp,
+        name: name.name,
+        display_name,
+        git_commit: p.git_commit_info.as_ref().map(|g| g.sha1.clone()),
+        git_commit_info: p.git_commit_info,
+        repo_info: p.repo_info,
+        build_url: a.build_url.or(ci.build_url),
+        commit_url,
+        external_urls: p.external_urls,
+        annotations: annotations(&a.annotate)?,
+    };
+    let url = ctx.org_url(&[
+        "flows",
+        &a.target.flow,
+        "trails",
+        &a.target.trail,
+        "artifacts",
+    ]);
+    if ctx.dry_run("POST", &url, &body, &[])? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r: Artifact = ctx.client.send_json(Method::POST, url, &body).await?;
+    output::either(ctx.global.output, &r, |r| {
+        println!(
+            "artifact {} was attested with fingerprint: {}",
+            r.display_name, r.fingerprint
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Extra {
+    kind: &'static str,
+    compliant: Option<bool>,
+    type_name: Option<String>,
+    data: Option<Value>,
+}
+
+async fn evidence(
+    ctx: Ctx,
+    path: Option<String>,
+    t: Target,
+    e: EvidenceArgs,
+    extra: Extra,
+) -> anyhow::Result<ExitCode> {
+    let name = check_target(&t)?;
+    let fp = fingerprint(path.as_deref(), &t).await?;
+    if fp.is_some() && name.artifact.is_some() {
+        bail!("bind to an artifact either by --name ARTIFACT.NAME or by fingerprint, not both");
+    }
+    let attachments = crate::attach::collect(&e.attachments)?;
+    let p = gather(&e.provenance)?;
+    let body = AttestationInput {
+        name: t.name.clone(),
+        kind: extra.kind.to_string(),
+        fingerprint: fp,
+        compliant: extra.compliant,
+        type_name: extra.type_name,
+        attestation_data: extra.data,
+        user_data: p.user_data,
+        annotations: annotations(&e.annotate)?,
+        external_urls: p.external_urls,
+        description: e.description,
+        origin_url: p.origin_url,
+        git_commit_info: p.git_commit_info,
+        repo_info: p.repo_info,
+    };
+    let url = ctx.org_url(&["flows", &t.flow, "trails", &t.trail, "attestations"]);
+    if ctx.dry_run("POST", &url, &body, &attachments)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (progress, bar) = upload_progress(&attachments);
+    let r: Attestation = ctx
+        .client
+        .post_attestation(url, &body, &attachments, progress)
+        .await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    output::either(ctx.global.output, &r, |r| {
+        let verdict = if r.compliant { "" } else { " (non-compliant)" };
+        println!(
+            "{} attestation '{}' is reported to trail: {}{verdict}",
+            r.kind, t.name, r.trail
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A byte-count progress bar for uploads big enough to notice, on a
+/// terminal only.
+fn upload_progress(
+    attachments: &[Attachment],
+) -> (Option<Progress>, Option<indicatif::ProgressBar>) {
+    let total: u64 = attachments.iter().map(|a| a.size).sum();
+    if total < (8 << 20) || !std::io::stderr().is_terminal() {
+        return (None, None);
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("uploading {bytes}/{total_bytes} {wide_bar} {eta}")
+    {
+        bar.set_style(style);
+    }
+    let b = bar.clone();
+    let progress: Progress = Arc::new(move |n| b.inc(n));
+    (Some(progress), Some(bar))
+}

@@ -1,0 +1,409 @@
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use custody_api::{
+    Artifact, Attestation, AttestationType, BeginTrailRequest, Flow, Page, Saved, SearchResult,
+    ServiceAccount, Trail, TrailSummary, TrailView,
+};
+use custody_domain::{FlowTemplate, names};
+use reqwest::Method;
+
+use super::Ctx;
+use super::provenance::gather;
+use crate::cli::{BeginTrailArgs, GetCmd, ListCmd, Output, SearchArgs};
+use crate::output::{self, opt, time};
+
+pub async fn begin_trail(ctx: Ctx, a: BeginTrailArgs) -> anyhow::Result<ExitCode> {
+    names::validate("trail name", &a.name)?;
+    names::validate("flow name", &a.flow)?;
+    let template_yaml = match &a.template_file {
+        Some(f) => {
+            let yaml = super::read_text_file(f)?;
+            FlowTemplate::from_yaml(&yaml).with_context(|| format!("{}", f.display()))?;
+            Some(yaml)
+        }
+        None => None,
+    };
+    let p = gather(&a.provenance)?;
+    let body = BeginTrailRequest {
+        name: a.name,
+        description: a.description,
+        template_yaml,
+        git_commit_info: p.git_commit_info,
+        repo_info: p.repo_info,
+        user_data: p.user_data,
+        origin_url: p.origin_url,
+        external_urls: p.external_urls,
+    };
+    let url = ctx.org_url(&["flows", &a.flow, "trails"]);
+    if ctx.dry_run("PUT", &url, &body, &[])? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r: Saved<Trail> = ctx.client.send_json(Method::PUT, url, &body).await?;
+    output::either(ctx.global.output, &r, |r| {
+        let verb = if r.created { "begun" } else { "updated" };
+        println!("trail '{}' was {verb}", r.value.name)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
+    let out = ctx.global.output;
+    match cmd {
+        GetCmd::Flow { name } => {
+            let f: Flow = ctx.client.get(ctx.org_url(&["flows", &name])).await?;
+            output::either(out, &f, |f| {
+                output::fields(&[
+                    ("name", f.name.clone()),
+                    ("description", opt(&f.description)),
+                    (
+                        "template version",
+                        f.template_version
+                            .map(|v| v.to_string())
+                            .unwrap_or("-".into()),
+                    ),
+                    ("created", time(f.created_at)),
+                    ("updated", time(f.updated_at)),
+                ]);
+                if let Some(y) = &f.template_yaml {
+                    println!("\ntemplate:\n{y}");
+                }
+            })?;
+        }
+        GetCmd::Trail { name, flow } => {
+            let t: TrailView = ctx
+                .client
+                .get(ctx.org_url(&["flows", &flow, "trails", &name]))
+                .await?;
+            output::either(out, &t, print_trail)?;
+        }
+        GetCmd::Artifact { expression } => {
+            let (flow, sha) = expression
+                .split_once('@')
+                .or_else(|| expression.split_once(':'))
+                .with_context(|| {
+                    format!("'{expression}' must be FLOW@FINGERPRINT or FLOW:COMMIT")
+                })?;
+            let found: Vec<Artifact> = ctx
+                .client
+                .get(ctx.org_url(&["flows", flow, "artifacts", sha]))
+                .await?;
+            output::either(out, &found, |a| print_artifacts(a))?;
+        }
+        GetCmd::Attestation {
+            name,
+            flow,
+            trail,
+            id,
+        } => {
+            let list: Vec<Attestation> = match (id, name) {
+                (Some(id), None) => {
+                    vec![ctx.client.get(ctx.org_url(&["attestations", &id])).await?]
+                }
+                (None, Some(name)) => {
+                    let (Some(flow), Some(trail)) = (flow, trail) else {
+                        bail!("get attestation NAME needs --flow and --trail (or use --id)");
+                    };
+                    ctx.client
+                        .get(ctx.org_url(&[
+                            "flows",
+                            &flow,
+                            "trails",
+                            &trail,
+                            "attestations",
+                            &name,
+                        ]))
+                        .await?
+                }
+                _ => bail!("give an attestation NAME (with --flow and --trail) or --id, not both"),
+            };
+            match out {
+                Output::Json if list.len() == 1 => output::json(&list[0])?,
+                Output::Json => output::json(&list)?,
+                Output::Table => {
+                    for (i, a) in list.iter().enumerate() {
+                        if i > 0 {
+                            println!();
+                        }
+                        print_attestation(a);
+                    }
+                }
+            }
+        }
+        GetCmd::AttestationType { name } => {
+            let (n, version) = match name.split_once("@v") {
+                Some((n, v)) => (
+                    n.to_string(),
+                    Some(
+                        v.parse::<i64>()
+                            .with_context(|| format!("invalid version in '{name}'"))?,
+                    ),
+                ),
+                None => (name.clone(), None),
+            };
+            let mut url = ctx.org_url(&["attestation-types", &n]);
+            if let Some(v) = version {
+                url.query_pairs_mut().append_pair("version", &v.to_string());
+            }
+            let t: AttestationType = ctx.client.get(url).await?;
+            output::either(out, &t, |t| {
+                output::fields(&[
+                    ("name", t.name.clone()),
+                    ("version", t.version.to_string()),
+                    ("description", opt(&t.description)),
+                    ("jq rules", t.jq_rules.join(" ; ")),
+                    ("schema", t.schema.to_string()),
+                ])
+            })?;
+        }
+        GetCmd::Evidence {
+            sha256,
+            output_file,
+        } => {
+            let size = ctx
+                .client
+                .download_evidence(&ctx.global.org, &sha256, &output_file)
+                .await?;
+            output::either(
+                out,
+                &serde_json::json!({"sha256": sha256, "size": size, "file": output_file}),
+                |_| {
+                    println!(
+                        "evidence {sha256} ({size} bytes) written to {}",
+                        output_file.display()
+                    )
+                },
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
+    let out = ctx.global.output;
+    match cmd {
+        ListCmd::Flows => {
+            let flows: Vec<Flow> = ctx.client.get(ctx.org_url(&["flows"])).await?;
+            output::either(out, &flows, |flows| {
+                output::table(
+                    &["NAME", "DESCRIPTION", "TEMPLATE", "UPDATED"],
+                    flows
+                        .iter()
+                        .map(|f| {
+                            vec![
+                                f.name.clone(),
+                                opt(&f.description),
+                                f.template_version
+                                    .map(|v| format!("v{v}"))
+                                    .unwrap_or("-".into()),
+                                time(f.updated_at),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+        }
+        ListCmd::Trails { flow, paging } => {
+            let mut url = ctx.org_url(&["flows", &flow, "trails"]);
+            url.query_pairs_mut()
+                .append_pair("page", &paging.page.to_string())
+                .append_pair("per_page", &paging.page_limit.to_string());
+            let page: Page<TrailSummary> = ctx.client.get(url).await?;
+            output::either(out, &page, |p| {
+                output::table(
+                    &["NAME", "DESCRIPTION", "COMMIT", "CREATED"],
+                    p.items
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.name.clone(),
+                                opt(&t.description),
+                                opt(&t.git_commit),
+                                time(t.created_at),
+                            ]
+                        })
+                        .collect(),
+                );
+                page_line(p.page, p.per_page, p.total);
+            })?;
+        }
+        ListCmd::Artifacts { flow, paging } => {
+            let mut url = ctx.org_url(&["artifacts"]);
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("page", &paging.page.to_string())
+                    .append_pair("per_page", &paging.page_limit.to_string());
+                if let Some(f) = &flow {
+                    q.append_pair("flow", f);
+                }
+            }
+            let page: Page<Artifact> = ctx.client.get(url).await?;
+            output::either(out, &page, |p| {
+                print_artifacts(&p.items);
+                page_line(p.page, p.per_page, p.total);
+            })?;
+        }
+        ListCmd::ServiceAccounts => {
+            let list: Vec<ServiceAccount> =
+                ctx.client.get(ctx.org_url(&["service-accounts"])).await?;
+            output::either(out, &list, |l| {
+                output::table(
+                    &["NAME", "ROLE", "DESCRIPTION", "CREATED"],
+                    l.iter()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.role.to_string(),
+                                opt(&s.description),
+                                time(s.created_at),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+        }
+        ListCmd::AttestationTypes => {
+            let list: Vec<AttestationType> =
+                ctx.client.get(ctx.org_url(&["attestation-types"])).await?;
+            output::either(out, &list, |l| {
+                output::table(
+                    &["NAME", "VERSION", "DESCRIPTION", "RULES"],
+                    l.iter()
+                        .map(|t| {
+                            vec![
+                                t.name.clone(),
+                                t.version.to_string(),
+                                opt(&t.description),
+                                t.jq_rules.len().to_string(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn search(ctx: Ctx, a: SearchArgs) -> anyhow::Result<ExitCode> {
+    let r: SearchResult = ctx.client.get(ctx.org_url(&["search", &a.sha])).await?;
+    output::either(ctx.global.output, &r, |r| {
+        if r.artifacts.is_empty() {
+            println!("no artifact matches '{}'", r.query);
+        } else {
+            print_artifacts(&r.artifacts);
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn page_line(page: u32, per_page: u32, total: u64) {
+    let pages = total.div_ceil(u64::from(per_page.max(1))).max(1);
+    println!("Showing page {page} of {pages}, total {total} items");
+}
+
+fn print_artifacts(list: &[Artifact]) {
+    output::table(
+        &["FLOW", "TRAIL", "NAME", "FINGERPRINT", "COMMIT", "REPORTED"],
+        list.iter()
+            .map(|a| {
+                vec![
+                    a.flow.clone(),
+                    a.trail.clone(),
+                    a.name.clone(),
+                    a.fingerprint.clone(),
+                    opt(&a.git_commit),
+                    time(a.created_at),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn print_attestation(a: &Attestation) {
+    let target = match (&a.artifact, &a.fingerprint) {
+        (Some(n), Some(fp)) => format!("artifact {n} ({fp})"),
+        (Some(n), None) => format!("artifact {n}"),
+        _ => "trail".to_string(),
+    };
+    let mut rows = vec![
+        ("id", a.id.clone()),
+        ("name", a.name.clone()),
+        ("type", a.kind.clone()),
+        ("flow / trail", format!("{} / {}", a.flow, a.trail)),
+        ("on", target),
+        ("compliant", a.compliant.to_string()),
+        ("reported", time(a.created_at)),
+    ];
+    for r in &a.reasons {
+        rows.push(("reason", r.clone()));
+    }
+    for e in &a.evidence {
+        rows.push((
+            "evidence",
+            format!("{} {} ({} bytes)", e.sha256, e.filename, e.size),
+        ));
+    }
+    output::fields(&rows);
+}
+
+fn print_trail(t: &TrailView) {
+    output::fields(&[
+        ("trail", t.name.clone()),
+        ("flow", t.flow.clone()),
+        ("compliance", t.status.as_str().to_string()),
+        (
+            "commit",
+            t.trail
+                .git_commit_info
+                .as_ref()
+                .map(|g| g.sha1.clone())
+                .unwrap_or("-".into()),
+        ),
+        ("started", time(t.trail.created_at)),
+    ]);
+    let mut rows: Vec<Vec<String>> = t
+        .compliance
+        .attestations
+        .iter()
+        .map(|s| {
+            vec![
+                "(trail)".into(),
+                s.name.clone(),
+                s.required_type
+                    .clone()
+                    .or(s.attestation_type.clone())
+                    .unwrap_or_default(),
+                s.status.as_str().into(),
+            ]
+        })
+        .collect();
+    for a in &t.compliance.artifacts {
+        rows.push(vec![
+            a.name.clone(),
+            "(artifact)".into(),
+            a.fingerprint
+                .clone()
+                .unwrap_or_else(|| "not reported".into()),
+            a.status.as_str().into(),
+        ]);
+        for s in &a.attestations {
+            rows.push(vec![
+                a.name.clone(),
+                s.name.clone(),
+                s.required_type
+                    .clone()
+                    .or(s.attestation_type.clone())
+                    .unwrap_or_default(),
+                s.status.as_str().into(),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        println!();
+        output::table(&["ON", "ATTESTATION", "TYPE / FINGERPRINT", "STATUS"], rows);
+    }
+    for r in &t.reasons {
+        println!("- {r}");
+    }
+}

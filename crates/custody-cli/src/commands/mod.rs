@@ -1,0 +1,88 @@
+mod admin;
+mod attest;
+mod fingerprint;
+mod flows;
+mod provenance;
+mod server;
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use custody_client::Client;
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, Global};
+
+/// What every client command needs.
+pub struct Ctx {
+    pub global: Global,
+    pub client: Client,
+}
+
+impl Ctx {
+    fn new(global: Global) -> anyhow::Result<Ctx> {
+        if global.api_token.is_none() && !global.dry_run {
+            bail!("--api-token is not set (or CUSTODY_API_TOKEN, or api-token in the config file)");
+        }
+        let client = Client::new(&global.host, global.api_token.clone())?;
+        Ok(Ctx { global, client })
+    }
+
+    pub fn org_url(&self, rest: &[&str]) -> url::Url {
+        self.client.org_url(&self.global.org, rest)
+    }
+
+    /// In dry-run mode, prints the request that would be sent and returns
+    /// true: the caller then sends nothing.
+    pub fn dry_run(
+        &self,
+        method: &str,
+        url: &url::Url,
+        body: &impl Serialize,
+        attachments: &[custody_client::Attachment],
+    ) -> anyhow::Result<bool> {
+        if !self.global.dry_run {
+            return Ok(false);
+        }
+        println!("DRY RUN: {method} {url}");
+        println!("{}", serde_json::to_string_pretty(body)?);
+        for a in attachments {
+            println!(
+                "attachment: {} ({} bytes, from {})",
+                a.name,
+                a.size,
+                a.path.display()
+            );
+        }
+        Ok(true)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Fingerprint(args) => fingerprint::run(&cli.global, args).await,
+        Command::Create(c) => admin::create(Ctx::new(cli.global)?, c).await,
+        Command::Begin(crate::cli::BeginCmd::Trail(args)) => {
+            flows::begin_trail(Ctx::new(cli.global)?, args).await
+        }
+        Command::Attest(c) => attest::run(Ctx::new(cli.global)?, c).await,
+        Command::Get(c) => flows::get(Ctx::new(cli.global)?, c).await,
+        Command::List(c) => flows::list(Ctx::new(cli.global)?, c).await,
+        Command::Search(args) => flows::search(Ctx::new(cli.global)?, args).await,
+        Command::Whoami => admin::whoami(Ctx::new(cli.global)?).await,
+    }
+}
+
+/// Reads a JSON file, naming the file and position on error.
+pub fn read_json_file(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", path.display()))
+}
+
+pub fn read_text_file(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
