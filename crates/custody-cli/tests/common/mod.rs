@@ -1,0 +1,212 @@
+//! A real `custody server` on a random loopback port, driven by the real
+//! `custody` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const TOKEN: &str = "test-bootstrap-token-0123456789";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_custody")
+}
+
+/// A fresh PostgreSQL database, or None when no server is configured (the
+/// test is then skipped, unless CUSTODY_REQUIRE_POSTGRES is set).
+pub fn postgres_url() -> Option<String> {
+    let Ok(base) = std::env::var("CUSTODY_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_POSTGRES").is_err(),
+            "CUSTODY_REQUIRE_POSTGRES is set but CUSTODY_TEST_POSTGRES_URL is not"
+        );
+        return None;
+    };
+    let name = format!("c_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    });
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{name}"))
+}
+
+impl Server {
+    /// Starts a server, or returns None for PostgreSQL when none is configured.
+    pub fn start(db: Db) -> Option<Server> {
+        Self::start_with(db, &[])
+    }
+
+    pub fn start_with(db: Db, extra: &[&str]) -> Option<Server> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("CUSTODY_BOOTSTRAP_TOKEN", TOKEN)
+            .env_remove("CUSTODY_DATABASE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Db::Postgres = db {
+            cmd.arg("--database").arg(postgres_url()?);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(u) = line.strip_prefix("custody server listening on ") {
+                break u.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Some(Server { child, url, dir })
+    }
+
+    pub fn custody(&self) -> Cli {
+        Cli::new(&self.url, TOKEN, self.dir.path())
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+/// A `custody` invocation with the server's host and a key.
+pub struct Cli {
+    host: String,
+    token: String,
+    cwd: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    pub fn fails(self, code: i32, needle: &str) -> Self {
+        assert_eq!(
+            self.code, code,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "expected '{needle}' in stderr: {}",
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Cli {
+    pub fn new(host: &str, token: &str, cwd: &Path) -> Cli {
+        Cli {
+            host: host.into(),
+            token: token.into(),
+            cwd: cwd.into(),
+        }
+    }
+
+    pub fn with_token(&self, token: &str) -> Cli {
+        Cli {
+            host: self.host.clone(),
+            token: token.into(),
+            cwd: self.cwd.clone(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(&self.cwd)
+            .env("CUSTODY_HOST", &self.host)
+            .env("CUSTODY_API_TOKEN", &self.token)
+            .env("CUSTODY_NO_CI_DETECT", "1")
+            .env("HOME", &self.cwd)
+            .env_remove("CUSTODY_ORG")
+            .env_remove("CUSTODY_CONFIG_FILE")
+            .env_remove("XDG_CONFIG_HOME");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out: Output = self.command().args(args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Generates `name::sqlite` and `name::postgres` tests from `fn name(db: Db)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::common::Db::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::common::Db::Postgres);
+            }
+        }
+    };
+}
