@@ -79,6 +79,16 @@ impl std::fmt::Display for Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::parse(s).ok_or_else(|| {
+            format!("unknown role '{s}': expected admin, member, snapshotter or reader")
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,15 +104,5 @@ mod tests {
         assert!(!Role::Member.can_grant(Role::Admin));
         assert!(!Role::Snapshotter.can_grant(Role::Reader));
         assert!(Role::Admin.can_grant(Role::Admin));
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::parse(s).ok_or_else(|| {
-            format!("unknown role '{s}': expected admin, member, snapshotter or reader")
-        })
     }
 }
