@@ -358,7 +358,7 @@ pub enum GetCmd {
     Evidence {
         sha256: String,
         /// Where to write it.
-        #[arg(long = "output-file", short = 'O', visible_alias = "out")]
+        #[arg(long = "output-file", short = 'o')]
         output_file: PathBuf,
     },
 }

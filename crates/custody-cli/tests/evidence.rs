@@ -58,7 +58,7 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
     assert_eq!(blob_files.len(), 2, "{blob_files:?}");
 
     let out = s.path("downloaded.bin");
-    c.run(&["get", "evidence", &big_sha, "-O", out.to_str().unwrap()])
+    c.run(&["get", "evidence", &big_sha, "-o", out.to_str().unwrap()])
         .ok();
     assert_eq!(std::fs::read(&out).unwrap(), big);
 
@@ -77,7 +77,7 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
             "get",
             "evidence",
             &big_sha,
-            "-O",
+            "-o",
             s.path("stolen").to_str().unwrap(),
         ])
         .fails(2, "does not exist");
@@ -87,7 +87,7 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
     let stored = blob_files.iter().find(|p| p.ends_with(&big_sha)).unwrap();
     std::fs::write(stored, b"tampered").unwrap();
     let out2 = s.path("corrupt.bin");
-    let r = c.run(&["get", "evidence", &big_sha, "-O", out2.to_str().unwrap()]);
+    let r = c.run(&["get", "evidence", &big_sha, "-o", out2.to_str().unwrap()]);
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(!out2.exists());
 }

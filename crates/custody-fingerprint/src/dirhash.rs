@@ -88,8 +88,13 @@ struct Ctx {
 }
 
 enum Kind {
-    File(PathBuf),
-    Dir { path: PathBuf, dev: u64, ino: u64 },
+    /// A regular file (from its directory entry), or a link to one.
+    File(PathBuf, bool),
+    Dir {
+        path: PathBuf,
+        dev: u64,
+        ino: u64,
+    },
     Skip,
 }
 
@@ -119,11 +124,16 @@ impl Ctx {
         let kind = classify(e)?;
         let (prop, digest) = match kind {
             Kind::Skip => return Ok(None),
-            Kind::File(path) => {
+            Kind::File(path, regular) => {
                 if self.filter.excludes_file(&rel) {
                     return Ok(None);
                 }
-                ("data", file::hash_file(&path)?)
+                let digest = if regular {
+                    file::hash_regular_file(&path)?
+                } else {
+                    file::hash_file(&path)?
+                };
+                ("data", digest)
             }
             Kind::Dir { path, dev, ino } => {
                 // Patterns apply to files only: a directory whose files are all
@@ -160,7 +170,7 @@ impl Ctx {
 
 fn classify(e: &Entry) -> Result<Kind> {
     if e.file_type.is_file() {
-        return Ok(Kind::File(e.path.clone()));
+        return Ok(Kind::File(e.path.clone(), true));
     }
     if e.file_type.is_dir() || e.file_type.is_symlink() {
         let meta = match fs::metadata(&e.path) {
@@ -179,7 +189,7 @@ fn classify(e: &Entry) -> Result<Kind> {
             });
         }
         if meta.is_file() {
-            return Ok(Kind::File(e.path.clone()));
+            return Ok(Kind::File(e.path.clone(), false));
         }
     }
     Ok(Kind::Skip)

@@ -14,6 +14,8 @@ use sha2::Digest as _;
 use crate::{Digest, Error, Result};
 
 const CHUNK: usize = 1 << 20;
+/// The per-thread buffer for files read in one go or a few reads.
+const SMALL_BUF: usize = 256 << 10;
 /// Below this size a pipelined read costs more (a thread) than it saves.
 const PIPELINE_THRESHOLD: u64 = 16 << 20;
 
@@ -32,21 +34,33 @@ pub fn hash_file(path: &Path) -> Result<Digest> {
     digest.map_err(|e| Error::io(path, e))
 }
 
-/// Hashes everything `reader` yields. `size_hint` sizes the buffer so a small
-/// file costs one read.
-pub fn hash_reader(reader: &mut impl Read, size_hint: u64) -> io::Result<Digest> {
-    let mut hasher = sha2::Sha256::new();
-    let len = (size_hint as usize).clamp(4096, CHUNK);
-    let mut buf = vec![0u8; len];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
+/// Hashes everything `reader` yields.
+pub fn hash_reader(reader: &mut impl Read, _size_hint: u64) -> io::Result<Digest> {
+    // Directory fingerprints hash thousands of small files per thread: one
+    // buffer per thread, reused, saves an allocation and its zeroing each.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; SMALL_BUF]);
     }
-    Ok(Digest(hasher.finalize().into()))
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut hasher = sha2::Sha256::new();
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Digest(hasher.finalize().into()))
+    })
+}
+
+/// Hashes a file already known (from its directory entry) to be a regular
+/// file: no `stat`, one open and reads to the end.
+pub(crate) fn hash_regular_file(path: &Path) -> Result<Digest> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    hash_reader(&mut file, 0).map_err(|e| Error::io(path, e))
 }
 
 fn hash_pipelined(mut file: File) -> io::Result<Digest> {

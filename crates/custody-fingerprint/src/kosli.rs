@@ -111,7 +111,12 @@ impl Ctx<'_> {
                 return Ok(out);
             }
         }
-        file::hash_file(&e.path)?.push_hex(&mut out);
+        let digest = if e.file_type.is_file() {
+            file::hash_regular_file(&e.path)?
+        } else {
+            file::hash_file(&e.path)?
+        };
+        digest.push_hex(&mut out);
         Ok(out)
     }
 }

@@ -9,7 +9,7 @@ use custody_ledger::EntryKind;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::flows::{flow_row, rows_to_docs, trail_row};
+use crate::flows::{flow_row, rows_to_docs, trail_ids, trail_row};
 use crate::ledger::LedgerWriter;
 use crate::util::{from_json, now_ms, to_json};
 use crate::{Principal, Store, StoreError, StoreResult};
@@ -63,8 +63,7 @@ impl Store {
             .write(move |c| {
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
-                    let f = flow_row(c, org_id, &flow).await?;
-                    let (trail_id, _) = trail_row(c, f.id, &flow, &trail).await?;
+                    let (_, trail_id) = trail_ids(c, org_id, &flow, &trail).await?;
                     let (artifact, fingerprint) = match &n.binding {
                         Binding::Trail => (None, None),
                         Binding::ArtifactName(a) => (Some(a.clone()), None),

@@ -63,6 +63,31 @@ pub(crate) async fn flow_row(
     })
 }
 
+/// The id of a trail and its flow, looked up by name in one query.
+pub(crate) async fn trail_ids(
+    c: &mut AnyConnection,
+    org_id: i64,
+    flow: &str,
+    trail: &str,
+) -> StoreResult<(i64, i64)> {
+    let r = sqlx::query(
+        "SELECT f.id, t.id FROM flows f LEFT JOIN trails t ON t.flow_id = f.id AND t.name = $3 \
+         WHERE f.org_id = $1 AND f.name = $2",
+    )
+    .bind(org_id)
+    .bind(flow)
+    .bind(trail)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found("flow", flow))?;
+    let trail_id: Option<i64> = r.try_get(1)?;
+    let trail_id = trail_id.ok_or_else(|| StoreError::NotFound {
+        what: "trail",
+        name: format!("{trail}' in flow '{flow}"),
+    })?;
+    Ok((r.try_get(0)?, trail_id))
+}
+
 pub(crate) async fn trail_row(
     c: &mut AnyConnection,
     flow_id: i64,

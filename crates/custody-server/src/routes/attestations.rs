@@ -69,10 +69,11 @@ pub async fn report_attestation(
     };
 
     let mut new = evaluate(&s, &caller, input).await?;
-    // Refuse early, before any upload, when the trail does not exist.
-    s.store.trail_exists(caller.0.org_id, &flow, &trail).await?;
 
     if let Some(mp) = multipart.as_mut() {
+        // Refuse before any upload when the trail does not exist (the write
+        // checks again, inside its transaction).
+        s.store.trail_exists(caller.0.org_id, &flow, &trail).await?;
         let mut budget = s.max_upload;
         while let Some(field) = mp
             .next_field()

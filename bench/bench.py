@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Custody's benchmark harness.
+
+Every figure is a ratio or a percentile measured in one run, against a
+baseline run side by side (interleaved rounds, median of each), because the
+machine is shared and noisy. Build first: cargo build --release -p custody.
+
+    bench/bench.py fingerprint   # file and directory hashing vs openssl, sha256sum, dirhash
+    bench/bench.py ingest        # generic attestations/s over HTTP, p99 latency (wrk)
+    bench/bench.py rss           # server RSS idle, and its growth during a 1 GiB upload
+"""
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CUSTODY = os.path.join(ROOT, "target", "release", "custody")
+WORK = os.environ.get("CUSTODY_BENCH_DIR", "/tmp/custody-bench")
+TOKEN = "bench-bootstrap-token-0123456789"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True, **kw).stdout.strip()
+
+
+def timed(cmd):
+    t = time.perf_counter()
+    out = subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - t, out
+
+
+def compare(named_cmds, rounds):
+    """Runs the commands interleaved, `rounds` times; returns median seconds and first output of each."""
+    times = {n: [] for n, _ in named_cmds}
+    outs = {}
+    for _ in range(rounds):
+        for name, cmd in named_cmds:
+            dt, out = timed(cmd)
+            times[name].append(dt)
+            outs.setdefault(name, out)
+    return {n: statistics.median(v) for n, v in times.items()}, outs
+
+
+def make_big_file(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 << 20)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def make_tree(root, files, total):
+    if os.path.isdir(root) and sum(len(f) for _, _, f in os.walk(root)) == files:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(42)
+    per = total // files
+    for i in range(files):
+        d = os.path.join(root, f"d{i % 40:02d}", f"s{(i // 40) % 25:02d}")
+        os.makedirs(d, exist_ok=True)
+        size = max(1, int(per * rng.uniform(0.5, 1.5)))
+        with open(os.path.join(d, f"file{i:05d}.dat"), "wb") as f:
+            f.write(rng.randbytes(size))
+
+
+def warm(path):
+    subprocess.run(f"find {path} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+
+
+def bench_fingerprint():
+    os.makedirs(WORK, exist_ok=True)
+    big = os.path.join(WORK, "big.bin")
+    tree = os.path.join(WORK, "tree")
+    make_big_file(big, 1 << 30)
+    make_tree(tree, 20000, 200 * 1000 * 1000)
+    warm(big)
+    warm(tree)
+
+    print("## file: 1 GiB, page cache warm, median of 5 interleaved rounds")
+    med, outs = compare(
+        [
+            ("custody", f"{CUSTODY} fingerprint {big} --artifact-type file"),
+            ("openssl", f"openssl dgst -sha256 -r {big}"),
+            ("sha256sum", f"sha256sum {big}"),
+        ],
+        5,
+    )
+    digests = {n: o.split()[0] for n, o in outs.items()}
+    assert len(set(digests.values())) == 1, digests
+    for n, t in med.items():
+        print(f"  {n:10s} {t:7.3f} s  {1.0 / t:6.2f} GiB/s")
+    print(f"  speed vs openssl   {med['openssl'] / med['custody']:.2f}x (target >= 0.8)")
+    print(f"  speed vs sha256sum {med['sha256sum'] / med['custody']:.2f}x (target >= 6)")
+
+    files = sum(len(f) for _, _, f in os.walk(tree))
+    size = int(sh(f"du -sb {tree}").split()[0])
+    print(f"\n## dir: {files} files, {size / 1e6:.0f} MB, page cache warm, median of 3 interleaved rounds")
+    med, outs = compare(
+        [
+            ("custody", f"{CUSTODY} fingerprint {tree} --artifact-type dir"),
+            ("dirhash", f"dirhash -a sha256 --allow-cyclic-links {tree}"),
+            ("find|xargs sha256sum", f"find {tree} -type f -print0 | xargs -0 sha256sum"),
+        ],
+        3,
+    )
+    assert outs["custody"].strip() == outs["dirhash"].strip(), (outs["custody"], outs["dirhash"])
+    for n, t in med.items():
+        print(f"  {n:22s} {t:7.3f} s")
+    print(f"  speed vs dirhash              {med['dirhash'] / med['custody']:.1f}x (target >= 8)")
+    print(f"  speed vs find|xargs sha256sum {med['find|xargs sha256sum'] / med['custody']:.1f}x (target >= 4)")
+
+
+class Server:
+    def __init__(self, data_dir, extra=()):
+        env = dict(os.environ, CUSTODY_BOOTSTRAP_TOKEN=TOKEN, RUST_LOG="warn")
+        self.p = subprocess.Popen(
+            [CUSTODY, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for line in self.p.stdout:
+            m = re.match(r"custody server listening on (\S+)", line)
+            if m:
+                self.url = m.group(1)
+                break
+        else:
+            raise SystemExit("server did not start")
+
+    def custody(self, *args):
+        env = dict(os.environ, CUSTODY_HOST=self.url, CUSTODY_API_TOKEN=TOKEN, CUSTODY_NO_CI_DETECT="1")
+        return subprocess.run([CUSTODY, *args], check=True, capture_output=True, text=True, env=env).stdout
+
+    def rss_kb(self, field="VmRSS"):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise RuntimeError(field)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(timeout=30)
+
+
+def latency(wrk_out, pct):
+    m = re.search(pct.replace("%", r"%") + r"\s+([\d.]+)(us|ms|s)", wrk_out)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+
+
+def bench_ingest():
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    data = tempfile.mkdtemp(prefix="custody-ingest-")
+    s = Server(data)
+    try:
+        s.custody("create", "flow", "load")
+        s.custody("begin", "trail", "t", "--flow", "load")
+        lua = os.path.join(data, "attest.lua")
+        with open(lua, "w") as f:
+            f.write(
+                'wrk.method = "POST"\n'
+                f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                'counter = 0\n'
+                'request = function()\n'
+                '  counter = counter + 1\n'
+                '  local body = string.format(\'{"name":"check-%d","type":"generic","compliant":true,'
+                '"annotations":{"run":"%d"}}\', counter % 50, counter)\n'
+                '  return wrk.format(nil, nil, nil, body)\n'
+                'end\n'
+            )
+        url = f"{s.url}/api/v1/orgs/default/flows/load/trails/t/attestations"
+        duration = os.environ.get("CUSTODY_BENCH_SECONDS", "20")
+        print("## ingest: generic attestations over HTTP (JSON), SQLite, one node; load from wrk (1 thread) on loopback")
+        total = 0
+        for conns in (16, 32):
+            out = sh(f"wrk -t1 -c{conns} -d{duration}s --latency -s {lua} {url}")
+            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+            p50 = latency(out, "50%")
+            p99 = latency(out, "99%")
+            non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            total += int(re.search(r"(\d+) requests in", out).group(1))
+            print(f"  {conns} connections: {rps:6.0f} attestations/s (target >= 2000), "
+                  f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (target <= 25), errors {non2xx.group(1) if non2xx else 0}")
+        print(f"  {total} attestations written, each with its ledger entry")
+    finally:
+        s.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def bench_rss():
+    os.makedirs(WORK, exist_ok=True)
+    big = os.path.join(WORK, "big.bin")
+    make_big_file(big, 1 << 30)
+    data = tempfile.mkdtemp(prefix="custody-rss-")
+    s = Server(data)
+    try:
+        time.sleep(2)
+        idle = s.rss_kb()
+        s.custody("create", "flow", "f")
+        s.custody("begin", "trail", "t", "--flow", "f")
+        before = s.rss_kb()
+        peak_before = s.rss_kb("VmHWM")
+        t = time.perf_counter()
+        s.custody("attest", "generic", "--name", "big", "--flow", "f", "--trail", "t", "--attachments", big)
+        dt = time.perf_counter() - t
+        peak = s.rss_kb("VmHWM")
+        print("## server memory (release build, SQLite, embedded blob directory)")
+        print(f"  idle RSS                      {idle / 1024:6.1f} MiB (target <= 60)")
+        print(f"  RSS before upload             {before / 1024:6.1f} MiB (peak so far {peak_before / 1024:.1f})")
+        print(f"  peak RSS during 1 GiB upload  {peak / 1024:6.1f} MiB: +{(peak - before) / 1024:.1f} MiB (target <= +32)")
+        print(f"  upload took {dt:.1f} s ({1 / dt:.2f} GiB/s end to end through the CLI)")
+    finally:
+        s.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if not os.path.exists(CUSTODY):
+        raise SystemExit("build first: cargo build --release -p custody")
+    which = sys.argv[1:] or ["fingerprint", "ingest", "rss"]
+    for w in which:
+        {"fingerprint": bench_fingerprint, "ingest": bench_ingest, "rss": bench_rss}[w]()
+        print()
