@@ -33,7 +33,6 @@ pub struct Global {
     /// Output format.
     #[arg(
         long,
-        short = 'o',
         global = true,
         env = "CUSTODY_OUTPUT",
         value_enum,
@@ -347,7 +346,7 @@ pub enum GetCmd {
         flow: Option<String>,
         #[arg(long, short = 'T', env = "CUSTODY_TRAIL")]
         trail: Option<String>,
-        #[arg(long)]
+        #[arg(long, env = "CUSTODY_ID")]
         id: Option<String>,
     },
     /// A custom attestation type: NAME or NAME@vN.
@@ -358,7 +357,7 @@ pub enum GetCmd {
     Evidence {
         sha256: String,
         /// Where to write it.
-        #[arg(long = "output-file", short = 'o')]
+        #[arg(long = "output-file", short = 'o', env = "CUSTODY_OUTPUT_FILE")]
         output_file: PathBuf,
     },
 }
@@ -384,9 +383,9 @@ pub enum ListCmd {
 
 #[derive(Args, Debug, Clone, Copy)]
 pub struct PagingArgs {
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "CUSTODY_PAGE", default_value_t = 1)]
     pub page: u32,
-    #[arg(long, short = 'n', default_value_t = 15)]
+    #[arg(long, short = 'n', env = "CUSTODY_PAGE_LIMIT", default_value_t = 15)]
     pub page_limit: u32,
 }
 
@@ -426,6 +425,34 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_can_come_from_the_environment() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_positional() || id == "help" || id == "version" {
+                    continue;
+                }
+                match a.get_env() {
+                    Some(env) => {
+                        let want = crate::config::env_name(a.get_long().unwrap_or(id));
+                        assert_eq!(env.to_string_lossy(), want, "{path} --{id}");
+                    }
+                    None => missing.push(format!("{path} --{id}")),
+                }
+            }
+            for s in cmd.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "custody", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "flags without CUSTODY_<FLAG>: {missing:?}"
+        );
     }
 
     #[test]
