@@ -91,7 +91,7 @@ pub struct ServerArgs {
     /// `sqlite://PATH` or `postgres://...` [default: sqlite://<data-dir>/custody.db]
     #[arg(long, env = "CUSTODY_DATABASE", value_parser = NonEmptyStringValueParser::new())]
     pub database: Option<String>,
-    /// `file://PATH` [default: file://<data-dir>/blobs]
+    /// `file://PATH` or `s3://BUCKET[/PREFIX]` (with the usual AWS_* variables) [default: file://<data-dir>/blobs]
     #[arg(long, env = "CUSTODY_BLOB_STORE", value_parser = NonEmptyStringValueParser::new())]
     pub blob_store: Option<String>,
     /// Largest upload one request may make, e.g. 1GiB, 500MB, 1048576.

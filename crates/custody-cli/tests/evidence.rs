@@ -92,6 +92,110 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
     assert!(!out2.exists());
 }
 
+/// The evidence vault on S3-compatible storage: moto's S3 server on loopback.
+#[test]
+fn evidence_in_s3_compatible_storage() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let moto = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server is installed by the test command (pip install 'moto[server]')");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _moto = Kill(moto);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    rt.block_on(async {
+        for _ in 0..100 {
+            if http.get(&endpoint).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let r = http
+            .put(format!("{endpoint}/evidence-bucket"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+    });
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let s = Server::start_env(
+        Db::Sqlite,
+        &["--blob-store", "s3://evidence-bucket/vault"],
+        &env,
+    )
+    .unwrap();
+    setup(&s);
+    let c = s.custody();
+    let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(s.path("big.bin"), &data).unwrap();
+    let copy = s.path("copy.bin");
+    std::fs::write(&copy, &data).unwrap();
+    let a = c
+        .run(&[
+            "attest",
+            "generic",
+            "--name",
+            "s3",
+            "--flow",
+            "f",
+            "--trail",
+            "t",
+            "--output",
+            "json",
+            "--attachments",
+            &format!("{},{}", s.path("big.bin").display(), copy.display()),
+        ])
+        .ok()
+        .json();
+    let sha = hex::encode(Sha256::digest(&data));
+    assert_eq!(a["evidence"][0]["sha256"], sha.as_str());
+    let out = s.path("back.bin");
+    c.run(&["get", "evidence", &sha, "-o", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let listing = rt.block_on(async {
+        http.get(format!("{endpoint}/evidence-bucket?list-type=2"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let keys: Vec<&str> = listing
+        .split("<Key>")
+        .skip(1)
+        .map(|k| k.split("</Key>").next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [format!("vault/sha256/{}/{sha}", &sha[..2]).as_str()],
+        "one object, no staging left"
+    );
+}
+
 #[test]
 fn uploads_over_the_limit_get_413_and_leave_nothing() {
     let s = Server::start_with(Db::Sqlite, &["--max-upload", "64KiB"]).unwrap();

@@ -33,7 +33,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; default `sqlite://<data-dir>/custody.db`.
     pub database: Option<String>,
-    /// `file://...`; default `file://<data-dir>/blobs`.
+    /// `file://...` or `s3://bucket/prefix`; default `file://<data-dir>/blobs`.
     pub blob_store: Option<String>,
     /// Bytes one request may upload.
     pub max_upload: u64,

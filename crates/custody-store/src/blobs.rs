@@ -28,6 +28,9 @@ const IN_FLIGHT: usize = 2;
 #[derive(Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// A local directory can move a file into place only if nothing is
+    /// there; S3 cannot, and overwrites instead (harmless: same content).
+    atomic_rename: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +40,9 @@ pub struct StoredBlob {
 }
 
 impl BlobStore {
-    /// `file://PATH` (created if missing).
+    /// `file://PATH` (created if missing), or `s3://BUCKET[/PREFIX]` for any
+    /// S3-compatible store, configured by the standard `AWS_*` variables
+    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials, `AWS_ALLOW_HTTP`).
     pub fn open(url: &str) -> StoreResult<Self> {
         if let Some(path) = url.strip_prefix("file://") {
             std::fs::create_dir_all(path).map_err(|e| {
@@ -47,11 +52,76 @@ impl BlobStore {
                 .map_err(|e| StoreError::Blob(format!("cannot open blob directory {path}: {e}")))?;
             return Ok(BlobStore {
                 inner: Arc::new(fs),
+                atomic_rename: true,
+            });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StoreError::Unprocessable(format!(
+                    "blob store URL '{url}' names no bucket"
+                )));
+            }
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| {
+                    StoreError::Blob(format!("cannot configure S3 bucket {bucket}: {e}"))
+                })?;
+            let inner: Arc<dyn ObjectStore> = match prefix.trim_matches('/') {
+                "" => Arc::new(s3),
+                p => Arc::new(object_store::prefix::PrefixStore::new(s3, p)),
+            };
+            return Ok(BlobStore {
+                inner,
+                atomic_rename: false,
             });
         }
         Err(StoreError::Unprocessable(format!(
-            "unsupported blob store URL '{url}': use file://PATH"
+            "unsupported blob store URL '{url}': use file://PATH or s3://BUCKET[/PREFIX]"
         )))
+    }
+
+    /// Checks that the store answers (for readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        match self
+            .inner
+            .head(&Path::from("custody-readiness-probe"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::Blob(e.to_string())),
+        }
+    }
+
+    /// Moves a finished staging object to its content address.
+    async fn promote(&self, staging: &Path, target: &Path) -> StoreResult<()> {
+        let moved = if self.atomic_rename {
+            self.inner.rename_if_not_exists(staging, target).await
+        } else {
+            match self.inner.head(target).await {
+                Ok(_) => Err(object_store::Error::AlreadyExists {
+                    path: target.to_string(),
+                    source: "present".into(),
+                }),
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.inner.rename(staging, target).await
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match moved {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Already in the vault: keep the existing copy.
+                let _ = self.inner.delete(staging).await;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.inner.delete(staging).await;
+                Err(StoreError::Blob(e.to_string()))
+            }
+        }
     }
 
     fn location(sha256: &str) -> Path {
@@ -108,18 +178,7 @@ impl BlobStore {
             .map_err(|e| StoreError::Blob(e.to_string()))?;
         *budget -= size;
         let sha256 = hex::encode(hasher.finalize());
-        let target = Self::location(&sha256);
-        match self.inner.rename_if_not_exists(&staging, &target).await {
-            Ok(()) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                // Already in the vault: keep the existing copy.
-                let _ = self.inner.delete(&staging).await;
-            }
-            Err(e) => {
-                let _ = self.inner.delete(&staging).await;
-                return Err(StoreError::Blob(e.to_string()));
-            }
-        }
+        self.promote(&staging, &Self::location(&sha256)).await?;
         Ok(StoredBlob { sha256, size })
     }
 

@@ -66,8 +66,13 @@ impl Server {
     }
 
     pub fn start_with(db: Db, extra: &[&str]) -> Option<Server> {
+        Self::start_env(db, extra, &[])
+    }
+
+    pub fn start_env(db: Db, extra: &[&str], env: &[(&str, &str)]) -> Option<Server> {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(bin());
+        cmd.envs(env.iter().copied());
         cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(extra)

@@ -14,7 +14,7 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// The server can serve requests: the database answers.
+/// The server can serve requests: the database and the blob store answer.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -23,8 +23,13 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
         Ok(()) => "ok".to_string(),
         Err(e) => e.to_string(),
     };
-    let ok = db == "ok";
+    let blobs = match s.blobs.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let ok = db == "ok" && blobs == "ok";
     checks.insert("database".to_string(), db);
+    checks.insert("blob_store".to_string(), blobs);
     let status = if ok {
         StatusCode::OK
     } else {
