@@ -24,7 +24,8 @@ pub struct TrailData {
     pub flow_template_yaml: Option<String>,
     /// Every artifact report, oldest first.
     pub artifacts: Vec<Artifact>,
-    /// Every attestation, oldest first.
+    /// The latest attestation of each name and binding (trail, artifact
+    /// name, fingerprint), oldest first. Earlier ones are history.
     pub attestations: Vec<Attestation>,
 }
 
@@ -306,10 +307,15 @@ impl Store {
             trail_id,
         )
         .await?;
+        // Only the latest of each name and binding can count, so history
+        // (which may be long) is neither read nor decoded.
         let attestations = docs::<Attestation>(
             &mut tx,
             "attestation",
-            "SELECT doc FROM attestations WHERE trail_id = $1 ORDER BY created_at, id",
+            "SELECT doc FROM (SELECT doc, created_at, id, ROW_NUMBER() OVER (\
+               PARTITION BY name, COALESCE(artifact_name, ''), COALESCE(fingerprint, '') \
+               ORDER BY created_at DESC, id DESC) AS newest \
+             FROM attestations WHERE trail_id = $1) latest WHERE newest = 1 ORDER BY created_at, id",
             trail_id,
         )
         .await?;

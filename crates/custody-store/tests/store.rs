@@ -313,6 +313,28 @@ async fn flows_trails_artifacts_attestations(s: Store) {
         .await
         .unwrap();
     assert_eq!(history.len(), 1);
+    // A newer report of the same name replaces it in the trail; both stay in history.
+    let newer = s
+        .put_attestation(
+            &p,
+            "backend",
+            "t1",
+            generic("tests", AttestationBinding::Fingerprint(fp.clone()), true),
+        )
+        .await
+        .unwrap();
+    let data = s.get_trail(p.org_id, "backend", "t1").await.unwrap();
+    assert_eq!(data.attestations.len(), 3);
+    assert!(data.attestations.iter().any(|a| a.id == newer.id));
+    assert!(!data.attestations.iter().any(|a| a.id == bound.id));
+    let history = s
+        .attestation_history(p.org_id, "backend", "t1", Some("app"), "tests")
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        [newer.id.as_str(), bound.id.as_str()]
+    );
 
     let entries = s.ledger_entries("default", 0, 1000).await.unwrap();
     assert_eq!(
@@ -333,6 +355,7 @@ async fn flows_trails_artifacts_attestations(s: Store) {
             "trail",
             "trail",
             "artifact",
+            "attestation",
             "attestation",
             "attestation",
             "attestation"

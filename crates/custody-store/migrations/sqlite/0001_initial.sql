@@ -117,7 +117,7 @@ CREATE TABLE attestations (
     doc TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX attestations_by_trail ON attestations (trail_id, created_at);
+CREATE INDEX attestations_by_trail ON attestations (trail_id, name, created_at);
 
 -- Content-addressed files in the blob store, shared across organisations.
 CREATE TABLE blobs (
