@@ -6,7 +6,8 @@ baseline run side by side (interleaved rounds, median of each), because the
 machine is shared and noisy. Build first: cargo build --release -p custody.
 
     bench/bench.py fingerprint   # file and directory hashing vs openssl, sha256sum, dirhash
-    bench/bench.py ingest        # generic attestations/s over HTTP, p99 latency (wrk)
+    bench/bench.py ingest        # generic attestations/s over HTTP, p99 latency (wrk), SQLite
+    bench/bench.py ingest-postgres  # the same against a throwaway local PostgreSQL
     bench/bench.py rss           # server RSS idle, and its growth during a 1 GiB upload
 """
 import json
@@ -160,11 +161,48 @@ def latency(wrk_out, pct):
     return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
 
 
-def bench_ingest():
+class Postgres:
+    """A throwaway PostgreSQL in a temporary directory (as scripts/test starts one)."""
+
+    def __init__(self):
+        pg_bin = sorted(d for d in (os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")))[-1]
+        self.pg_ctl = os.path.join(pg_bin, "pg_ctl")
+        self.dir = tempfile.mkdtemp(prefix="custody-pg-")
+        self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_pg:
+            shutil.chown(self.dir, "postgres")
+        port = free_port()
+        subprocess.run([*self.as_pg, os.path.join(pg_bin, "initdb"), "-D", f"{self.dir}/data", "-A", "trust",
+                        "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+        subprocess.run([*self.as_pg, self.pg_ctl, "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o",
+                        f"-c listen_addresses=127.0.0.1 -p {port} -k {self.dir}"], check=True, capture_output=True)
+        self.url = f"postgres://postgres@127.0.0.1:{port}/postgres"
+
+    def stop(self):
+        subprocess.run([*self.as_pg, self.pg_ctl, "-D", f"{self.dir}/data", "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_ingest_postgres():
+    pg = Postgres()
+    try:
+        bench_ingest(["--database", pg.url], "PostgreSQL (local, fsync on)")
+    finally:
+        pg.stop()
+
+
+def bench_ingest(extra=(), backend="SQLite"):
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     data = tempfile.mkdtemp(prefix="custody-ingest-")
-    s = Server(data)
+    s = Server(data, extra)
     try:
         s.custody("create", "flow", "load")
         s.custody("begin", "trail", "t", "--flow", "load")
@@ -184,7 +222,7 @@ def bench_ingest():
             )
         url = f"{s.url}/api/v1/orgs/default/flows/load/trails/t/attestations"
         duration = os.environ.get("CUSTODY_BENCH_SECONDS", "20")
-        print("## ingest: generic attestations over HTTP (JSON), SQLite, one node; load from wrk (1 thread) on loopback")
+        print(f"## ingest: generic attestations over HTTP (JSON), {backend}, one node; load from wrk (1 thread) on loopback")
         total = 0
         for conns in (16, 32):
             out = sh(f"wrk -t1 -c{conns} -d{duration}s --latency -s {lua} {url}")
@@ -233,5 +271,10 @@ if __name__ == "__main__":
         raise SystemExit("build first: cargo build --release -p custody")
     which = sys.argv[1:] or ["fingerprint", "ingest", "rss"]
     for w in which:
-        {"fingerprint": bench_fingerprint, "ingest": bench_ingest, "rss": bench_rss}[w]()
+        {
+            "fingerprint": bench_fingerprint,
+            "ingest": bench_ingest,
+            "ingest-postgres": bench_ingest_postgres,
+            "rss": bench_rss,
+        }[w]()
         print()

@@ -148,7 +148,7 @@ impl FlowTemplate {
             return Err(TemplateError::Empty);
         }
         let t: FlowTemplate =
-            serde_yaml::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
+            serde_norway::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
         t.check_duplicates()?;
         Ok(t)
     }

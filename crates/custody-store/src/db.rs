@@ -42,7 +42,8 @@ enum Writer {
 }
 
 /// What a write reports back after its part of the batch ran: whether it
-/// succeeded, and how to answer its caller once the commit is known.
+/// succeeded, and how to answer its caller once the commit is known (a
+/// failed write has its own error; a successful one waits for the commit).
 type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
 
@@ -167,9 +168,9 @@ impl Db {
                 jobs.send(job)
                     .await
                     .map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
-                answer
-                    .await
-                    .map_err(|_| StoreError::Commit("the writer has stopped".into()))?
+                answer.await.map_err(|_| {
+                    StoreError::Commit("the write could not be started; see the server log".into())
+                })?
             }
         }
     }
@@ -198,20 +199,17 @@ async fn run_writer(mut conn: AnyConnection, mut jobs: mpsc::Receiver<Job>) {
 }
 
 async fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>) {
-    let mut delivers: Vec<(bool, Deliver)> = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-        let msg = e.to_string();
-        for job in batch.drain(..) {
-            // The job never ran; answer it with the failure.
-            let (_, deliver) = fail_job(job, conn, &msg).await;
-            deliver(Some(&msg));
-        }
+        // Dropping the jobs drops their reply channels: each caller hears
+        // that its write did not happen.
+        tracing::error!(error = %e, writes = batch.len(), "cannot begin a write transaction");
+        batch.clear();
         return;
     }
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
         if let Err(e) = conn.execute("SAVEPOINT w").await {
-            let msg = e.to_string();
-            delivers.push(fail_job(job, conn, &msg).await);
+            tracing::error!(error = %e, "cannot open a savepoint; the write is refused");
             continue;
         }
         let (ok, deliver) = job(conn).await;
@@ -223,7 +221,7 @@ async fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>) {
         if let Err(e) = conn.execute(end).await {
             tracing::error!(error = %e, "savepoint handling failed");
         }
-        delivers.push((ok, deliver));
+        delivers.push(deliver);
     }
     let commit_error = match conn.execute("COMMIT").await {
         Ok(_) => None,
@@ -233,19 +231,7 @@ async fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>) {
             Some(e.to_string())
         }
     };
-    for (_, deliver) in delivers {
+    for deliver in delivers {
         deliver(commit_error.as_deref());
     }
-}
-
-/// Gives a job's caller an error without running the job's writes.
-async fn fail_job(job: Job, conn: &mut AnyConnection, msg: &str) -> (bool, Deliver) {
-    // A job cannot be answered without running it (its reply channel is
-    // inside); run it in a transaction that is always rolled back.
-    let _ = conn.execute("SAVEPOINT failed").await;
-    let (_, deliver) = job(conn).await;
-    let _ = conn.execute("ROLLBACK TO failed; RELEASE failed").await;
-    let msg = msg.to_string();
-    let wrapped: Deliver = Box::new(move |_| deliver(Some(&msg)));
-    (false, wrapped)
 }

@@ -488,20 +488,17 @@ impl Store {
         // after every hex digit.
         let upper = format!("{prefix}g");
         let rows = sqlx::query(
-            "SELECT doc FROM artifacts WHERE org_id = $1 AND \
-             ((fingerprint >= $2 AND fingerprint < $3) OR (git_commit >= $2 AND git_commit < $3)) \
-             ORDER BY id DESC LIMIT 500",
+            "SELECT a.doc FROM artifacts a JOIN flows f ON f.id = a.flow_id WHERE a.org_id = $1 AND \
+             ((a.fingerprint >= $2 AND a.fingerprint < $3) OR (a.git_commit >= $2 AND a.git_commit < $3)) \
+             AND ($4 = '' OR f.name = $4) ORDER BY a.id DESC LIMIT 500",
         )
         .bind(org_id)
         .bind(prefix)
         .bind(&upper)
+        .bind(flow.unwrap_or(""))
         .fetch_all(&self.db.read)
         .await?;
-        let mut found: Vec<Artifact> = rows_to_docs(&rows, "artifact")?;
-        if let Some(f) = flow {
-            found.retain(|a| a.flow == f);
-        }
-        Ok(found)
+        rows_to_docs(&rows, "artifact")
     }
 }
 

@@ -51,10 +51,7 @@ pub async fn report_attestation(
                 "the first multipart field must be data_json",
             ));
         }
-        let text = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let text = read_limited(field, JSON_LIMIT).await?;
         (parse_input(&text)?, Some(mp))
     } else {
         let body = axum::body::to_bytes(req.into_body(), JSON_LIMIT)
@@ -103,6 +100,29 @@ pub async fn report_attestation(
         .put_attestation(&caller.0, &flow, &trail, new)
         .await?;
     Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// Reads a small multipart field whole, refusing more than `limit` bytes
+/// (the body as a whole has no limit, as attachments stream).
+async fn read_limited(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: usize,
+) -> ApiResult<Bytes> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?
+    {
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("data_json is over {limit} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn parse_input(bytes: &Bytes) -> ApiResult<AttestationInput> {
