@@ -1,0 +1,593 @@
+//! JUnit XML, as written by pytest, Maven Surefire, Gradle, Jest, vitest,
+//! cargo-nextest, go-junit-report, Ant and many more.
+//!
+//! Header attributes (`tests=`, `failures=`...) are never trusted: real
+//! files lie, so every count comes from the `<testcase>` elements. Each
+//! case's outcome is the worst of what it holds: error > failure > skipped
+//! > passed. Retries as Surefire writes them: `<flakyFailure>`/`<flakyError>`
+//! without a final `<failure>`/`<error>` passed after retrying (flaky);
+//! `<rerunFailure>`/`<rerunError>` next to a `<failure>`/`<error>` failed
+//! every attempt. A `<failure>` or `<error>` directly in a `<testsuite>`
+//! (setup failure, class not found) is an errored case of its own.
+
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ParseError;
+use crate::limits::{Limits, MAX_LISTED, MAX_MESSAGE, MESSAGE_BUDGET, truncate};
+use crate::verdict::Verdict;
+use crate::xml::{XmlReader, attr, push_ref};
+
+/// Test counts. `tests` = `passed + failed + errored + skipped`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tests: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errored: u64,
+    pub skipped: u64,
+    /// Passed only after retrying (included in `passed`).
+    pub flaky: u64,
+    /// Seconds; durations that are missing, negative or not numbers count 0.
+    pub duration: f64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.tests += o.tests;
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.errored += o.errored;
+        self.skipped += o.skipped;
+        self.flaky += o.flaky;
+        self.duration += o.duration;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suite {
+    pub name: String,
+    /// The report file it came from, as given to [`JunitParser::add_file`].
+    pub file: String,
+    /// The `timestamp` attribute as written, and as Unix milliseconds when
+    /// it is one of the forms tools write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// Cases directly in this suite (not in suites nested in it).
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Skipped,
+    Failed,
+    Errored,
+}
+
+/// A case that failed or errored, or passed only after retrying.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub suite: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub classname: String,
+    pub name: String,
+    pub outcome: Outcome,
+    /// How many times it ran, when it was retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The `message` attribute, then the element's text (a stack trace),
+    /// each cut to 64 KiB.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSummary {
+    pub path: String,
+    pub tests: u64,
+}
+
+/// What `attest junit` stores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JunitSummary {
+    pub files: Vec<FileSummary>,
+    pub suites: Vec<Suite>,
+    pub totals: Counts,
+    /// Failed and errored cases, the first [`MAX_LISTED`].
+    pub failures: Vec<Case>,
+    #[serde(default)]
+    pub failures_not_listed: u64,
+    /// Cases that passed after retrying, the first [`MAX_LISTED`].
+    pub flaky: Vec<Case>,
+    #[serde(default)]
+    pub flaky_not_listed: u64,
+}
+
+impl JunitSummary {
+    /// Compliant iff at least one test ran and none failed or errored.
+    pub fn verdict(&self) -> Verdict {
+        let t = &self.totals;
+        let mut reasons = vec![];
+        if t.tests == 0 {
+            reasons.push("no tests found".to_string());
+        } else if t.skipped == t.tests {
+            reasons.push(format!("no test ran: all {} were skipped", t.tests));
+        }
+        if t.failed > 0 || t.errored > 0 {
+            let names: Vec<String> = self
+                .failures
+                .iter()
+                .take(5)
+                .map(|c| display_name(c))
+                .collect();
+            let more = (t.failed + t.errored).saturating_sub(names.len() as u64);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            reasons.push(format!(
+                "{} of {} tests failed and {} errored: {}{more}",
+                t.failed,
+                t.tests,
+                t.errored,
+                names.join(", ")
+            ));
+        }
+        Verdict::from_reasons(reasons)
+    }
+}
+
+fn display_name(c: &Case) -> String {
+    if c.classname.is_empty() {
+        c.name.clone()
+    } else {
+        format!("{}.{}", c.classname, c.name)
+    }
+}
+
+/// Reads report files one by one into one summary.
+#[derive(Debug, Default)]
+pub struct JunitParser {
+    summary: JunitSummary,
+    message_bytes: usize,
+    /// Per suite: the declared `time`, and the sum of its cases' times.
+    times: Vec<(Option<f64>, f64)>,
+    limits: Limits,
+}
+
+/// A `<testcase>` being read.
+struct OpenCase {
+    suite: usize,
+    classname: String,
+    name: String,
+    duration: f64,
+    failed: Option<Failure>,
+    errored: Option<Failure>,
+    skipped: bool,
+    flaky: u32,
+    reruns: u32,
+}
+
+struct Failure {
+    kind: Option<String>,
+    message: String,
+    detail: String,
+}
+
+/// What the element being read is, for what its text means.
+enum Frame {
+    Suite(usize),
+    Case,
+    /// `<failure>`/`<error>` of the open case (`true` = error).
+    Outcome(bool),
+    /// `<failure>`/`<error>` directly in a suite.
+    SuiteOutcome,
+    Other,
+}
+
+impl JunitParser {
+    pub fn new(limits: Limits) -> Self {
+        JunitParser {
+            limits,
+            ..JunitParser::default()
+        }
+    }
+
+    /// Reads one report. On error nothing of this file is kept.
+    pub fn add_file(&mut self, path: &str, input: impl BufRead) -> Result<(), ParseError> {
+        let before = self.summary.clone();
+        let budget = self.message_bytes;
+        let times = self.times.len();
+        let r = self.read(path, input);
+        if r.is_err() {
+            self.summary = before;
+            self.message_bytes = budget;
+            self.times.truncate(times);
+        }
+        r
+    }
+
+    pub fn finish(mut self) -> JunitSummary {
+        let mut totals = Counts::default();
+        for s in &self.summary.suites {
+            totals.add(&s.counts);
+        }
+        self.summary.totals = totals;
+        self.summary
+    }
+
+    fn read(&mut self, path: &str, input: impl BufRead) -> Result<(), ParseError> {
+        let mut xml = XmlReader::new(input, self.limits)?;
+        let mut stack: Vec<Frame> = vec![];
+        let mut case: Option<OpenCase> = None;
+        let mut suite_failure: Option<(usize, Failure, bool)> = None;
+        let mut text = String::new();
+        let mut tests_in_file = 0u64;
+        let mut root_seen = false;
+        let first_suite = self.summary.suites.len();
+        loop {
+            let event = xml.next()?;
+            match event {
+                Event::Start(ref e) | Event::Empty(ref e) => {
+                    let empty = matches!(event, Event::Empty(_));
+                    let e = e.to_owned();
+                    drop(event);
+                    if !root_seen {
+                        root_seen = true;
+                        let root = e.local_name();
+                        if root.as_ref() != b"testsuites" && root.as_ref() != b"testsuite" {
+                            return Err(xml.error(format!(
+                                "not a JUnit report: the root element is <{}>, not <testsuites> or <testsuite>",
+                                String::from_utf8_lossy(root.as_ref())
+                            )));
+                        }
+                    }
+                    let frame = self
+                        .open(path, &e, &stack, &mut case, &mut suite_failure, &mut text)
+                        .map_err(|m| xml.error(m))?;
+                    if empty {
+                        self.close(&frame, &mut case, &mut suite_failure, &mut text, &mut tests_in_file);
+                    } else {
+                        stack.push(frame);
+                    }
+                }
+                Event::End(_) => {
+                    drop(event);
+                    if let Some(frame) = stack.pop() {
+                        self.close(&frame, &mut case, &mut suite_failure, &mut text, &mut tests_in_file);
+                    }
+                }
+                Event::Text(ref t) if capturing(&stack) => {
+                    let s = t.decode().map_err(|e| ParseError::new(e.to_string()))?;
+                    push_capped(&mut text, &s);
+                }
+                Event::CData(ref t) if capturing(&stack) => {
+                    let s = t.decode().map_err(|e| ParseError::new(e.to_string()))?;
+                    push_capped(&mut text, &s);
+                }
+                Event::GeneralRef(ref r) => {
+                    let mut s = String::new();
+                    let res = push_ref(&mut s, r);
+                    let keep = capturing(&stack);
+                    drop(event);
+                    res.map_err(|m| xml.error(m))?;
+                    if keep {
+                        push_capped(&mut text, &s);
+                    }
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        // A declared suite time wins; otherwise the cases' sum is the honest
+        // figure.
+        for (i, s) in self.summary.suites.iter_mut().enumerate().skip(first_suite) {
+            let (declared, sum) = self.times[i];
+            s.counts.duration = declared.unwrap_or(sum);
+        }
+        self.summary.files.push(FileSummary {
+            path: path.to_string(),
+            tests: tests_in_file,
+        });
+        Ok(())
+    }
+
+    fn open(
+        &mut self,
+        path: &str,
+        e: &BytesStart<'_>,
+        stack: &[Frame],
+        case: &mut Option<OpenCase>,
+        suite_failure: &mut Option<(usize, Failure, bool)>,
+        text: &mut String,
+    ) -> Result<Frame, String> {
+        let parent_suite = stack.iter().rev().find_map(|f| match f {
+            Frame::Suite(i) => Some(*i),
+            _ => None,
+        });
+        let in_case = matches!(stack.last(), Some(Frame::Case));
+        Ok(match e.local_name().as_ref() {
+            b"testsuite" if !in_case => {
+                let name = attr(e, b"name")?.unwrap_or_default();
+                let timestamp = attr(e, b"timestamp")?.filter(|t| !t.trim().is_empty());
+                let started_at = timestamp.as_deref().and_then(parse_timestamp);
+                let declared = attr(e, b"time")?.and_then(|t| parse_seconds(&t));
+                self.summary.suites.push(Suite {
+                    name,
+                    file: path.to_string(),
+                    timestamp,
+                    started_at,
+                    counts: Counts::default(),
+                });
+                self.times.push((declared, 0.0));
+                Frame::Suite(self.summary.suites.len() - 1)
+            }
+            b"testcase" if !in_case => {
+                let suite = match parent_suite {
+                    Some(i) => i,
+                    // A case straight under <testsuites>: give it a suite
+                    // named after the file.
+                    None => self.implicit_suite(path),
+                };
+                *case = Some(OpenCase {
+                    suite,
+                    classname: attr(e, b"classname")?.unwrap_or_default(),
+                    name: attr(e, b"name")?.unwrap_or_default(),
+                    duration: attr(e, b"time")?
+                        .and_then(|t| parse_seconds(&t))
+                        .unwrap_or(0.0),
+                    failed: None,
+                    errored: None,
+                    skipped: false,
+                    flaky: 0,
+                    reruns: 0,
+                });
+                Frame::Case
+            }
+            name @ (b"failure" | b"error") if in_case => {
+                let is_error = name == b"error";
+                let f = Failure {
+                    kind: attr(e, b"type")?,
+                    message: truncate(attr(e, b"message")?.unwrap_or_default(), MAX_MESSAGE),
+                    detail: String::new(),
+                };
+                if let Some(c) = case.as_mut() {
+                    let slot = if is_error { &mut c.errored } else { &mut c.failed };
+                    if slot.is_none() {
+                        *slot = Some(f);
+                    }
+                }
+                text.clear();
+                Frame::Outcome(is_error)
+            }
+            name @ (b"failure" | b"error") if matches!(stack.last(), Some(Frame::Suite(_))) => {
+                let Some(Frame::Suite(i)) = stack.last() else {
+                    return Ok(Frame::Other);
+                };
+                let f = Failure {
+                    kind: attr(e, b"type")?,
+                    message: truncate(attr(e, b"message")?.unwrap_or_default(), MAX_MESSAGE),
+                    detail: String::new(),
+                };
+                *suite_failure = Some((*i, f, name == b"error"));
+                text.clear();
+                Frame::SuiteOutcome
+            }
+            b"skipped" if in_case => {
+                if let Some(c) = case.as_mut() {
+                    c.skipped = true;
+                }
+                Frame::Other
+            }
+            b"flakyFailure" | b"flakyError" if in_case => {
+                if let Some(c) = case.as_mut() {
+                    c.flaky += 1;
+                }
+                Frame::Other
+            }
+            b"rerunFailure" | b"rerunError" if in_case => {
+                if let Some(c) = case.as_mut() {
+                    c.reruns += 1;
+                }
+                Frame::Other
+            }
+            _ => Frame::Other,
+        })
+    }
+
+    fn close(
+        &mut self,
+        frame: &Frame,
+        case: &mut Option<OpenCase>,
+        suite_failure: &mut Option<(usize, Failure, bool)>,
+        text: &mut String,
+        tests_in_file: &mut u64,
+    ) {
+        match frame {
+            Frame::Outcome(is_error) => {
+                let detail = std::mem::take(text);
+                if let Some(c) = case.as_mut() {
+                    let slot = if *is_error { &mut c.errored } else { &mut c.failed };
+                    if let Some(f) = slot.as_mut()
+                        && f.detail.is_empty()
+                    {
+                        f.detail = truncate(detail.trim().to_string(), MAX_MESSAGE);
+                    }
+                }
+            }
+            Frame::SuiteOutcome => {
+                let detail = std::mem::take(text);
+                if let Some((i, mut f, _)) = suite_failure.take() {
+                    f.detail = truncate(detail.trim().to_string(), MAX_MESSAGE);
+                    let suite_name = self.summary.suites[i].name.clone();
+                    let s = &mut self.summary.suites[i].counts;
+                    s.tests += 1;
+                    s.errored += 1;
+                    *tests_in_file += 1;
+                    self.list_failure(Case {
+                        suite: suite_name,
+                        classname: String::new(),
+                        name: "(suite)".to_string(),
+                        outcome: Outcome::Errored,
+                        attempts: None,
+                        kind: f.kind,
+                        message: f.message,
+                        detail: f.detail,
+                    });
+                }
+            }
+            Frame::Case => {
+                if let Some(c) = case.take() {
+                    *tests_in_file += 1;
+                    self.finish_case(c);
+                }
+            }
+            Frame::Suite(_) | Frame::Other => {}
+        }
+    }
+
+    fn finish_case(&mut self, c: OpenCase) {
+        let outcome = if c.errored.is_some() {
+            Outcome::Errored
+        } else if c.failed.is_some() {
+            Outcome::Failed
+        } else if c.skipped {
+            Outcome::Skipped
+        } else {
+            Outcome::Passed
+        };
+        let suite = &mut self.summary.suites[c.suite];
+        let counts = &mut suite.counts;
+        counts.tests += 1;
+        self.times[c.suite].1 += c.duration;
+        match outcome {
+            Outcome::Passed => counts.passed += 1,
+            Outcome::Skipped => counts.skipped += 1,
+            Outcome::Failed => counts.failed += 1,
+            Outcome::Errored => counts.errored += 1,
+        }
+        let suite_name = suite.name.clone();
+        match outcome {
+            Outcome::Failed | Outcome::Errored => {
+                let f = c.errored.or(c.failed).unwrap_or(Failure {
+                    kind: None,
+                    message: String::new(),
+                    detail: String::new(),
+                });
+                self.list_failure(Case {
+                    suite: suite_name,
+                    classname: c.classname,
+                    name: c.name,
+                    outcome,
+                    attempts: (c.reruns > 0).then_some(c.reruns + 1),
+                    kind: f.kind,
+                    message: f.message,
+                    detail: f.detail,
+                });
+            }
+            Outcome::Passed if c.flaky > 0 => {
+                counts.flaky += 1;
+                let s = &mut self.summary;
+                if s.flaky.len() < MAX_LISTED {
+                    s.flaky.push(Case {
+                        suite: suite_name,
+                        classname: c.classname,
+                        name: c.name,
+                        outcome,
+                        attempts: Some(c.flaky + 1),
+                        kind: None,
+                        message: String::new(),
+                        detail: String::new(),
+                    });
+                } else {
+                    s.flaky_not_listed += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn list_failure(&mut self, mut case: Case) {
+        if self.summary.failures.len() >= MAX_LISTED {
+            self.summary.failures_not_listed += 1;
+            return;
+        }
+        let size = case.message.len() + case.detail.len();
+        if self.message_bytes + size > MESSAGE_BUDGET {
+            case.message.clear();
+            case.detail.clear();
+        } else {
+            self.message_bytes += size;
+        }
+        self.summary.failures.push(case);
+    }
+
+    fn implicit_suite(&mut self, path: &str) -> usize {
+        if let Some(i) = self
+            .summary
+            .suites
+            .iter()
+            .rposition(|s| s.file == path && s.name == path)
+        {
+            return i;
+        }
+        self.summary.suites.push(Suite {
+            name: path.to_string(),
+            file: path.to_string(),
+            timestamp: None,
+            started_at: None,
+            counts: Counts::default(),
+        });
+        self.times.push((None, 0.0));
+        self.summary.suites.len() - 1
+    }
+}
+
+fn capturing(stack: &[Frame]) -> bool {
+    matches!(
+        stack.last(),
+        Some(Frame::Outcome(_)) | Some(Frame::SuiteOutcome)
+    )
+}
+
+fn push_capped(out: &mut String, s: &str) {
+    if out.len() < MAX_MESSAGE {
+        let room = MAX_MESSAGE - out.len();
+        out.push_str(&truncate(s.to_string(), room));
+    }
+}
+
+/// Seconds as tools write them: `1.5`, `1,234.5`, ` 2 `; empty, negative,
+/// infinite or NaN durations are no duration.
+fn parse_seconds(s: &str) -> Option<f64> {
+    let cleaned: String = s.trim().chars().filter(|c| *c != ',').collect();
+    cleaned
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// The timestamp forms test runners write: RFC 3339 with an offset
+/// (minitest, vitest) or a civil time taken as UTC (pytest, Surefire).
+fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.as_millisecond());
+    }
+    let dt = s.parse::<jiff::civil::DateTime>().ok()?;
+    dt.to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_millisecond())
+}
