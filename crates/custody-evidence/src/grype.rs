@@ -94,32 +94,36 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<ScanSummary, ParseError> {
     let target = report
         .source
         .as_ref()
-        .map(|src| source_name(src))
+        .map(source_name)
         .unwrap_or_else(|| "(unknown source)".to_string());
     s.target(target.clone());
     match report.matches {
-        None => s
-            .incomplete
-            .push(format!("Grype reported nothing for {target}: the report has no matches")),
+        None => s.incomplete.push(format!(
+            "Grype reported nothing for {target}: the report has no matches"
+        )),
         Some(_) if report.source.is_none() => s.incomplete.push(
             "Grype's report does not say what was scanned (no source): not a clean scan"
                 .to_string(),
         ),
         Some(matches) => {
             for m in matches {
-                let severity = Severity::from_scanner(&m.vulnerability.severity).ok_or_else(|| {
-                    ParseError::new(format!(
-                        "{}: unknown severity \"{}\"",
-                        m.vulnerability.id, m.vulnerability.severity
-                    ))
-                })?;
+                let severity =
+                    Severity::from_scanner(&m.vulnerability.severity).ok_or_else(|| {
+                        ParseError::new(format!(
+                            "{}: unknown severity \"{}\"",
+                            m.vulnerability.id, m.vulnerability.severity
+                        ))
+                    })?;
                 s.add(Finding {
                     id: m.vulnerability.id,
                     severity,
                     category: "vulnerability".to_string(),
                     package: Some(m.artifact.name),
                     version: m.artifact.version,
-                    fixed_in: m.vulnerability.fix.and_then(|f| f.versions.into_iter().next()),
+                    fixed_in: m
+                        .vulnerability
+                        .fix
+                        .and_then(|f| f.versions.into_iter().next()),
                     title: m.vulnerability.description.unwrap_or_default(),
                     location: m.artifact.purl,
                     target: Some(target.clone()),
@@ -136,7 +140,11 @@ fn source_name(src: &Source) -> String {
     let name = t
         .as_str()
         .map(str::to_string)
-        .or_else(|| t.get("userInput").and_then(|v| v.as_str()).map(str::to_string))
+        .or_else(|| {
+            t.get("userInput")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .or_else(|| t.get("path").and_then(|v| v.as_str()).map(str::to_string))
         .unwrap_or_default();
     if name.is_empty() {

@@ -6,7 +6,10 @@ use serde::de::DeserializeOwned;
 use crate::error::ParseError;
 use crate::limits::Limits;
 
-pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8], limits: Limits) -> Result<T, ParseError> {
+pub(crate) fn from_slice<T: DeserializeOwned>(
+    bytes: &[u8],
+    limits: Limits,
+) -> Result<T, ParseError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(ParseError::new(format!(
             "document larger than {} bytes",

@@ -3,8 +3,8 @@
 //!
 //! Header attributes (`tests=`, `failures=`...) are never trusted: real
 //! files lie, so every count comes from the `<testcase>` elements. Each
-//! case's outcome is the worst of what it holds: error > failure > skipped
-//! > passed. Retries as Surefire writes them: `<flakyFailure>`/`<flakyError>`
+//! case's outcome is the worst of what it holds: error, then failure, then
+//! skipped, then passed. Retries as Surefire writes them: `<flakyFailure>`/`<flakyError>`
 //! without a final `<failure>`/`<error>` passed after retrying (flaky);
 //! `<rerunFailure>`/`<rerunError>` next to a `<failure>`/`<error>` failed
 //! every attempt. A `<failure>` or `<error>` directly in a `<testsuite>`
@@ -125,12 +125,7 @@ impl JunitSummary {
             reasons.push(format!("no test ran: all {} were skipped", t.tests));
         }
         if t.failed > 0 || t.errored > 0 {
-            let names: Vec<String> = self
-                .failures
-                .iter()
-                .take(5)
-                .map(|c| display_name(c))
-                .collect();
+            let names: Vec<String> = self.failures.iter().take(5).map(display_name).collect();
             let more = (t.failed + t.errored).saturating_sub(names.len() as u64);
             let more = if more > 0 {
                 format!(" and {more} more")
@@ -258,7 +253,13 @@ impl JunitParser {
                         .open(path, &e, &stack, &mut case, &mut suite_failure, &mut text)
                         .map_err(|m| xml.error(m))?;
                     if empty {
-                        self.close(&frame, &mut case, &mut suite_failure, &mut text, &mut tests_in_file);
+                        self.close(
+                            &frame,
+                            &mut case,
+                            &mut suite_failure,
+                            &mut text,
+                            &mut tests_in_file,
+                        );
                     } else {
                         stack.push(frame);
                     }
@@ -266,7 +267,13 @@ impl JunitParser {
                 Event::End(_) => {
                     drop(event);
                     if let Some(frame) = stack.pop() {
-                        self.close(&frame, &mut case, &mut suite_failure, &mut text, &mut tests_in_file);
+                        self.close(
+                            &frame,
+                            &mut case,
+                            &mut suite_failure,
+                            &mut text,
+                            &mut tests_in_file,
+                        );
                     }
                 }
                 Event::Text(ref t) if capturing(&stack) => {
@@ -364,7 +371,11 @@ impl JunitParser {
                     detail: String::new(),
                 };
                 if let Some(c) = case.as_mut() {
-                    let slot = if is_error { &mut c.errored } else { &mut c.failed };
+                    let slot = if is_error {
+                        &mut c.errored
+                    } else {
+                        &mut c.failed
+                    };
                     if slot.is_none() {
                         *slot = Some(f);
                     }
@@ -419,7 +430,11 @@ impl JunitParser {
             Frame::Outcome(is_error) => {
                 let detail = std::mem::take(text);
                 if let Some(c) = case.as_mut() {
-                    let slot = if *is_error { &mut c.errored } else { &mut c.failed };
+                    let slot = if *is_error {
+                        &mut c.errored
+                    } else {
+                        &mut c.failed
+                    };
                     if let Some(f) = slot.as_mut()
                         && f.detail.is_empty()
                     {

@@ -20,6 +20,7 @@ pub use limits::Limits;
 pub use verdict::Verdict;
 pub mod grype;
 pub mod sarif;
+pub mod sbom;
 pub mod scan;
 pub mod snyk;
 pub mod trivy;

@@ -62,7 +62,9 @@ pub(crate) struct Component {
 
 impl Component {
     pub fn version(&self) -> Option<String> {
-        self.semantic_version.clone().or_else(|| self.version.clone())
+        self.semantic_version
+            .clone()
+            .or_else(|| self.version.clone())
     }
 }
 
@@ -287,9 +289,9 @@ impl SarifResult {
     /// Suppressed only if every suppression is accepted.
     pub fn suppressed(&self) -> bool {
         match &self.suppressions {
-            Some(s) if !s.is_empty() => s.iter().all(|x| {
-                matches!(x.status, None | Some(SuppressionStatus::Accepted))
-            }),
+            Some(s) if !s.is_empty() => s
+                .iter()
+                .all(|x| matches!(x.status, None | Some(SuppressionStatus::Accepted))),
             _ => false,
         }
     }
@@ -311,7 +313,10 @@ impl SarifResult {
     }
 
     pub fn message(&self) -> String {
-        truncate(self.message.text.clone().unwrap_or_default(), FINDING_MESSAGE)
+        truncate(
+            self.message.text.clone().unwrap_or_default(),
+            FINDING_MESSAGE,
+        )
     }
 }
 
@@ -430,7 +435,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<SarifSummary, ParseError> {
                 // Keep the list bounded while reading: the worst
                 // MAX_LISTED survive.
                 if findings.len() >= 2 * MAX_LISTED {
-                    findings.sort_by(|a: &Finding, b| b.level.cmp(&a.level));
+                    findings.sort_by_key(|f: &Finding| std::cmp::Reverse(f.level));
                     s.findings_not_listed += (findings.len() - MAX_LISTED) as u64;
                     findings.truncate(MAX_LISTED);
                 }
@@ -438,7 +443,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<SarifSummary, ParseError> {
         }
         s.runs.push(r);
     }
-    findings.sort_by(|a, b| b.level.cmp(&a.level));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     if findings.len() > MAX_LISTED {
         s.findings_not_listed += (findings.len() - MAX_LISTED) as u64;
         findings.truncate(MAX_LISTED);

@@ -204,7 +204,7 @@ impl ScanSummary {
     }
 
     pub(crate) fn trim(&mut self) {
-        self.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        self.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         if self.findings.len() > MAX_LISTED {
             self.findings_not_listed += (self.findings.len() - MAX_LISTED) as u64;
             self.findings.truncate(MAX_LISTED);

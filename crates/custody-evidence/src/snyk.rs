@@ -184,10 +184,13 @@ fn parse_native(doc: Value) -> Result<ScanSummary, ParseError> {
             })
             .collect::<Result<_, _>>()?,
         v @ Value::Object(_) => vec![
-            serde_json::from_value(v)
-                .map_err(|e| ParseError::new(format!("Snyk JSON: {e}")))?,
+            serde_json::from_value(v).map_err(|e| ParseError::new(format!("Snyk JSON: {e}")))?,
         ],
-        _ => return Err(ParseError::new("not a Snyk report: expected a JSON object or array")),
+        _ => {
+            return Err(ParseError::new(
+                "not a Snyk report: expected a JSON object or array",
+            ));
+        }
     };
     let mut s = ScanSummary::new("json", "snyk", None);
     if projects.is_empty() {
@@ -204,7 +207,10 @@ fn parse_native(doc: Value) -> Result<ScanSummary, ParseError> {
 fn add_project(s: &mut ScanSummary, p: &Project) -> Result<(), ParseError> {
     let name = p.name();
     if let Some(e) = &p.error {
-        let text = e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string());
+        let text = e
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
         s.target(name.clone());
         s.incomplete
             .push(format!("Snyk could not test {name}: {text}"));

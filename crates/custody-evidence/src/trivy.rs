@@ -103,7 +103,8 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<ScanSummary, ParseError> {
         ));
     }
     let report: Report = json::from_slice(bytes, limits)?;
-    if report.schema_version.is_none() && report.artifact_name.is_none() && report.results.is_none() {
+    if report.schema_version.is_none() && report.artifact_name.is_none() && report.results.is_none()
+    {
         return Err(ParseError::new(
             "not a Trivy JSON report: no SchemaVersion, ArtifactName or Results",
         ));
@@ -115,7 +116,11 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<ScanSummary, ParseError> {
     if results.is_empty() {
         s.incomplete.push(format!(
             "Trivy scanned nothing{}: the report has no Results",
-            if artifact.is_empty() { String::new() } else { format!(" in {artifact}") }
+            if artifact.is_empty() {
+                String::new()
+            } else {
+                format!(" in {artifact}")
+            }
         ));
     }
     for r in results {

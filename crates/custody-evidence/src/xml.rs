@@ -23,8 +23,12 @@ use crate::limits::Limits;
 /// How much of the head of a document is read to find its encoding.
 const SNIFF: usize = 1024;
 
+/// The byte layers under quick-xml: the sniffed head put back in front of
+/// the rest, decoded to UTF-8, counted.
+type Source<R> = Tracked<Transcode<io::Chain<io::Cursor<Vec<u8>>, R>>>;
+
 pub(crate) struct XmlReader<R: BufRead> {
-    reader: quick_xml::Reader<Tracked<Transcode<io::Chain<io::Cursor<Vec<u8>>, R>>>>,
+    reader: quick_xml::Reader<Source<R>>,
     buf: Vec<u8>,
     depth: usize,
     seen_root: bool,
@@ -85,15 +89,13 @@ impl<R: BufRead> XmlReader<R> {
             }
             Event::Empty(_) => self.seen_root = true,
             Event::End(_) => self.depth = self.depth.saturating_sub(1),
-            Event::DocType(d) => {
-                if doctype_is_unsafe(d.as_ref()) {
-                    let pos = self.reader.get_ref().position();
-                    return Err(ParseError::at(
-                        pos,
-                        "DOCTYPE with an external identifier or internal subset refused: \
-                         entities are never declared, expanded or fetched",
-                    ));
-                }
+            Event::DocType(d) if doctype_is_unsafe(d.as_ref()) => {
+                let pos = self.reader.get_ref().position();
+                return Err(ParseError::at(
+                    pos,
+                    "DOCTYPE with an external identifier or internal subset refused: \
+                     entities are never declared, expanded or fetched",
+                ));
             }
             Event::Eof => {
                 let pos = self.reader.get_ref().position();
@@ -190,7 +192,9 @@ fn detect_encoding(head: &[u8]) -> Result<(&'static Encoding, usize), ParseError
             if declared != Some(UTF_8) {
                 return Err(ParseError::at(
                     Position { line: 1, column: 1 },
-                    format!("the document starts with a UTF-8 byte order mark but declares encoding \"{label}\""),
+                    format!(
+                        "the document starts with a UTF-8 byte order mark but declares encoding \"{label}\""
+                    ),
                 ));
             }
         }
@@ -554,7 +558,10 @@ mod tests {
     #[test]
     fn truncated_and_empty_documents_are_refused() {
         let e = events(b"<a>\n<b>text").unwrap_err();
-        assert!(e.message.contains("truncated") || e.message.contains("malformed"), "{e}");
+        assert!(
+            e.message.contains("truncated") || e.message.contains("malformed"),
+            "{e}"
+        );
         assert!(events(b"").unwrap_err().message.contains("empty"));
         assert!(events(b"   ").unwrap_err().message.contains("empty"));
     }

@@ -117,7 +117,10 @@ fn fixtures_match_their_expectations() {
             .unwrap();
         checked += 1;
         if let Err(e) = check(&xml, &expected) {
-            failures.push(format!("{}: {e}", xml.file_name().unwrap().to_string_lossy()));
+            failures.push(format!(
+                "{}: {e}",
+                xml.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
     assert!(checked >= 15, "only {checked} fixtures found");
@@ -164,4 +167,80 @@ fn timestamps_of_pytest_minitest_and_vitest_are_understood() {
     let s = parse(&dir.join("nested-suites.xml")).unwrap();
     let starts: Vec<_> = s.suites.iter().filter_map(|x| x.started_at).collect();
     assert_eq!(starts, vec![1_709_547_072_090, 1_709_547_072_000]);
+}
+
+fn tool(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var_os("CUSTODY_REQUIRE_TOOLS").is_some() {
+        panic!("{name} is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// A report written by pytest itself, with every outcome pytest has.
+#[test]
+fn pytest_junitxml() {
+    if !tool("pytest") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test_outcomes.py"),
+        r#"
+import pytest
+
+def test_passes():
+    assert 1 + 1 == 2
+
+def test_fails():
+    assert "custody" == "kustody", "names differ"
+
+@pytest.mark.skip(reason="not on this platform")
+def test_skipped():
+    pass
+
+@pytest.fixture
+def database():
+    raise RuntimeError("database unavailable")
+
+def test_errors_in_setup(database):
+    pass
+
+@pytest.mark.xfail(reason="known bug")
+def test_expected_failure():
+    assert False
+"#,
+    )
+    .unwrap();
+    let report = dir.path().join("report.xml");
+    let out = std::process::Command::new("pytest")
+        .current_dir(dir.path())
+        .args(["-q", "-p", "no:cacheprovider", "--junitxml"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "pytest: {out:?}");
+    let s = parse(&report).unwrap();
+    let t = &s.totals;
+    assert_eq!(
+        (t.tests, t.passed, t.failed, t.errored, t.skipped),
+        (5, 1, 1, 1, 2),
+        "{t:?}"
+    );
+    let failed = s.failures.iter().find(|c| c.name == "test_fails").unwrap();
+    assert!(failed.message.contains("names differ"), "{failed:?}");
+    let errored = s
+        .failures
+        .iter()
+        .find(|c| c.name == "test_errors_in_setup")
+        .unwrap();
+    assert!(
+        errored.detail.contains("database unavailable"),
+        "{errored:?}"
+    );
+    assert!(s.suites[0].started_at.is_some());
+    assert!(!s.verdict().compliant);
 }

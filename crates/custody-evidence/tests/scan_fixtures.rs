@@ -19,9 +19,10 @@ fn fixtures(kind: &str) -> Vec<(PathBuf, Value)> {
         .map(|p| {
             let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
             let expected = p.with_file_name(format!("{stem}.expected.json"));
-            let v = serde_json::from_slice(&std::fs::read(&expected).unwrap_or_else(|_| {
-                panic!("{} has no {}", p.display(), expected.display())
-            }))
+            let v = serde_json::from_slice(
+                &std::fs::read(&expected)
+                    .unwrap_or_else(|_| panic!("{} has no {}", p.display(), expected.display())),
+            )
             .unwrap();
             (p, v)
         })
@@ -55,7 +56,10 @@ fn run_all(kind: &str, check: impl Fn(&[u8], &Value) -> Result<(), String>) {
     for (path, expected) in fixtures(kind) {
         let bytes = std::fs::read(&path).unwrap();
         if let Err(e) = check(&bytes, &expected) {
-            failures.push(format!("{}: {e}", path.file_name().unwrap().to_string_lossy()));
+            failures.push(format!(
+                "{}: {e}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -77,7 +81,10 @@ fn sarif_fixtures() {
             return Err(format!("totals {totals}, expected {}", expected["totals"]));
         }
         for (key, got) in [
-            ("suppressed", s.runs.iter().map(|r| r.suppressed).sum::<u64>()),
+            (
+                "suppressed",
+                s.runs.iter().map(|r| r.suppressed).sum::<u64>(),
+            ),
             ("not_failing", s.runs.iter().map(|r| r.not_failing).sum()),
         ] {
             if let Some(want) = expected.get(key).and_then(Value::as_u64)
@@ -221,4 +228,47 @@ fn findings_are_listed_worst_first_and_bounded() {
     assert_eq!(s.findings_not_listed, 1500);
     assert_eq!(s.findings[0].rule, "r2400");
     assert_eq!(s.totals.note, 2499);
+}
+
+/// SARIF written by a real scanner: Bandit maps HIGH to `error` and LOW to
+/// `note`.
+#[test]
+fn bandit_sarif() {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v bandit"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CUSTODY_REQUIRE_TOOLS").is_none(),
+            "bandit is not installed (scripts/test installs it)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "import subprocess, hashlib\n\ndef run(cmd):\n    subprocess.call(cmd, shell=True)\n\ndef digest(x):\n    assert x\n    return hashlib.md5(x).hexdigest()\n",
+    )
+    .unwrap();
+    let out = dir.path().join("bandit.sarif");
+    let status = std::process::Command::new("bandit")
+        .current_dir(dir.path())
+        .args(["-q", "-f", "sarif", "-o"])
+        .arg(&out)
+        .arg("app.py")
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "bandit exits 1 when it finds issues"
+    );
+    let s = sarif::parse(&std::fs::read(&out).unwrap(), Limits::default()).unwrap();
+    assert_eq!(s.runs[0].tool, "Bandit");
+    assert_eq!((s.totals.error, s.totals.note), (2, 2), "{:?}", s.totals);
+    assert!(s.by_rule.contains_key("B602"));
+    assert!(!s.verdict(sarif::Level::Error).compliant);
+    let loc = s.findings.iter().find(|f| f.rule == "B602").unwrap();
+    assert_eq!(loc.location.as_deref(), Some("app.py:4"));
 }

@@ -1,0 +1,535 @@
+//! CycloneDX 1.2–1.6, JSON and XML.
+
+use std::collections::HashSet;
+use std::io::BufRead;
+
+use quick_xml::events::Event;
+use serde::Deserialize;
+
+use super::{Component, Hash, SbomSummary, is_hex};
+use crate::error::ParseError;
+use crate::json;
+use crate::limits::Limits;
+use crate::xml::{XmlReader, attr, push_ref};
+
+const VERSIONS: &[&str] = &["1.2", "1.3", "1.4", "1.5", "1.6"];
+
+/// Component types by the version that introduced them.
+fn type_allowed(version: &str, t: &str) -> bool {
+    const V12: &[&str] = &[
+        "application",
+        "framework",
+        "library",
+        "container",
+        "operating-system",
+        "device",
+        "firmware",
+        "file",
+    ];
+    const V15: &[&str] = &[
+        "platform",
+        "device-driver",
+        "machine-learning-model",
+        "data",
+    ];
+    const V16: &[&str] = &["cryptographic-asset"];
+    V12.contains(&t)
+        || (version >= "1.5" && V15.contains(&t))
+        || (version >= "1.6" && V16.contains(&t))
+}
+
+fn hash_alg_allowed(alg: &str) -> bool {
+    matches!(
+        alg,
+        "MD5"
+            | "SHA-1"
+            | "SHA-256"
+            | "SHA-384"
+            | "SHA-512"
+            | "SHA3-256"
+            | "SHA3-384"
+            | "SHA3-512"
+            | "BLAKE2b-256"
+            | "BLAKE2b-384"
+            | "BLAKE2b-512"
+            | "BLAKE3"
+    )
+}
+
+/// The schema's `hash-content` pattern.
+fn hash_content_ok(v: &str) -> bool {
+    matches!(v.len(), 32 | 40 | 64 | 96 | 128) && is_hex(v)
+}
+
+/// `urn:uuid:` and an RFC 4122 UUID in lower case, as the schema's pattern.
+fn serial_ok(s: &str) -> bool {
+    let Some(u) = s.strip_prefix("urn:uuid:") else {
+        return false;
+    };
+    let parts: Vec<&str> = u.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    parts.len() == 5
+        && parts.iter().zip(lens).all(|(p, n)| {
+            p.len() == n
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        && matches!(parts[2].as_bytes()[0], b'1'..=b'5')
+        && matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b')
+}
+
+/// Checks shared by both encodings, accumulating the summary.
+struct Builder {
+    version: String,
+    refs: HashSet<String>,
+    summary: SbomSummary,
+}
+
+impl Builder {
+    fn new(version: &str, encoding: &str) -> Result<Self, ParseError> {
+        if !VERSIONS.contains(&version) {
+            return Err(ParseError::new(format!(
+                "CycloneDX spec version \"{version}\" is not supported: expected one of {}",
+                VERSIONS.join(", ")
+            )));
+        }
+        Ok(Builder {
+            version: version.to_string(),
+            refs: HashSet::new(),
+            summary: SbomSummary {
+                format: "cyclonedx".to_string(),
+                encoding: encoding.to_string(),
+                spec_version: version.to_string(),
+                ..SbomSummary::default()
+            },
+        })
+    }
+
+    fn serial(&mut self, serial: Option<String>) -> Result<(), String> {
+        if let Some(s) = &serial
+            && !serial_ok(s)
+        {
+            return Err(format!(
+                "serialNumber \"{s}\" is not urn:uuid: followed by a lower-case RFC 4122 UUID"
+            ));
+        }
+        self.summary.id = serial;
+        Ok(())
+    }
+
+    /// Validates one component (not its children) at `path`.
+    fn component(&mut self, path: &str, c: RawComponent) -> Result<(), String> {
+        let Some(t) = c.kind.as_deref() else {
+            return Err(format!("{path}: a component needs a type"));
+        };
+        if !type_allowed(&self.version, t) {
+            return Err(format!(
+                "{path}.type: \"{t}\" is not a component type of CycloneDX {}",
+                self.version
+            ));
+        }
+        let Some(name) = c.name.filter(|n| !n.is_empty()) else {
+            return Err(format!("{path}: a component needs a name"));
+        };
+        if self.version.as_str() <= "1.3" && c.version.is_none() {
+            return Err(format!(
+                "{path}: a component needs a version in CycloneDX {}",
+                self.version
+            ));
+        }
+        if let Some(r) = c.bom_ref
+            && !self.refs.insert(r.clone())
+        {
+            return Err(format!("{path}.bom-ref: \"{r}\" is not unique"));
+        }
+        for (i, h) in c.hashes.iter().enumerate() {
+            if !hash_alg_allowed(&h.alg) {
+                return Err(format!(
+                    "{path}.hashes[{i}].alg: \"{}\" is not a CycloneDX hash algorithm",
+                    h.alg
+                ));
+            }
+            if !hash_content_ok(&h.value) {
+                return Err(format!(
+                    "{path}.hashes[{i}].content: not a hex digest of 32, 40, 64, 96 or 128 digits"
+                ));
+            }
+        }
+        for (i, l) in c.licenses.iter().enumerate() {
+            if l.is_empty() {
+                return Err(format!(
+                    "{path}.licenses[{i}]: needs a license id, a license name or an expression"
+                ));
+            }
+        }
+        self.summary.components.push(Component {
+            name,
+            version: c.version,
+            purl: c.purl,
+            hashes: c.hashes,
+            licenses: c.licenses,
+            kind: Some(t.to_string()),
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> SbomSummary {
+        self.summary.component_count = self.summary.components.len() as u64;
+        self.summary
+    }
+}
+
+/// A component as read, before its checks.
+#[derive(Default)]
+struct RawComponent {
+    kind: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    purl: Option<String>,
+    bom_ref: Option<String>,
+    hashes: Vec<Hash>,
+    licenses: Vec<String>,
+}
+
+// ---- JSON ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonBom {
+    bom_format: String,
+    spec_version: Option<String>,
+    serial_number: Option<String>,
+    version: Option<i64>,
+    metadata: Option<JsonMetadata>,
+    #[serde(default)]
+    components: Vec<JsonComponent>,
+}
+
+#[derive(Deserialize)]
+struct JsonMetadata {
+    component: Option<JsonComponent>,
+}
+
+#[derive(Deserialize)]
+struct JsonComponent {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    purl: Option<String>,
+    #[serde(rename = "bom-ref")]
+    bom_ref: Option<String>,
+    #[serde(default)]
+    hashes: Vec<JsonHash>,
+    #[serde(default)]
+    licenses: Vec<JsonLicenseChoice>,
+    #[serde(default)]
+    components: Vec<JsonComponent>,
+}
+
+#[derive(Deserialize)]
+struct JsonHash {
+    alg: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct JsonLicenseChoice {
+    license: Option<JsonLicense>,
+    expression: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JsonLicense {
+    id: Option<String>,
+    name: Option<String>,
+}
+
+pub(super) fn parse_json(bytes: &[u8], limits: Limits) -> Result<SbomSummary, ParseError> {
+    let bom: JsonBom = json::from_slice(bytes, limits)?;
+    if bom.bom_format != "CycloneDX" {
+        return Err(ParseError::new(format!(
+            "bomFormat is \"{}\", not \"CycloneDX\"",
+            bom.bom_format
+        )));
+    }
+    let version = bom
+        .spec_version
+        .ok_or_else(|| ParseError::new("specVersion is missing"))?;
+    let mut b = Builder::new(&version, "json")?;
+    b.serial(bom.serial_number).map_err(ParseError::new)?;
+    if let Some(v) = bom.version
+        && v < 1
+    {
+        return Err(ParseError::new(format!("version {v}: must be 1 or more")));
+    }
+    if let Some(c) = bom.metadata.and_then(|m| m.component) {
+        b.summary.subject = c.name.clone();
+        if let Some(r) = &c.bom_ref {
+            b.refs.insert(r.clone());
+        }
+    }
+    // Depth-first with an explicit stack: nesting is bounded by serde_json
+    // already, but no recursion here either way.
+    let mut stack: Vec<(String, JsonComponent)> = bom
+        .components
+        .into_iter()
+        .enumerate()
+        .rev()
+        .map(|(i, c)| (format!("components[{i}]"), c))
+        .collect();
+    while let Some((path, c)) = stack.pop() {
+        let licenses = c
+            .licenses
+            .iter()
+            .map(|l| {
+                l.expression
+                    .clone()
+                    .or_else(|| {
+                        l.license
+                            .as_ref()
+                            .and_then(|x| x.id.clone().or(x.name.clone()))
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let children = c.components;
+        b.component(
+            &path,
+            RawComponent {
+                kind: c.kind,
+                name: c.name,
+                version: c.version,
+                purl: c.purl,
+                bom_ref: c.bom_ref,
+                hashes: c
+                    .hashes
+                    .into_iter()
+                    .map(|h| Hash {
+                        alg: h.alg,
+                        value: h.content,
+                    })
+                    .collect(),
+                licenses,
+            },
+        )
+        .map_err(ParseError::new)?;
+        for (i, child) in children.into_iter().enumerate().rev() {
+            stack.push((format!("{path}.components[{i}]"), child));
+        }
+    }
+    Ok(b.finish())
+}
+
+// ---- XML ----
+
+const NAMESPACE: &str = "http://cyclonedx.org/schema/bom/";
+
+/// One open `<component>` and where it is.
+struct Open {
+    path: String,
+    raw: RawComponent,
+    children: usize,
+    hash_alg: Option<String>,
+}
+
+pub(super) fn parse_xml(bytes: &[u8], limits: Limits) -> Result<SbomSummary, ParseError> {
+    read_xml(bytes, limits)
+}
+
+fn read_xml(input: impl BufRead, limits: Limits) -> Result<SbomSummary, ParseError> {
+    let mut xml = XmlReader::new(input, limits)?;
+    let mut b: Option<Builder> = None;
+    // Local names of the open elements.
+    let mut names: Vec<Vec<u8>> = vec![];
+    let mut open: Vec<Open> = vec![];
+    let mut top_level = 0usize;
+    let mut text = String::new();
+    loop {
+        let event = xml.next()?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                let e = e.to_owned();
+                drop(event);
+                let local = e.local_name().as_ref().to_vec();
+                if b.is_none() {
+                    if local != b"bom" {
+                        return Err(xml.error(format!(
+                            "not an SBOM: the root element is <{}>, not a CycloneDX <bom>",
+                            String::from_utf8_lossy(&local)
+                        )));
+                    }
+                    let ns = attr(&e, b"xmlns")
+                        .map_err(|m| xml.error(m))?
+                        .unwrap_or_default();
+                    let Some(version) = ns.strip_prefix(NAMESPACE) else {
+                        return Err(xml.error(format!(
+                            "<bom> is not in a CycloneDX namespace ({NAMESPACE}<version>): \"{ns}\""
+                        )));
+                    };
+                    let mut builder =
+                        Builder::new(version, "xml").map_err(|e| xml.error(e.message))?;
+                    let serial = attr(&e, b"serialNumber").map_err(|m| xml.error(m))?;
+                    builder.serial(serial).map_err(|m| xml.error(m))?;
+                    b = Some(builder);
+                    if !empty {
+                        names.push(local);
+                    }
+                    continue;
+                }
+                text.clear();
+                let parent = names.last().map(Vec::as_slice);
+                let in_metadata = names.iter().any(|n| n == b"metadata");
+                if local == b"component" && parent == Some(b"components") && !in_metadata {
+                    let path = match open.last_mut() {
+                        Some(p) => {
+                            p.children += 1;
+                            format!("{}.components[{}]", p.path, p.children - 1)
+                        }
+                        None => {
+                            top_level += 1;
+                            format!("components[{}]", top_level - 1)
+                        }
+                    };
+                    let raw = RawComponent {
+                        kind: attr(&e, b"type").map_err(|m| xml.error(m))?,
+                        bom_ref: attr(&e, b"bom-ref").map_err(|m| xml.error(m))?,
+                        ..RawComponent::default()
+                    };
+                    open.push(Open {
+                        path,
+                        raw,
+                        children: 0,
+                        hash_alg: None,
+                    });
+                    if empty {
+                        close_component(&mut b, &mut open).map_err(|m| xml.error(m))?;
+                    }
+                } else if local == b"hash" && parent == Some(b"hashes") {
+                    let alg = attr(&e, b"alg").map_err(|m| xml.error(m))?;
+                    if let Some(o) = open.last_mut() {
+                        o.hash_alg = Some(alg.unwrap_or_default());
+                    }
+                } else if local == b"license" && parent == Some(b"licenses") && !in_metadata {
+                    // Filled by the <id> or <name> inside; left empty, the
+                    // checks refuse it.
+                    if let Some(o) = open.last_mut() {
+                        o.raw.licenses.push(String::new());
+                    }
+                }
+                if !empty {
+                    names.push(local);
+                } else if local == b"hash" || local == b"license" {
+                    // `<hash alg=".."/>` with no content, `<license/>` with
+                    // no id or name: let the checks see them.
+                    names.push(local);
+                    end_element(&mut b, &mut names, &mut open, &mut text)
+                        .map_err(|m| xml.error(m))?;
+                }
+            }
+            Event::End(_) => {
+                drop(event);
+                end_element(&mut b, &mut names, &mut open, &mut text).map_err(|m| xml.error(m))?;
+            }
+            Event::Text(ref t) => {
+                let s = t.decode().map_err(|e| ParseError::new(e.to_string()))?;
+                text.push_str(&s);
+            }
+            Event::CData(ref t) => {
+                let s = t.decode().map_err(|e| ParseError::new(e.to_string()))?;
+                text.push_str(&s);
+            }
+            Event::GeneralRef(ref r) => {
+                let res = push_ref(&mut text, r);
+                drop(event);
+                res.map_err(|m| xml.error(m))?;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    match b {
+        Some(b) => Ok(b.finish()),
+        None => Err(ParseError::new("not an SBOM: no <bom> element")),
+    }
+}
+
+fn end_element(
+    b: &mut Option<Builder>,
+    names: &mut Vec<Vec<u8>>,
+    open: &mut Vec<Open>,
+    text: &mut String,
+) -> Result<(), String> {
+    let Some(local) = names.pop() else {
+        return Ok(());
+    };
+    let parent = names.last().map(Vec::as_slice);
+    let value = std::mem::take(text).trim().to_string();
+    let in_metadata = names.iter().any(|n| n == b"metadata");
+    if in_metadata {
+        if local == b"name"
+            && parent == Some(b"component")
+            && names.len() >= 2
+            && names[names.len() - 2] == b"metadata"
+            && let Some(b) = b.as_mut()
+        {
+            b.summary.subject = Some(value);
+        }
+        return Ok(());
+    }
+    let Some(o) = open.last_mut() else {
+        return Ok(());
+    };
+    match (local.as_slice(), parent) {
+        (b"component", Some(b"components")) => close_component(b, open)?,
+        (b"name", Some(b"component")) => o.raw.name = Some(value),
+        (b"version", Some(b"component")) => o.raw.version = Some(value),
+        (b"purl", Some(b"component")) => o.raw.purl = Some(value),
+        (b"hash", Some(b"hashes")) => {
+            let alg = o.hash_alg.take().unwrap_or_default();
+            o.raw.hashes.push(Hash { alg, value });
+        }
+        (b"id" | b"name", Some(b"license")) => {
+            if let Some(last) = o.raw.licenses.last_mut()
+                && last.is_empty()
+            {
+                *last = value;
+            }
+        }
+        (b"license", Some(b"licenses")) => {}
+        (b"expression", Some(b"licenses")) => o.raw.licenses.push(value),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn close_component(b: &mut Option<Builder>, open: &mut Vec<Open>) -> Result<(), String> {
+    let Some(o) = open.pop() else { return Ok(()) };
+    match b.as_mut() {
+        Some(b) => b.component(&o.path, o.raw),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_numbers() {
+        assert!(serial_ok("urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"));
+        assert!(!serial_ok("urn:uuid:3E671687-395B-41F5-A30F-A58921A69B79"));
+        assert!(!serial_ok("urn:uuid:3e671687-395b-61f5-a30f-a58921a69b79"));
+        assert!(!serial_ok("3e671687-395b-41f5-a30f-a58921a69b79"));
+    }
+
+    #[test]
+    fn types_follow_the_version() {
+        assert!(type_allowed("1.2", "library"));
+        assert!(!type_allowed("1.4", "platform"));
+        assert!(type_allowed("1.5", "platform"));
+        assert!(!type_allowed("1.5", "cryptographic-asset"));
+        assert!(type_allowed("1.6", "cryptographic-asset"));
+    }
+}
