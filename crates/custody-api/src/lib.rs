@@ -284,6 +284,18 @@ pub struct AttestationInput {
     /// For `custom`: the data checked against the type.
     #[serde(default)]
     pub attestation_data: Option<Value>,
+    /// For `junit`, `sarif`, `snyk`, `trivy`, `grype` and `sbom`: the summary
+    /// parsed from the tool's report (the shapes of `custody-evidence`).
+    #[serde(default)]
+    pub results: Option<Value>,
+    /// For `sarif`: the lowest level that fails, `error` (default),
+    /// `warning` or `note`.
+    #[serde(default)]
+    pub fail_on: Option<String>,
+    /// For `snyk` (default `low`), `trivy` and `grype` (default `high`): the
+    /// lowest severity that fails, `low`, `medium`, `high` or `critical`.
+    #[serde(default)]
+    pub severity_threshold: Option<String>,
     #[serde(default)]
     pub user_data: Option<Value>,
     #[serde(default)]
@@ -338,6 +350,29 @@ pub struct Attestation {
     #[serde(default)]
     pub evidence: Vec<Evidence>,
     pub created_at: i64,
+}
+
+/// A package listed by an SBOM attestation, and where that SBOM was
+/// reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ComponentUse {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub purl: Option<String>,
+    #[serde(default)]
+    pub licenses: Vec<String>,
+    pub flow: String,
+    pub trail: String,
+    /// Template name of the artifact the SBOM describes, if bound to one.
+    #[serde(default)]
+    pub artifact: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    pub attestation_id: String,
+    pub attestation_name: String,
+    pub reported_at: i64,
 }
 
 /// A file in the evidence vault, attached to an attestation.

@@ -67,7 +67,7 @@ pub enum Command {
     Begin(BeginCmd),
     /// Report an artifact or evidence into a trail.
     #[command(subcommand)]
-    Attest(AttestCmd),
+    Attest(Box<AttestCmd>),
     /// Show one thing.
     #[command(subcommand)]
     Get(GetCmd),
@@ -242,6 +242,18 @@ pub enum AttestCmd {
     Generic(AttestGenericArgs),
     /// Report data checked against a custom attestation type.
     Custom(AttestCustomArgs),
+    /// Report JUnit XML test results: compliant iff tests ran and none failed.
+    Junit(AttestJunitArgs),
+    /// Report a SARIF 2.1.0 scan from any tool: compliant iff nothing at or above --fail-on.
+    Sarif(AttestSarifArgs),
+    /// Report a Snyk scan (SARIF or `snyk ... --json`).
+    Snyk(AttestSeverityArgs),
+    /// Report a Trivy JSON scan (vulnerabilities, misconfigurations, secrets).
+    Trivy(AttestSeverityArgs),
+    /// Report a Grype JSON scan.
+    Grype(AttestSeverityArgs),
+    /// Report an SBOM (CycloneDX JSON/XML or SPDX JSON/tag-value).
+    Sbom(AttestSbomArgs),
 }
 
 /// Where an attestation goes.
@@ -324,6 +336,83 @@ pub struct AttestCustomArgs {
     pub evidence: EvidenceArgs,
 }
 
+/// Whether the tool's report files go to the evidence vault.
+#[derive(Args, Debug, Clone)]
+pub struct UploadArgs {
+    /// Keep the report files in the evidence vault (--upload-results=false to send only the summary).
+    #[arg(long, env = "CUSTODY_UPLOAD_RESULTS", num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub upload_results: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestJunitArgs {
+    /// Artifact to fingerprint and bind to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// Directory searched recursively for *.xml reports.
+    #[arg(long, short = 'R', env = "CUSTODY_RESULTS_DIR", default_value = ".")]
+    pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub upload: UploadArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestSarifArgs {
+    /// Artifact to fingerprint and bind to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// The SARIF file.
+    #[arg(long, short = 'R', env = "CUSTODY_SCAN_RESULTS")]
+    pub scan_results: PathBuf,
+    /// The lowest level that makes the attestation non-compliant.
+    #[arg(long, env = "CUSTODY_FAIL_ON", default_value = "error",
+          value_parser = ["error", "warning", "note"])]
+    pub fail_on: String,
+    #[command(flatten)]
+    pub upload: UploadArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestSeverityArgs {
+    /// Artifact to fingerprint and bind to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// The scanner's report.
+    #[arg(long, short = 'R', env = "CUSTODY_SCAN_RESULTS")]
+    pub scan_results: PathBuf,
+    /// The lowest severity that makes the attestation non-compliant (default: low for snyk, high for trivy and grype).
+    #[arg(long, env = "CUSTODY_SEVERITY_THRESHOLD",
+          value_parser = ["low", "medium", "high", "critical"])]
+    pub severity_threshold: Option<String>,
+    #[command(flatten)]
+    pub upload: UploadArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AttestSbomArgs {
+    /// Artifact to fingerprint and bind to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// The SBOM document.
+    #[arg(long, env = "CUSTODY_FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub upload: UploadArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum GetCmd {
     Flow {
@@ -379,6 +468,21 @@ pub enum ListCmd {
     },
     ServiceAccounts,
     AttestationTypes,
+    /// Packages in reported SBOMs, by name or purl, with where they were reported.
+    Components {
+        /// Exact component name.
+        #[arg(long, env = "CUSTODY_NAME", required_unless_present = "purl")]
+        name: Option<String>,
+        /// A purl: with @version, that package; without, any version of it.
+        #[arg(long, env = "CUSTODY_PURL")]
+        purl: Option<String>,
+        /// Exact component version.
+        #[arg(long, env = "CUSTODY_COMPONENT_VERSION")]
+        component_version: Option<String>,
+        /// At most this many (up to 1000).
+        #[arg(long, env = "CUSTODY_LIMIT", default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Args, Debug, Clone, Copy)]

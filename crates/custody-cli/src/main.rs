@@ -12,6 +12,7 @@ mod config;
 mod fail;
 mod git;
 mod output;
+mod reports;
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;

@@ -43,6 +43,8 @@ pub struct NewAttestation {
     pub git_commit_info: Option<GitCommitInfo>,
     pub repo_info: Option<RepoInfo>,
     pub evidence: Vec<NewEvidence>,
+    /// For SBOM attestations: every component, stored row by row.
+    pub components: Vec<custody_evidence::sbom::Component>,
 }
 
 pub type NewEvidence = Evidence;
@@ -151,6 +153,14 @@ impl Store {
                                 other => other,
                             })?;
                     }
+                    let site = crate::components::ComponentSite {
+                        org_id,
+                        attestation_id: &a.id,
+                        trail_id,
+                        artifact: a.artifact.as_deref(),
+                        fingerprint: a.fingerprint.as_deref(),
+                    };
+                    crate::components::insert(c, &site, &n.components).await?;
                     ledger.append(c, EntryKind::Attestation, &a).await?;
                     for e in &a.evidence {
                         ledger

@@ -16,6 +16,7 @@
 
 mod auth;
 mod blobs;
+mod components;
 mod db;
 mod error;
 mod evidence;

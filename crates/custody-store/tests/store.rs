@@ -89,6 +89,7 @@ fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation 
         git_commit_info: None,
         repo_info: None,
         evidence: vec![],
+        components: vec![],
     }
 }
 
@@ -449,4 +450,107 @@ async fn attestation_types_are_versioned(s: Store) {
             .is_err()
     );
     assert_eq!(s.list_attestation_types(p.org_id).await.unwrap().len(), 1);
+}
+
+both!(sbom_components_are_stored_and_found);
+async fn sbom_components_are_stored_and_found(s: Store) {
+    use custody_evidence::sbom::Component;
+    let p = admin(&s).await;
+    s.put_flow(&p, "backend", None, None).await.unwrap();
+    s.begin_trail(
+        &p,
+        "backend",
+        BeginTrailRequest {
+            name: "t1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // More than one INSERT batch.
+    let components: Vec<Component> = (0..250)
+        .map(|i| Component {
+            name: format!("pkg{i}"),
+            version: Some(format!("1.{i}.0")),
+            purl: Some(format!("pkg:npm/pkg{i}@1.{i}.0")),
+            licenses: vec!["MIT".into()],
+            ..Component::default()
+        })
+        .collect();
+    let mut a = generic("bom", AttestationBinding::ArtifactName("app".into()), true);
+    a.kind = "sbom".into();
+    a.components = components.clone();
+    let id = a.id.clone();
+    let before = s.ledger_size("default").await.unwrap();
+    s.put_attestation(&p, "backend", "t1", a).await.unwrap();
+    assert_eq!(
+        s.ledger_size("default").await.unwrap(),
+        before + 1,
+        "components are covered by the attestation's entry"
+    );
+    assert_eq!(
+        s.attestation_components(p.org_id, &id).await.unwrap(),
+        components
+    );
+
+    let found = s
+        .find_components(p.org_id, Some("pkg7"), None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].trail, "t1");
+    assert_eq!(found[0].artifact.as_deref(), Some("app"));
+    assert_eq!(
+        found[0].fingerprint, None,
+        "the artifact is not reported yet"
+    );
+    let any_version = s
+        .find_components(p.org_id, None, Some("pkg:npm/pkg42"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(any_version[0].version.as_deref(), Some("1.42.0"));
+    let exact = s
+        .find_components(p.org_id, None, Some("pkg:npm/pkg42@9.9.9"), None, 10)
+        .await
+        .unwrap();
+    assert!(exact.is_empty());
+    let by_version = s
+        .find_components(p.org_id, Some("pkg42"), None, Some("1.42.0"), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_version.len(), 1);
+
+    // Once the artifact is reported, its fingerprint answers the question.
+    let fp = "c".repeat(64);
+    s.report_artifact(
+        &p,
+        "backend",
+        "t1",
+        ReportArtifactRequest {
+            fingerprint: fp.clone(),
+            name: "app".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let found = s
+        .find_components(p.org_id, Some("pkg7"), None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(found[0].fingerprint.as_deref(), Some(fp.as_str()));
+
+    // Another organisation sees none of it.
+    s.create_org("acme", key(9)).await.unwrap();
+    let acme = s.authenticate(&[9; 32]).await.unwrap().unwrap();
+    assert!(
+        s.find_components(acme.org_id, Some("pkg7"), None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.attestation_components(acme.org_id, &id).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

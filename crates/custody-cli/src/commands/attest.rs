@@ -11,32 +11,64 @@ use serde_json::Value;
 
 use super::Ctx;
 use super::provenance::{annotations, gather};
-use crate::cli::{AttestArtifactArgs, AttestCmd, EvidenceArgs, Target};
+use crate::cli::{AttestArtifactArgs, AttestCmd, AttestSeverityArgs, EvidenceArgs, Target};
 use crate::output;
+use crate::reports;
 
 pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         AttestCmd::Artifact(a) => artifact(ctx, a).await,
         AttestCmd::Generic(a) => {
             let extra = Extra {
-                kind: "generic",
                 compliant: Some(a.compliant),
-                type_name: None,
-                data: None,
+                ..Extra::new("generic")
             };
             evidence(ctx, a.path, a.target, a.evidence, extra).await
         }
         AttestCmd::Custom(a) => {
             let data = super::read_json_file(&a.attestation_data)?;
             let extra = Extra {
-                kind: "custom",
-                compliant: None,
                 type_name: Some(a.type_name),
                 data: Some(data),
+                ..Extra::new("custom")
             };
             evidence(ctx, a.path, a.target, a.evidence, extra).await
         }
+        AttestCmd::Junit(a) => {
+            check_target(&a.target)?;
+            let report = reports::junit(&a.results_dir)?;
+            let extra = Extra::report("junit", report, a.upload.upload_results);
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
+        AttestCmd::Sarif(a) => {
+            check_target(&a.target)?;
+            let report = reports::single("sarif", &a.scan_results, "--scan-results")?;
+            let extra = Extra {
+                fail_on: Some(a.fail_on),
+                ..Extra::report("sarif", report, a.upload.upload_results)
+            };
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
+        AttestCmd::Snyk(a) => severity(ctx, "snyk", a).await,
+        AttestCmd::Trivy(a) => severity(ctx, "trivy", a).await,
+        AttestCmd::Grype(a) => severity(ctx, "grype", a).await,
+        AttestCmd::Sbom(a) => {
+            check_target(&a.target)?;
+            let report = reports::single("sbom", &a.file, "--file")?;
+            let extra = Extra::report("sbom", report, a.upload.upload_results);
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
     }
+}
+
+async fn severity(ctx: Ctx, kind: &'static str, a: AttestSeverityArgs) -> anyhow::Result<ExitCode> {
+    check_target(&a.target)?;
+    let report = reports::single(kind, &a.scan_results, "--scan-results")?;
+    let extra = Extra {
+        severity_threshold: a.severity_threshold,
+        ..Extra::report(kind, report, a.upload.upload_results)
+    };
+    evidence(ctx, a.path, a.target, a.evidence, extra).await
 }
 
 fn check_target(t: &Target) -> anyhow::Result<AttestationName> {
@@ -116,11 +148,40 @@ async fn artifact(ctx: Ctx, a: AttestArtifactArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a type adds to the common attestation fields.
 struct Extra {
     kind: &'static str,
     compliant: Option<bool>,
     type_name: Option<String>,
     data: Option<Value>,
+    results: Option<Value>,
+    fail_on: Option<String>,
+    severity_threshold: Option<String>,
+    /// The report files, uploaded next to --attachments.
+    files: Vec<Attachment>,
+}
+
+impl Extra {
+    fn new(kind: &'static str) -> Self {
+        Extra {
+            kind,
+            compliant: None,
+            type_name: None,
+            data: None,
+            results: None,
+            fail_on: None,
+            severity_threshold: None,
+            files: vec![],
+        }
+    }
+
+    fn report(kind: &'static str, r: reports::Report, upload: bool) -> Self {
+        Extra {
+            results: Some(r.results),
+            files: if upload { r.files } else { vec![] },
+            ..Extra::new(kind)
+        }
+    }
 }
 
 async fn evidence(
@@ -135,7 +196,16 @@ async fn evidence(
     if fp.is_some() && name.artifact.is_some() {
         bail!("bind to an artifact either by --name ARTIFACT.NAME or by fingerprint, not both");
     }
-    let attachments = crate::attach::collect(&e.attachments)?;
+    let mut attachments = crate::attach::collect(&e.attachments)?;
+    for f in extra.files {
+        if attachments.iter().any(|a| a.name == f.name) {
+            bail!(
+                "attachment '{}' clashes with the uploaded report of the same name",
+                f.name
+            );
+        }
+        attachments.push(f);
+    }
     let p = gather(&e.provenance)?;
     let body = AttestationInput {
         name: t.name.clone(),
@@ -144,6 +214,9 @@ async fn evidence(
         compliant: extra.compliant,
         type_name: extra.type_name,
         attestation_data: extra.data,
+        results: extra.results,
+        fail_on: extra.fail_on,
+        severity_threshold: extra.severity_threshold,
         user_data: p.user_data,
         annotations: annotations(&e.annotate)?,
         external_urls: p.external_urls,
@@ -170,6 +243,9 @@ async fn evidence(
             "{} attestation '{}' is reported to trail: {}{verdict}",
             r.kind, t.name, r.trail
         );
+        for reason in &r.reasons {
+            println!("  {reason}");
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use custody_api::{
-    Artifact, Attestation, AttestationType, BeginTrailRequest, Flow, Page, Saved, SearchResult,
-    ServiceAccount, Trail, TrailSummary, TrailView,
+    Artifact, Attestation, AttestationType, BeginTrailRequest, ComponentUse, Flow, Page, Saved,
+    SearchResult, ServiceAccount, Trail, TrailSummary, TrailView,
 };
 use custody_domain::{FlowTemplate, names};
 use reqwest::Method;
@@ -275,6 +275,54 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
                                 t.version.to_string(),
                                 opt(&t.description),
                                 t.jq_rules.len().to_string(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+        }
+        ListCmd::Components {
+            name,
+            purl,
+            component_version,
+            limit,
+        } => {
+            let mut url = ctx.org_url(&["components"]);
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in [
+                    ("name", &name),
+                    ("purl", &purl),
+                    ("version", &component_version),
+                ] {
+                    if let Some(v) = v {
+                        q.append_pair(k, v);
+                    }
+                }
+                q.append_pair("limit", &limit.to_string());
+            }
+            let list: Vec<ComponentUse> = ctx.client.get(url).await?;
+            output::either(out, &list, |l| {
+                output::table(
+                    &[
+                        "NAME",
+                        "VERSION",
+                        "FLOW",
+                        "TRAIL",
+                        "ARTIFACT",
+                        "FINGERPRINT",
+                        "REPORTED",
+                    ],
+                    l.iter()
+                        .map(|c| {
+                            vec![
+                                c.name.clone(),
+                                opt(&c.version),
+                                c.flow.clone(),
+                                c.trail.clone(),
+                                opt(&c.artifact),
+                                opt(&c.fingerprint),
+                                time(c.reported_at),
                             ]
                         })
                         .collect(),

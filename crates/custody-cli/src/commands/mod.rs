@@ -66,7 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Begin(crate::cli::BeginCmd::Trail(args)) => {
             flows::begin_trail(Ctx::new(cli.global)?, args).await
         }
-        Command::Attest(c) => attest::run(Ctx::new(cli.global)?, c).await,
+        Command::Attest(c) => attest::run(Ctx::new(cli.global)?, *c).await,
         Command::Get(c) => flows::get(Ctx::new(cli.global)?, c).await,
         Command::List(c) => flows::list(Ctx::new(cli.global)?, c).await,
         Command::Search(args) => flows::search(Ctx::new(cli.global)?, args).await,

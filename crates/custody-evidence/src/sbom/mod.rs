@@ -116,3 +116,37 @@ struct Probe {
 pub(crate) fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+/// `pkg:type/namespace/name` of a purl: without `@version`, `?qualifiers`
+/// or `#subpath`, to match any version of a package.
+pub fn purl_base(purl: &str) -> &str {
+    let end = purl.find(['?', '#']).unwrap_or(purl.len());
+    let s = &purl[..end];
+    // The version follows the last '@' of the last segment; an '@' earlier
+    // belongs to a namespace (`pkg:npm/@scope/name`).
+    let name_start = s.rfind('/').map_or(0, |i| i + 1);
+    match s[name_start..].find('@') {
+        Some(i) => &s[..name_start + i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::purl_base;
+
+    #[test]
+    fn purl_bases() {
+        assert_eq!(purl_base("pkg:npm/lodash@4.17.21"), "pkg:npm/lodash");
+        assert_eq!(
+            purl_base("pkg:npm/@angular/core@17.0.0"),
+            "pkg:npm/@angular/core"
+        );
+        assert_eq!(
+            purl_base("pkg:maven/org.slf4j/slf4j-api@2.0.13?type=jar"),
+            "pkg:maven/org.slf4j/slf4j-api"
+        );
+        assert_eq!(purl_base("pkg:cargo/serde"), "pkg:cargo/serde");
+        assert_eq!(purl_base("pkg:golang/x/y@v1#sub/dir"), "pkg:golang/x/y");
+    }
+}

@@ -2,10 +2,12 @@
 //! values, call the store, shape the answer.
 
 mod attestations;
+mod components;
 mod evidence;
 mod flows;
 mod health;
 mod orgs;
+mod tool_evidence;
 mod types;
 
 use axum::extract::DefaultBodyLimit;
@@ -68,6 +70,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(attestations::get_attestation))
         .routes(routes!(attestations::attestation_history))
         .routes(routes!(evidence::download))
+        .routes(routes!(components::find_components))
+        .routes(routes!(components::attestation_components))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(attestations::report_attestation))
