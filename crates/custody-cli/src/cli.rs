@@ -76,6 +76,9 @@ pub enum Command {
     List(ListCmd),
     /// Find artifacts by (partial) fingerprint or git commit.
     Search(SearchArgs),
+    /// Read a tool's report locally and show what Custody makes of it (no server needed).
+    #[command(subcommand)]
+    Parse(ParseCmd),
     /// Show the organisation, account and role of the API key.
     Whoami,
 }
@@ -411,6 +414,43 @@ pub struct AttestSbomArgs {
     pub upload: UploadArgs,
     #[command(flatten)]
     pub evidence: EvidenceArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ParseCmd {
+    /// JUnit XML reports below a directory.
+    Junit {
+        #[arg(long, short = 'R', env = "CUSTODY_RESULTS_DIR", default_value = ".")]
+        results_dir: PathBuf,
+    },
+    /// A SARIF 2.1.0 log.
+    Sarif {
+        #[arg(long, short = 'R', env = "CUSTODY_SCAN_RESULTS")]
+        scan_results: PathBuf,
+        #[arg(long, env = "CUSTODY_FAIL_ON", default_value = "error",
+              value_parser = ["error", "warning", "note"])]
+        fail_on: String,
+    },
+    /// A Snyk report (SARIF or JSON).
+    Snyk(ParseSeverityArgs),
+    /// A Trivy JSON report.
+    Trivy(ParseSeverityArgs),
+    /// A Grype JSON report.
+    Grype(ParseSeverityArgs),
+    /// An SBOM (CycloneDX or SPDX).
+    Sbom {
+        #[arg(long, env = "CUSTODY_FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ParseSeverityArgs {
+    #[arg(long, short = 'R', env = "CUSTODY_SCAN_RESULTS")]
+    pub scan_results: PathBuf,
+    #[arg(long, env = "CUSTODY_SEVERITY_THRESHOLD",
+          value_parser = ["low", "medium", "high", "critical"])]
+    pub severity_threshold: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -71,8 +71,7 @@ pub fn junit(dir: &Path) -> anyhow::Result<Report> {
         let f = std::fs::File::open(&path).with_context(|| format!("{}", path.display()))?;
         parser
             .add_file(&rel, BufReader::with_capacity(64 << 10, f))
-            .map_err(|e| located(&e, &path))
-            .with_context(|| format!("in --results-dir {}", dir.display()))?;
+            .map_err(|e| located(&e, &path))?;
         files.push(attachment("junit", &path, &rel)?);
     }
     let summary: JunitSummary = parser.finish();

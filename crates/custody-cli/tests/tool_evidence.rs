@@ -381,3 +381,41 @@ fn results_can_stay_out_of_the_vault(db: Db) {
         .collect();
     assert_eq!(files, ["notes.txt"]);
 }
+
+/// `custody parse` judges a report locally, with no server at all.
+#[test]
+fn parse_needs_no_server() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .env("CUSTODY_HOST", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "parse",
+        "grype",
+        "--scan-results",
+        &fixture("grype/image.json"),
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["compliant"], false);
+    assert_eq!(v["data"]["severity_threshold"], "high");
+    let out = run(&["parse", "sbom", "--file", &fixture("sbom/spdx-2.3-tv.spdx")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("spdx 2.3 tag-value (worker-0.9.0), 2 components"),
+        "{text}"
+    );
+    let out = run(&[
+        "parse",
+        "sarif",
+        "--scan-results",
+        &fixture("sarif/bad-level.sarif"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad-level.sarif:2:"));
+}

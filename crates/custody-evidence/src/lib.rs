@@ -19,6 +19,7 @@ pub use error::{ParseError, Position};
 pub use limits::Limits;
 pub use verdict::Verdict;
 pub mod grype;
+pub mod judge;
 pub mod sarif;
 pub mod sbom;
 pub mod scan;

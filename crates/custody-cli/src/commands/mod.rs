@@ -2,6 +2,7 @@ mod admin;
 mod attest;
 mod fingerprint;
 mod flows;
+mod parse;
 mod provenance;
 mod server;
 
@@ -71,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(c) => flows::list(Ctx::new(cli.global)?, c).await,
         Command::Search(args) => flows::search(Ctx::new(cli.global)?, args).await,
         Command::Whoami => admin::whoami(Ctx::new(cli.global)?).await,
+        Command::Parse(c) => parse::run(cli.global.output, c),
     }
 }
 
