@@ -9,6 +9,8 @@ machine is shared and noisy. Build first: cargo build --release -p custody.
     bench/bench.py ingest        # generic attestations/s over HTTP, p99 latency (wrk), SQLite
     bench/bench.py ingest-postgres  # the same against a throwaway local PostgreSQL
     bench/bench.py rss           # server RSS idle, and its growth during a 1 GiB upload
+    bench/bench.py junit         # 30 MB JUnit report parsed and summarised vs Python junitparser (lxml)
+    bench/bench.py reports       # 50 MB SARIF and SBOM, and a 10,000-component SBOM, ingested end to end
 """
 import json
 import os
@@ -266,6 +268,173 @@ def bench_rss():
         shutil.rmtree(data, ignore_errors=True)
 
 
+def make_junit(path, cases=200_000, per_suite=100):
+    if os.path.exists(path):
+        return
+    rng = random.Random(7)
+    with open(path, "w") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="load">\n')
+        for s in range(cases // per_suite):
+            f.write(f'  <testsuite name="com.example.module{s % 40}.Service{s}Test" tests="{per_suite}" '
+                    f'timestamp="2026-10-01T10:{s % 60:02d}:00" time="{rng.uniform(1, 9):.3f}">\n')
+            for c in range(per_suite):
+                i = s * per_suite + c
+                head = (f'    <testcase classname="com.example.module{s % 40}.Service{s}Test" '
+                        f'name="test_{i}_handles_the_request_under_concurrent_load" time="{rng.uniform(0, 0.2):.4f}"')
+                r = rng.random()
+                if r < 0.01:
+                    f.write(head + '>\n      <failure message="expected 200 but was 500" type="AssertionError">'
+                            'AssertionError: expected 200 but was 500\n\tat Service.call(Service.java:42)</failure>\n'
+                            '    </testcase>\n')
+                elif r < 0.03:
+                    f.write(head + '><skipped message="slow"/></testcase>\n')
+                else:
+                    f.write(head + '/>\n')
+            f.write('  </testsuite>\n')
+        f.write('</testsuites>\n')
+
+
+JUNITPARSER = """
+import sys
+from junitparser import JUnitXml, Failure, Error, Skipped
+xml = JUnitXml.fromfile(sys.argv[1])
+t = f = e = s = 0
+for suite in xml:
+    for case in suite:
+        t += 1
+        kinds = {type(r) for r in case.result}
+        if Error in kinds: e += 1
+        elif Failure in kinds: f += 1
+        elif Skipped in kinds: s += 1
+print(t, t - f - e - s, f, e, s)
+"""
+
+
+def peak_rss_kb(cmd):
+    """Peak RSS of one run of cmd, in KiB."""
+    wrapper = ("import resource, subprocess, sys; "
+               "subprocess.run(sys.argv[1], shell=True, stdout=subprocess.DEVNULL, check=True); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    return int(sh(f"python3 -c '{wrapper}' {json.dumps(cmd)}"))
+
+
+def bench_junit():
+    os.makedirs(WORK, exist_ok=True)
+    d = os.path.join(WORK, "junit")
+    os.makedirs(d, exist_ok=True)
+    report = os.path.join(d, "report.xml")
+    make_junit(report)
+    script = os.path.join(WORK, "junitparser_summary.py")
+    with open(script, "w") as f:
+        f.write(JUNITPARSER)
+    size = os.path.getsize(report) / 1e6
+    rounds = int(os.environ.get("CUSTODY_BENCH_ROUNDS", "5"))
+    times, outs = compare([
+        ("custody", f"{CUSTODY} parse junit --results-dir {d} --output json"),
+        ("junitparser", f"python3 {script} {report}"),
+    ], rounds)
+    got = json.loads(outs["custody"])["data"]["results"]["totals"]
+    want = outs["junitparser"].split()
+    same = [str(got[k]) for k in ("tests", "passed", "failed", "errored", "skipped")] == want
+    small = os.path.join(WORK, "junit-small")
+    os.makedirs(small, exist_ok=True)
+    make_junit(os.path.join(small, "report.xml"), cases=20_000)
+    rss = peak_rss_kb(f"{CUSTODY} parse junit --results-dir {d} --output json")
+    rss_small = peak_rss_kb(f"{CUSTODY} parse junit --results-dir {small} --output json")
+    print(f"## junit: {size:.1f} MB, {got['tests']} test cases, parsed and summarised (median of {rounds})")
+    print(f"  custody parse junit   {times['custody']:.3f} s")
+    print(f"  junitparser (lxml)    {times['junitparser']:.3f} s")
+    print(f"  ratio {times['junitparser'] / times['custody']:.1f}x (target >= 10x); same counts: {same}")
+    print(f"  peak RSS {rss / 1024:.1f} MiB for {size:.0f} MB, {rss_small / 1024:.1f} MiB for a tenth of it (streaming)")
+
+
+def make_sarif(path, target_mb=50):
+    if os.path.exists(path):
+        return
+    rng = random.Random(11)
+    rules = [{"id": f"rule/{i:03d}", "shortDescription": {"text": f"Rule {i}"},
+              "defaultConfiguration": {"level": rng.choice(["error", "warning", "note"])}} for i in range(200)]
+    results = []
+    size = 0
+    i = 0
+    while size < target_mb * 1_000_000:
+        r = {"ruleId": f"rule/{i % 200:03d}", "ruleIndex": i % 200,
+             "message": {"text": f"Possible issue number {i}: " + "tainted data reaches a sensitive sink " * 3},
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": f"src/module{i % 97}/file{i % 1013}.py"},
+                                                 "region": {"startLine": i % 800 + 1, "endLine": i % 800 + 3}}}],
+             "partialFingerprints": {"primaryLocationLineHash": f"{rng.getrandbits(64):016x}:1"}}
+        if i % 10 == 0:
+            r["level"] = "warning"
+        results.append(r)
+        size += 480
+        i += 1
+    doc = {"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+           "runs": [{"tool": {"driver": {"name": "BenchScanner", "version": "1.0", "rules": rules}},
+                     "invocations": [{"executionSuccessful": True}], "results": results}]}
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def make_cyclonedx(path, components=None, target_mb=None):
+    if os.path.exists(path):
+        return
+    rng = random.Random(13)
+    comps = []
+    i = 0
+    size = 0
+    while (components and i < components) or (target_mb and size < target_mb * 1_000_000):
+        name = f"package-{i}"
+        c = {"type": "library", "bom-ref": f"pkg:npm/{name}@1.{i % 50}.{i % 7}", "name": name,
+             "version": f"1.{i % 50}.{i % 7}", "purl": f"pkg:npm/{name}@1.{i % 50}.{i % 7}",
+             "description": "A library used by the benchmark. " * 4,
+             "hashes": [{"alg": "SHA-256", "content": f"{rng.getrandbits(256):064x}"},
+                        {"alg": "SHA-512", "content": f"{rng.getrandbits(512):0128x}"}],
+             "licenses": [{"license": {"id": rng.choice(["MIT", "Apache-2.0", "BSD-3-Clause", "ISC"])}}]}
+        comps.append(c)
+        size += 620
+        i += 1
+    doc = {"bomFormat": "CycloneDX", "specVersion": "1.6",
+           "serialNumber": "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79", "version": 1,
+           "metadata": {"component": {"type": "application", "name": "bench-app", "bom-ref": "bench-app"}},
+           "components": comps}
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def bench_reports():
+    os.makedirs(WORK, exist_ok=True)
+    sarif = os.path.join(WORK, "big.sarif")
+    make_sarif(sarif)
+    bom10k = os.path.join(WORK, "bom-10k.cdx.json")
+    make_cyclonedx(bom10k, components=10_000)
+    bom50 = os.path.join(WORK, "bom-50mb.cdx.json")
+    make_cyclonedx(bom50, target_mb=50)
+    data = tempfile.mkdtemp(prefix="custody-reports-")
+    s = Server(data)
+    rounds = int(os.environ.get("CUSTODY_BENCH_ROUNDS", "3"))
+    try:
+        s.custody("create", "flow", "f")
+        s.custody("begin", "trail", "t", "--flow", "f")
+        base = f"--flow f --trail t --host {s.url} --api-token {TOKEN}"
+        print(f"## tool reports ingested end to end (CLI parse, upload, server judge and store), "
+              f"release build, SQLite; median of {rounds}; baseline: the same file as a plain attachment")
+        for label, kind, flag, path, target in [
+            ("SARIF", "sarif", "--scan-results", sarif, 2.0),
+            ("CycloneDX SBOM, 10,000 components", "sbom", "--file", bom10k, 1.0),
+            ("CycloneDX SBOM", "sbom", "--file", bom50, 2.0),
+        ]:
+            mb = os.path.getsize(path) / 1e6
+            times, _ = compare([
+                ("report", f"{CUSTODY} attest {kind} --name r {flag} {path} {base}"),
+                ("plain", f"{CUSTODY} attest generic --name g --attachments {path} {base}"),
+            ], rounds)
+            print(f"  {label}, {mb:.1f} MB: {times['report']:.2f} s (target <= {target:.0f} s); "
+                  f"plain upload {times['plain']:.2f} s, ratio {times['report'] / times['plain']:.2f}x")
+    finally:
+        s.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if not os.path.exists(CUSTODY):
         raise SystemExit("build first: cargo build --release -p custody")
@@ -276,5 +445,7 @@ if __name__ == "__main__":
             "ingest": bench_ingest,
             "ingest-postgres": bench_ingest_postgres,
             "rss": bench_rss,
+            "junit": bench_junit,
+            "reports": bench_reports,
         }[w]()
         print()

@@ -64,6 +64,7 @@ impl<R: BufRead> XmlReader<R> {
     pub fn next(&mut self) -> Result<Event<'_>, ParseError> {
         self.buf.clear();
         self.reader.get_mut().mark();
+        let start = self.reader.buffer_position();
         let event = match self.reader.read_event_into(&mut self.buf) {
             Ok(e) => e,
             Err(e) => {
@@ -90,7 +91,7 @@ impl<R: BufRead> XmlReader<R> {
             Event::Empty(_) => self.seen_root = true,
             Event::End(_) => self.depth = self.depth.saturating_sub(1),
             Event::DocType(d) if doctype_is_unsafe(d.as_ref()) => {
-                let pos = self.reader.get_ref().position();
+                let pos = self.reader.get_ref().position_of(start);
                 return Err(ParseError::at(
                     pos,
                     "DOCTYPE with an external identifier or internal subset refused: \
@@ -553,6 +554,9 @@ mod tests {
         let public = b"<!DOCTYPE a PUBLIC \"-//x//EN\" \"http://example.com/a.dtd\"><a/>";
         assert!(events(public).unwrap_err().message.contains("DOCTYPE"));
         assert_eq!(events(b"<!DOCTYPE a><a/>").unwrap(), vec!["a"]);
+        let at = events(b"<?xml version=\"1.0\"?>\n<!DOCTYPE a [\n<!ENTITY x \"y\">\n]>\n<a/>")
+            .unwrap_err();
+        assert_eq!(at.position, Some(Position { line: 2, column: 1 }), "{at}");
     }
 
     #[test]
