@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ParseError;
 use crate::limits::{Limits, MAX_LISTED, MAX_MESSAGE, MESSAGE_BUDGET, truncate};
 use crate::verdict::Verdict;
-use crate::xml::{XmlReader, attr, push_ref};
+use crate::xml::{XmlReader, attrs, attrs_into, push_ref};
 
 /// Test counts. `tests` = `passed + failed + errored + skipped`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -169,10 +169,16 @@ pub struct JunitParser {
     message_bytes: usize,
     /// Per suite: the declared `time`, and the sum of its cases' times.
     times: Vec<(Option<f64>, f64)>,
+    /// The suite of the current file's cases that sit outside any suite.
+    implicit: Option<usize>,
+    /// Buffers reused from one test case to the next.
+    spare: Option<OpenCase>,
+    time_buf: String,
     limits: Limits,
 }
 
 /// A `<testcase>` being read.
+#[derive(Debug, Default)]
 struct OpenCase {
     suite: usize,
     classname: String,
@@ -185,6 +191,7 @@ struct OpenCase {
     reruns: u32,
 }
 
+#[derive(Debug)]
 struct Failure {
     kind: Option<String>,
     message: String,
@@ -212,14 +219,27 @@ impl JunitParser {
 
     /// Reads one report. On error nothing of this file is kept.
     pub fn add_file(&mut self, path: &str, input: impl BufRead) -> Result<(), ParseError> {
-        let before = self.summary.clone();
-        let budget = self.message_bytes;
-        let times = self.times.len();
+        // A file only appends (its own suites, failures, flaky cases), so
+        // undoing it is truncating back: no copy of what came before.
+        let mark = (
+            self.summary.suites.len(),
+            self.summary.failures.len(),
+            self.summary.failures_not_listed,
+            self.summary.flaky.len(),
+            self.summary.flaky_not_listed,
+            self.message_bytes,
+            self.times.len(),
+        );
         let r = self.read(path, input);
         if r.is_err() {
-            self.summary = before;
-            self.message_bytes = budget;
-            self.times.truncate(times);
+            let s = &mut self.summary;
+            s.suites.truncate(mark.0);
+            s.failures.truncate(mark.1);
+            s.failures_not_listed = mark.2;
+            s.flaky.truncate(mark.3);
+            s.flaky_not_listed = mark.4;
+            self.message_bytes = mark.5;
+            self.times.truncate(mark.6);
         }
         r
     }
@@ -238,26 +258,30 @@ impl JunitParser {
         let mut tests_in_file = 0u64;
         let mut root_seen = false;
         let first_suite = self.summary.suites.len();
+        self.implicit = None;
         loop {
             let event = xml.next()?;
             match event {
                 Event::Start(ref e) | Event::Empty(ref e) => {
                     let empty = matches!(event, Event::Empty(_));
-                    let e = e.to_owned();
-                    drop(event);
-                    if !root_seen {
+                    // Read straight from the borrowed event: no copy of
+                    // every element.
+                    let opened = if root_seen {
+                        self.open(path, e, &stack, &mut case, &mut suite_failure, &mut text)
+                    } else {
                         root_seen = true;
                         let root = e.local_name();
                         if root.as_ref() != b"testsuites" && root.as_ref() != b"testsuite" {
-                            return Err(xml.error(format!(
+                            Err(format!(
                                 "not a JUnit report: the root element is <{}>, not <testsuites> or <testsuite>",
                                 String::from_utf8_lossy(root.as_ref())
-                            )));
+                            ))
+                        } else {
+                            self.open(path, e, &stack, &mut case, &mut suite_failure, &mut text)
                         }
-                    }
-                    let frame = self
-                        .open(path, &e, &stack, &mut case, &mut suite_failure, &mut text)
-                        .map_err(|m| xml.error(m))?;
+                    };
+                    drop(event);
+                    let frame = opened.map_err(|m| xml.error(m))?;
                     if empty {
                         self.close(
                             &frame,
@@ -333,10 +357,11 @@ impl JunitParser {
         let in_case = matches!(stack.last(), Some(Frame::Case));
         Ok(match e.local_name().as_ref() {
             b"testsuite" if !in_case => {
-                let name = attr(e, b"name")?.unwrap_or_default();
-                let timestamp = attr(e, b"timestamp")?.filter(|t| !t.trim().is_empty());
+                let [name, timestamp, time] = attrs(e, [b"name", b"timestamp", b"time"])?;
+                let name = name.unwrap_or_default();
+                let timestamp = timestamp.filter(|t| !t.trim().is_empty());
                 let started_at = timestamp.as_deref().and_then(parse_timestamp);
-                let declared = attr(e, b"time")?.and_then(|t| parse_seconds(&t));
+                let declared = time.and_then(|t| parse_seconds(&t));
                 self.summary.suites.push(Suite {
                     name,
                     file: path.to_string(),
@@ -354,26 +379,35 @@ impl JunitParser {
                     // named after the file.
                     None => self.implicit_suite(path),
                 };
-                *case = Some(OpenCase {
-                    suite,
-                    classname: attr(e, b"classname")?.unwrap_or_default(),
-                    name: attr(e, b"name")?.unwrap_or_default(),
-                    duration: attr(e, b"time")?
-                        .and_then(|t| parse_seconds(&t))
-                        .unwrap_or(0.0),
-                    failed: None,
-                    errored: None,
-                    skipped: false,
-                    flaky: 0,
-                    reruns: 0,
-                });
+                let mut c = self.spare.take().unwrap_or_default();
+                let mut time = std::mem::take(&mut self.time_buf);
+                let found = attrs_into(
+                    e,
+                    [b"classname", b"name", b"time"],
+                    [&mut c.classname, &mut c.name, &mut time],
+                );
+                c.suite = suite;
+                c.duration = if found.as_ref().is_ok_and(|f| f[2]) {
+                    parse_seconds(&time).unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                self.time_buf = time;
+                found?;
+                c.failed = None;
+                c.errored = None;
+                c.skipped = false;
+                c.flaky = 0;
+                c.reruns = 0;
+                *case = Some(c);
                 Frame::Case
             }
             name @ (b"failure" | b"error") if in_case => {
                 let is_error = name == b"error";
+                let [kind, message] = attrs(e, [b"type", b"message"])?;
                 let f = Failure {
-                    kind: attr(e, b"type")?,
-                    message: truncate(attr(e, b"message")?.unwrap_or_default(), MAX_MESSAGE),
+                    kind,
+                    message: truncate(message.unwrap_or_default(), MAX_MESSAGE),
                     detail: String::new(),
                 };
                 if let Some(c) = case.as_mut() {
@@ -393,9 +427,10 @@ impl JunitParser {
                 let Some(Frame::Suite(i)) = stack.last() else {
                     return Ok(Frame::Other);
                 };
+                let [kind, message] = attrs(e, [b"type", b"message"])?;
                 let f = Failure {
-                    kind: attr(e, b"type")?,
-                    message: truncate(attr(e, b"message")?.unwrap_or_default(), MAX_MESSAGE),
+                    kind,
+                    message: truncate(message.unwrap_or_default(), MAX_MESSAGE),
                     detail: String::new(),
                 };
                 *suite_failure = Some((*i, f, name == b"error"));
@@ -470,16 +505,18 @@ impl JunitParser {
                 }
             }
             Frame::Case => {
-                if let Some(c) = case.take() {
+                if let Some(mut c) = case.take() {
                     *tests_in_file += 1;
-                    self.finish_case(c);
+                    self.finish_case(&mut c);
+                    // Kept for the next case: its strings' buffers are reused.
+                    self.spare = Some(c);
                 }
             }
             Frame::Suite(_) | Frame::Other => {}
         }
     }
 
-    fn finish_case(&mut self, c: OpenCase) {
+    fn finish_case(&mut self, c: &mut OpenCase) {
         let outcome = if c.errored.is_some() {
             Outcome::Errored
         } else if c.failed.is_some() {
@@ -499,18 +536,19 @@ impl JunitParser {
             Outcome::Failed => counts.failed += 1,
             Outcome::Errored => counts.errored += 1,
         }
-        let suite_name = suite.name.clone();
+        // Names are copied only for the cases that are listed.
         match outcome {
             Outcome::Failed | Outcome::Errored => {
-                let f = c.errored.or(c.failed).unwrap_or(Failure {
+                let suite_name = suite.name.clone();
+                let f = c.errored.take().or(c.failed.take()).unwrap_or(Failure {
                     kind: None,
                     message: String::new(),
                     detail: String::new(),
                 });
                 self.list_failure(Case {
                     suite: suite_name,
-                    classname: c.classname,
-                    name: c.name,
+                    classname: c.classname.clone(),
+                    name: c.name.clone(),
                     outcome,
                     attempts: (c.reruns > 0).then_some(c.reruns + 1),
                     kind: f.kind,
@@ -520,12 +558,13 @@ impl JunitParser {
             }
             Outcome::Passed if c.flaky > 0 => {
                 counts.flaky += 1;
+                let suite_name = suite.name.clone();
                 let s = &mut self.summary;
                 if s.flaky.len() < MAX_LISTED {
                     s.flaky.push(Case {
                         suite: suite_name,
-                        classname: c.classname,
-                        name: c.name,
+                        classname: c.classname.clone(),
+                        name: c.name.clone(),
                         outcome,
                         attempts: Some(c.flaky + 1),
                         kind: None,
@@ -556,12 +595,7 @@ impl JunitParser {
     }
 
     fn implicit_suite(&mut self, path: &str) -> usize {
-        if let Some(i) = self
-            .summary
-            .suites
-            .iter()
-            .rposition(|s| s.file == path && s.name == path)
-        {
+        if let Some(i) = self.implicit {
             return i;
         }
         self.summary.suites.push(Suite {
@@ -572,6 +606,7 @@ impl JunitParser {
             counts: Counts::default(),
         });
         self.times.push((None, 0.0));
+        self.implicit = Some(self.summary.suites.len() - 1);
         self.summary.suites.len() - 1
     }
 }
@@ -593,11 +628,13 @@ fn push_capped(out: &mut String, s: &str) {
 /// Seconds as tools write them: `1.5`, `1,234.5`, ` 2 `; empty, negative,
 /// infinite or NaN durations are no duration.
 fn parse_seconds(s: &str) -> Option<f64> {
-    let cleaned: String = s.trim().chars().filter(|c| *c != ',').collect();
-    cleaned
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
+    let s = s.trim();
+    let v = if s.contains(',') {
+        s.replace(',', "").parse::<f64>()
+    } else {
+        s.parse::<f64>()
+    };
+    v.ok().filter(|v| v.is_finite() && *v >= 0.0)
 }
 
 /// The timestamp forms test runners write: RFC 3339 with an offset

@@ -12,10 +12,13 @@
 //! - nesting depth and document size are bounded;
 //! - every error carries a line and column.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::QName;
 
 use crate::error::{ParseError, Position};
 use crate::limits::Limits;
@@ -127,16 +130,196 @@ impl<R: BufRead> XmlReader<R> {
 
 /// The value of attribute `name`, entity references resolved.
 pub(crate) fn attr(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, String> {
-    for a in e.attributes() {
-        let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
-        if a.key.local_name().as_ref() == name {
-            return a
+    let [v] = attrs(e, [name])?;
+    Ok(v)
+}
+
+/// The values of several attributes in one pass over the element (the
+/// hot path: one pass per element, not one per attribute wanted).
+pub(crate) fn attrs<const N: usize>(
+    e: &BytesStart<'_>,
+    names: [&[u8]; N],
+) -> Result<[Option<String>; N], String> {
+    let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+    each_attr(e, names, |i, v| {
+        out[i] = Some(v.to_owned());
+    })?;
+    Ok(out)
+}
+
+/// Like [`attrs`], into reused buffers (cleared first); says which were
+/// present.
+pub(crate) fn attrs_into<const N: usize>(
+    e: &BytesStart<'_>,
+    names: [&[u8]; N],
+    out: [&mut String; N],
+) -> Result<[bool; N], String> {
+    let mut out = out;
+    for o in out.iter_mut() {
+        o.clear();
+    }
+    each_attr(e, names, |i, v| out[i].push_str(v))
+}
+
+/// Calls `found(i, value)` for each attribute named `names[i]`, its value
+/// normalised as XML 1.0 §3.3.3 says (references resolved, tabs and line
+/// breaks as spaces).
+fn each_attr<const N: usize>(
+    e: &BytesStart<'_>,
+    names: [&[u8]; N],
+    mut found: impl FnMut(usize, &str),
+) -> Result<[bool; N], String> {
+    let mut seen = [false; N];
+    let mut raw = RawAttributes(e.attributes_raw());
+    while let Some(a) = raw.next_attribute()? {
+        let (key, value) = (a.key, a.value);
+        let local = key.rsplit(|b| *b == b':').next().unwrap_or(key);
+        let Some(i) = names.iter().position(|n| *n == local) else {
+            continue;
+        };
+        let name = || String::from_utf8_lossy(names[i]);
+        // Only the attributes read can change a result, so they are the
+        // ones checked for duplicates.
+        if seen[i] {
+            return Err(format!("duplicate attribute {}", name()));
+        }
+        seen[i] = true;
+        if a.plain {
+            let v = a
+                .value_str()
+                .map_err(|e| format!("attribute {}: {e}", name()))?;
+            found(i, v);
+        } else {
+            let a = Attribute {
+                key: QName(key),
+                value: value.into(),
+            };
+            let v = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map(|v| Some(v.into_owned()))
-                .map_err(|e| format!("attribute {}: {e}", String::from_utf8_lossy(name)));
+                .map_err(|e| format!("attribute {}: {e}", name()))?;
+            found(i, &v);
         }
     }
-    Ok(None)
+    Ok(seen)
+}
+
+/// The attributes of a start tag, split by hand: quick-xml's iterator was
+/// a quarter of the time spent on large JUnit reports, and the grammar
+/// (XML 1.0 §3.1: `S Name S? '=' S? AttValue`, repeated) is small.
+struct RawAttributes<'a>(&'a [u8]);
+
+const NEEDS_NORMALISING: u8 = 1;
+const FORBIDDEN: u8 = 2;
+const NON_ASCII: u8 = 4;
+
+/// What each byte of an attribute value asks for. A table lookup per byte
+/// is several times cheaper than comparing each byte with five values,
+/// and this loop sees almost every byte of a large JUnit report.
+static VALUE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'&' as usize] = NEEDS_NORMALISING;
+    t[b'\t' as usize] = NEEDS_NORMALISING;
+    t[b'\n' as usize] = NEEDS_NORMALISING;
+    t[b'\r' as usize] = NEEDS_NORMALISING;
+    t[b'<' as usize] = FORBIDDEN;
+    let mut b = 0x80;
+    while b < 256 {
+        t[b] = NON_ASCII;
+        b += 1;
+    }
+    t
+};
+
+struct RawAttribute<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+    /// No reference, tab or line break: the value is its own normal form.
+    plain: bool,
+    ascii: bool,
+}
+
+impl<'a> RawAttribute<'a> {
+    fn value_str(&self) -> Result<&'a str, std::str::Utf8Error> {
+        if self.ascii {
+            // SAFETY: every byte is below 0x80 (checked while the value was
+            // scanned), and ASCII is UTF-8. This skips a second pass over
+            // most of a large report's bytes.
+            Ok(unsafe { std::str::from_utf8_unchecked(self.value) })
+        } else {
+            std::str::from_utf8(self.value)
+        }
+    }
+}
+
+impl<'a> RawAttributes<'a> {
+    fn next_attribute(&mut self) -> Result<Option<RawAttribute<'a>>, String> {
+        let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let bytes = self.0;
+        let Some(start) = bytes.iter().position(|b| !is_space(b)) else {
+            self.0 = &[];
+            return Ok(None);
+        };
+        if start == 0 {
+            return Err(format!(
+                "malformed attribute: expected white space before \"{}\"",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(32)])
+            ));
+        }
+        let rest = &bytes[start..];
+        let name_len = rest
+            .iter()
+            .position(|b| is_space(b) || *b == b'=')
+            .unwrap_or(rest.len());
+        let key = &rest[..name_len];
+        let named = || String::from_utf8_lossy(key);
+        if key.is_empty()
+            || key
+                .iter()
+                .any(|b| matches!(b, b'"' | b'\'' | b'<' | b'>' | b'&'))
+        {
+            return Err(format!("malformed attribute name \"{}\"", named()));
+        }
+        let after = &rest[name_len..];
+        let eq = after.iter().position(|b| !is_space(b));
+        let Some(eq) = eq.filter(|i| after[*i] == b'=') else {
+            return Err(format!("malformed attribute: {} has no value", named()));
+        };
+        let after = &after[eq + 1..];
+        let q = after.iter().position(|b| !is_space(b));
+        let Some(q) = q.filter(|i| matches!(after[*i], b'"' | b'\'')) else {
+            return Err(format!(
+                "malformed attribute: the value of {} is not quoted",
+                named()
+            ));
+        };
+        let quote = after[q];
+        let value_and_rest = &after[q + 1..];
+        let Some(close) = memchr::memchr(quote, value_and_rest) else {
+            return Err(format!(
+                "malformed attribute: the value of {} is not closed",
+                named()
+            ));
+        };
+        let value = &value_and_rest[..close];
+        let class = value
+            .iter()
+            .fold(0u8, |acc, &b| acc | VALUE_CLASS[b as usize]);
+        if class & FORBIDDEN != 0 {
+            return Err(format!(
+                "malformed attribute: '<' in the value of {}",
+                named()
+            ));
+        }
+        let plain = class & NEEDS_NORMALISING == 0;
+        let ascii = class & NON_ASCII == 0;
+        self.0 = &value_and_rest[close + 1..];
+        Ok(Some(RawAttribute {
+            key,
+            value,
+            plain,
+            ascii,
+        }))
+    }
 }
 
 /// Appends the text of an entity or character reference; only the five
@@ -247,6 +430,10 @@ struct Transcode<R> {
     out: Vec<u8>,
     pos: usize,
     done: bool,
+    /// UTF-8 only: how many bytes at the front of `inner`'s buffer are
+    /// checked and not yet consumed. UTF-8 passes through without a copy;
+    /// `out` then only holds a character cut by the end of a chunk.
+    passed: usize,
     /// Newlines decoded so far and the offset just after the last one, for
     /// the position of an encoding error.
     lines: u64,
@@ -263,6 +450,7 @@ impl<R: BufRead> Transcode<R> {
             out: Vec::new(),
             pos: 0,
             done: false,
+            passed: 0,
             lines: 0,
             produced: 0,
             line_start: 0,
@@ -302,26 +490,93 @@ impl<R: BufRead> Transcode<R> {
                     }
                 }
                 encoding_rs::DecoderResult::OutputFull => {}
-                encoding_rs::DecoderResult::Malformed(..) => {
-                    let pos = Position {
-                        line: self.lines + 1,
-                        column: self.produced - self.line_start + 1,
-                    };
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        Failure(ParseError::at(
-                            pos,
-                            format!(
-                                "bytes that are not valid {} (the document's declared or detected encoding)",
-                                self.encoding.name()
-                            ),
-                        )),
-                    ));
-                }
+                encoding_rs::DecoderResult::Malformed(..) => return Err(self.malformed()),
             }
         }
         Ok(())
     }
+}
+
+impl<R: BufRead> Transcode<R> {
+    /// UTF-8 needs no decoding, only checking, so it is checked where it
+    /// lies in `inner`'s buffer and passed on without a copy. A chunk is
+    /// checked only once everything before it was consumed, so an error
+    /// lies exactly at the consumer's position, which [`Tracked`] fills in.
+    fn fill_utf8(&mut self) -> io::Result<&[u8]> {
+        if self.pos < self.out.len() {
+            return Ok(&self.out[self.pos..]);
+        }
+        if self.passed == 0 {
+            let src = self.inner.fill_buf()?;
+            if src.is_empty() {
+                return Ok(&[]);
+            }
+            let valid = match std::str::from_utf8(src) {
+                Ok(_) => src.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            let cut =
+                valid == 0 && std::str::from_utf8(src).is_err_and(|e| e.error_len().is_none());
+            if valid == 0 && !cut {
+                return Err(malformed_at_consumer(self.encoding));
+            }
+            if cut {
+                return self.join_cut_character();
+            }
+            self.passed = valid;
+        }
+        let passed = self.passed;
+        Ok(&self.inner.fill_buf()?[..passed])
+    }
+
+    /// A character begun at the very end of `inner`'s buffer: its bytes are
+    /// moved to `out` and completed from what follows.
+    fn join_cut_character(&mut self) -> io::Result<&[u8]> {
+        self.out.clear();
+        self.pos = 0;
+        let src = self.inner.fill_buf()?;
+        self.out.extend_from_slice(src);
+        let n = src.len();
+        self.inner.consume(n);
+        loop {
+            match std::str::from_utf8(&self.out) {
+                Ok(_) => break,
+                Err(e) if e.error_len().is_none() => {}
+                Err(_) => return Err(self.malformed()),
+            }
+            let more = self.inner.fill_buf()?;
+            let Some(&b) = more.first() else {
+                return Err(malformed_at_consumer(self.encoding));
+            };
+            self.out.push(b);
+            self.inner.consume(1);
+        }
+        Ok(&self.out[..])
+    }
+
+    fn malformed(&self) -> io::Error {
+        let pos = Position {
+            line: self.lines + 1,
+            column: self.produced - self.line_start + 1,
+        };
+        let mut e = malformed_at_consumer(self.encoding);
+        if let Some(f) = e.get_mut().and_then(|f| f.downcast_mut::<Failure>()) {
+            f.0.position = Some(pos);
+        }
+        e
+    }
+}
+
+/// Bad bytes right after everything passed on so far: the layer above,
+/// which has consumed all of that, knows the position.
+fn malformed_at_consumer(encoding: &'static Encoding) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        Failure(ParseError::new(format!(
+            "bytes that are not valid {} (the document's declared or detected encoding)",
+            encoding.name()
+        ))),
+    )
 }
 
 impl<R: BufRead> Read for Transcode<R> {
@@ -336,6 +591,9 @@ impl<R: BufRead> Read for Transcode<R> {
 
 impl<R: BufRead> BufRead for Transcode<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.encoding == UTF_8 {
+            return self.fill_utf8();
+        }
         if self.pos >= self.out.len() && !self.done {
             self.refill()?;
         }
@@ -343,7 +601,13 @@ impl<R: BufRead> BufRead for Transcode<R> {
     }
 
     fn consume(&mut self, amt: usize) {
-        self.pos = (self.pos + amt).min(self.out.len());
+        if self.pos < self.out.len() {
+            self.pos = (self.pos + amt).min(self.out.len());
+        } else if self.encoding == UTF_8 {
+            let amt = amt.min(self.passed);
+            self.passed -= amt;
+            self.inner.consume(amt);
+        }
     }
 }
 
@@ -361,22 +625,27 @@ impl std::error::Error for Failure {}
 
 /// Counts what quick-xml consumes, to turn byte offsets into lines and
 /// columns without keeping the document, and enforces the size bound.
+///
+/// Newlines are found once per buffer that `inner` hands out (one
+/// vectorised pass over 64 KiB), not once per `consume`: quick-xml consumes
+/// a few dozen bytes at a time, and searching each of those slices was a
+/// tenth of the time spent on a large JUnit report.
 struct Tracked<R> {
     inner: R,
     consumed: u64,
     max_bytes: u64,
-    lines: u64,
-    /// Offset just after the last newline consumed.
-    line_start: u64,
-    /// State at the start of the current event, and the newlines consumed
-    /// since, so that an error inside the event can be placed exactly.
-    mark_lines: u64,
-    mark_line_start: u64,
-    recent: Vec<u64>,
+    /// Newlines before `window`'s first entry, and the offset just after
+    /// the last of them.
+    lines_before: u64,
+    line_start_before: u64,
+    /// Offsets of the newlines seen from the start of the current event up
+    /// to `scanned` (which may run ahead of `consumed`).
+    window: VecDeque<u64>,
+    scanned: u64,
     failure: std::cell::RefCell<Option<ParseError>>,
 }
 
-const RECENT_CAP: usize = 1 << 16;
+const WINDOW_CAP: usize = 1 << 16;
 
 impl<R: BufRead> Tracked<R> {
     fn new(inner: R, max_bytes: u64) -> Self {
@@ -384,40 +653,41 @@ impl<R: BufRead> Tracked<R> {
             inner,
             consumed: 0,
             max_bytes,
-            lines: 0,
-            line_start: 0,
-            mark_lines: 0,
-            mark_line_start: 0,
-            recent: Vec::new(),
+            lines_before: 0,
+            line_start_before: 0,
+            window: VecDeque::new(),
+            scanned: 0,
             failure: std::cell::RefCell::new(None),
         }
     }
 
+    /// Forgets the newlines before the current position: an error is only
+    /// ever placed at or after the start of the event being read.
     fn mark(&mut self) {
-        self.mark_lines = self.lines;
-        self.mark_line_start = self.line_start;
-        self.recent.clear();
+        while let Some(&nl) = self.window.front() {
+            if nl >= self.consumed {
+                break;
+            }
+            self.window.pop_front();
+            self.lines_before += 1;
+            self.line_start_before = nl + 1;
+        }
     }
 
     fn position(&self) -> Position {
-        Position {
-            line: self.lines + 1,
-            column: self.consumed - self.line_start + 1,
-        }
+        self.position_of(self.consumed)
     }
 
     /// The position of `offset`, which lies in the current event.
     fn position_of(&self, offset: u64) -> Position {
         let offset = offset.min(self.consumed);
-        let before = self.recent.partition_point(|nl| *nl < offset);
-        let dropped = self.lines - self.mark_lines - self.recent.len() as u64;
-        let line_start = if before > 0 {
-            self.recent[before - 1] + 1
-        } else {
-            self.mark_line_start
+        let before = self.window.partition_point(|nl| *nl < offset);
+        let line_start = match before {
+            0 => self.line_start_before,
+            n => self.window[n - 1] + 1,
         };
         Position {
-            line: self.mark_lines + dropped + before as u64 + 1,
+            line: self.lines_before + before as u64 + 1,
             column: offset.saturating_sub(line_start) + 1,
         }
     }
@@ -448,14 +718,37 @@ impl<R: BufRead> BufRead for Tracked<R> {
             *self.failure.borrow_mut() = Some(e.clone());
             return Err(io::Error::new(io::ErrorKind::InvalidData, Failure(e)));
         }
+        let here = self.position();
         match self.inner.fill_buf() {
-            Ok(b) => Ok(b),
+            Ok(b) => {
+                let end = self.consumed + b.len() as u64;
+                if end > self.scanned {
+                    let from = (self.scanned.saturating_sub(self.consumed) as usize).min(b.len());
+                    self.scanned = self.scanned.max(self.consumed);
+                    for i in memchr::memchr_iter(b'\n', &b[from..]) {
+                        if self.window.len() == WINDOW_CAP {
+                            // A huge text node: forget the oldest half;
+                            // errors are reported near the end of an event.
+                            for nl in self.window.drain(..WINDOW_CAP / 2) {
+                                self.lines_before += 1;
+                                self.line_start_before = nl + 1;
+                            }
+                        }
+                        self.window.push_back(self.scanned + i as u64);
+                    }
+                    self.scanned = end;
+                }
+                Ok(b)
+            }
             Err(e) => {
-                let failure = e
+                let mut failure = e
                     .get_ref()
                     .and_then(|inner| inner.downcast_ref::<Failure>())
                     .map(|f| f.0.clone())
                     .unwrap_or_else(|| ParseError::new(format!("unreadable: {e}")));
+                if failure.position.is_none() {
+                    failure.position = Some(here);
+                }
                 *self.failure.borrow_mut() = Some(failure);
                 Err(e)
             }
@@ -463,20 +756,6 @@ impl<R: BufRead> BufRead for Tracked<R> {
     }
 
     fn consume(&mut self, amt: usize) {
-        if let Ok(b) = self.inner.fill_buf() {
-            let amt = amt.min(b.len());
-            for i in memchr::memchr_iter(b'\n', &b[..amt]) {
-                let at = self.consumed + i as u64;
-                self.lines += 1;
-                self.line_start = at + 1;
-                if self.recent.len() == RECENT_CAP {
-                    // A huge text node: forget the oldest half; errors are
-                    // reported near the end of an event anyway.
-                    self.recent.drain(..RECENT_CAP / 2);
-                }
-                self.recent.push(at);
-            }
-        }
         self.consumed += amt as u64;
         self.inner.consume(amt);
     }
@@ -530,6 +809,29 @@ mod tests {
         let doc = b"<a>\n  <b>ok</b>\n  <c>\xFF</c></a>";
         let e = events(doc).unwrap_err();
         assert_eq!(e.position, Some(Position { line: 3, column: 6 }));
+        assert!(e.message.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn utf8_characters_cut_by_chunk_boundaries_are_joined() {
+        // Past the sniffed head, read one byte at a time, so every
+        // multi-byte character is cut.
+        let (name, text) = ("é€😀".repeat(200), "ü".repeat(300));
+        let doc = format!("<a n=\"{name}\">{text}</a>");
+        let input = io::BufReader::with_capacity(1, doc.as_bytes());
+        let mut r = XmlReader::new(input, Limits::default()).unwrap();
+        let Event::Start(e) = r.next().unwrap() else {
+            panic!()
+        };
+        assert_eq!(attr(&e, b"n").unwrap(), Some(name));
+        let Event::Text(t) = r.next().unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.decode().unwrap(), text);
+
+        // A character left unfinished at the end is not UTF-8.
+        let e = events(b"<a>\n\xC3").unwrap_err();
+        assert_eq!(e.position, Some(Position { line: 2, column: 1 }));
         assert!(e.message.contains("UTF-8"), "{e}");
     }
 
@@ -593,6 +895,91 @@ mod tests {
             }
         };
         assert!(e.message.contains("larger than"), "{e}");
+    }
+
+    #[test]
+    fn attribute_values_are_normalised_only_where_needed() {
+        let doc = b"<a plain=\"as is\" refs=\"a &amp; b&#10;c\" ws=\"t\tu\nv\"/>";
+        let mut r = XmlReader::new(&doc[..], Limits::default()).unwrap();
+        let Event::Empty(e) = r.next().unwrap() else {
+            panic!()
+        };
+        let got = attrs(&e, [b"plain", b"refs", b"ws", b"absent"]).unwrap();
+        assert_eq!(
+            got,
+            [
+                Some("as is".to_string()),
+                Some("a & b\nc".to_string()),
+                Some("t u v".to_string()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_attributes_are_refused() {
+        for (doc, says) in [
+            (&b"<a x=\"1\"y=\"2\"/>"[..], "white space"),
+            (b"<a x=1/>", "not quoted"),
+            (b"<a x/>", "no value"),
+            (b"<a x=\"a<b\"/>", "'<'"),
+            (b"<a =\"1\"/>", "attribute name"),
+        ] {
+            let mut r = XmlReader::new(doc, Limits::default()).unwrap();
+            let got = match r.next() {
+                Ok(Event::Empty(e)) => attrs(&e, [b"x"]).unwrap_err(),
+                other => panic!("{other:?}"),
+            };
+            assert!(
+                got.contains(says),
+                "{}: {got}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        let mut r = XmlReader::new(&b"<a p:x = 'v' y=\"w\" />"[..], Limits::default()).unwrap();
+        let Ok(Event::Empty(e)) = r.next() else {
+            panic!()
+        };
+        let got = attrs(&e, [b"x", b"y"]).unwrap();
+        assert_eq!(got, [Some("v".to_string()), Some("w".to_string())]);
+    }
+
+    #[test]
+    fn duplicate_attributes_that_are_read_are_refused() {
+        let doc = b"<a x=\"1\" x=\"2\"/>";
+        let mut r = XmlReader::new(&doc[..], Limits::default()).unwrap();
+        let Event::Empty(e) = r.next().unwrap() else {
+            panic!()
+        };
+        assert!(attrs(&e, [b"x"]).unwrap_err().contains("duplicate"));
+        let mut s = String::new();
+        assert!(
+            attrs_into(&e, [b"x"], [&mut s])
+                .unwrap_err()
+                .contains("duplicate")
+        );
+    }
+
+    #[test]
+    fn positions_hold_across_chunks_and_long_text() {
+        // Many lines over many 64 KiB chunks, then a bad closing tag.
+        let mut doc = String::from("<a>\n");
+        for i in 0..20_000 {
+            doc.push_str(&format!("  <b n=\"{i}\"/>\n"));
+        }
+        doc.push_str(&"text\n".repeat(200_000));
+        doc.push_str("  <c></d></a>");
+        let input = io::BufReader::with_capacity(64 << 10, doc.as_bytes());
+        let mut r = XmlReader::new(input, Limits::default()).unwrap();
+        let e = loop {
+            match r.next() {
+                Ok(Event::Eof) => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        let line = 1 + 20_000 + 200_000 + 1;
+        assert_eq!(e.position.map(|p| p.line), Some(line), "{e}");
     }
 
     #[test]
