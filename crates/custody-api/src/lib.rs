@@ -286,8 +286,11 @@ pub struct AttestationInput {
     pub attestation_data: Option<Value>,
     /// For `junit`, `sarif`, `snyk`, `trivy`, `grype` and `sbom`: the summary
     /// parsed from the tool's report (the shapes of `custody-evidence`).
+    /// Kept as text until its type is known, so that a large SBOM is read
+    /// once, straight into its typed summary.
     #[serde(default)]
-    pub results: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub results: Option<Box<serde_json::value::RawValue>>,
     /// For `sarif`: the lowest level that fails, `error` (default),
     /// `warning` or `note`.
     #[serde(default)]

@@ -12,7 +12,8 @@ use custody_evidence::{Limits, ParseError};
 
 /// A parsed report: its summary and the files it came from.
 pub struct Report {
-    pub results: serde_json::Value,
+    /// The summary as JSON text, as it is sent.
+    pub results: Box<serde_json::value::RawValue>,
     pub files: Vec<Attachment>,
 }
 
@@ -79,7 +80,7 @@ pub fn junit(dir: &Path) -> anyhow::Result<Report> {
         bail!("no tests found in {} (--results-dir)", dir.display());
     }
     Ok(Report {
-        results: serde_json::to_value(&summary)?,
+        results: serde_json::value::to_raw_value(&summary)?,
         files,
     })
 }
@@ -107,11 +108,11 @@ pub fn single(kind: &str, path: &Path, flag: &str) -> anyhow::Result<Report> {
     let bytes = read(path, flag)?;
     let limits = Limits::default();
     let results = match kind {
-        "sarif" => custody_evidence::sarif::parse(&bytes, limits).map(|s| serde_json::to_value(&s)),
-        "snyk" => custody_evidence::snyk::parse(&bytes, limits).map(|s| serde_json::to_value(&s)),
-        "trivy" => custody_evidence::trivy::parse(&bytes, limits).map(|s| serde_json::to_value(&s)),
-        "grype" => custody_evidence::grype::parse(&bytes, limits).map(|s| serde_json::to_value(&s)),
-        "sbom" => custody_evidence::sbom::parse(&bytes, limits).map(|s| serde_json::to_value(&s)),
+        "sarif" => custody_evidence::sarif::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
+        "snyk" => custody_evidence::snyk::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
+        "trivy" => custody_evidence::trivy::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
+        "grype" => custody_evidence::grype::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
+        "sbom" => custody_evidence::sbom::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
         other => bail!("no report parser for '{other}'"),
     }
     .map_err(|e| located(&e, path))?;

@@ -252,7 +252,24 @@ fn every_tool_type_turns_a_trail_compliant_only_when_clean(db: Db) {
     let bom = attestation(&s, "t1", "app.bom");
     assert_eq!(bom["data"]["component_count"], 5);
     assert_eq!(bom["data"]["spec_version"], "1.6");
-    assert_eq!(bom["data"]["components_sha256"].as_str().unwrap().len(), 64);
+    // The digest that binds the component rows is of their RFC 8785
+    // canonical JSON, as any canonicaliser writes it.
+    let parsed = c
+        .run(&[
+            "parse",
+            "sbom",
+            "--file",
+            &fixture("sbom/cyclonedx-1.6-nested.json"),
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let canonical = serde_json_canonicalizer::to_string(&parsed["components"]).unwrap();
+    assert_eq!(
+        bom["data"]["components_sha256"].as_str().unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical.as_bytes()))
+    );
     let v = trail(&s, "t1");
     assert_eq!(v["compliant"], true, "{v}");
 

@@ -33,7 +33,7 @@ pub struct Judged {
 
 /// Checks a summary's shape, recounts what can be recounted, and judges it.
 /// Errors name what is wrong, for a 400.
-pub fn judge(kind: &str, results: Value, t: &Thresholds) -> Result<Judged, String> {
+pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String> {
     let plain = |verdict: Verdict, data: Value| Judged {
         verdict,
         data,
@@ -110,6 +110,6 @@ pub fn judge(kind: &str, results: Value, t: &Thresholds) -> Result<Judged, Strin
     }
 }
 
-fn summary<T: DeserializeOwned>(kind: &str, results: Value) -> Result<T, String> {
-    serde_json::from_value(results).map_err(|e| format!("invalid {kind} results: {e}"))
+fn summary<T: DeserializeOwned>(kind: &str, results: &str) -> Result<T, String> {
+    serde_json::from_str(results).map_err(|e| format!("invalid {kind} results: {e}"))
 }

@@ -28,6 +28,11 @@ pub(crate) async fn insert(
     site: &ComponentSite<'_>,
     components: &[Component],
 ) -> StoreResult<()> {
+    // SQLite looks a named parameter up by walking the statement's list of
+    // names, so binding 900 `$N` parameters costs 900²/2 steps: a third of
+    // the time of a large SBOM went there. Anonymous `?` parameters have no
+    // name to look up. PostgreSQL only understands `$N`.
+    let anonymous = c.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME;
     for chunk in components.chunks(BATCH) {
         let mut sql = String::from(
             "INSERT INTO sbom_components (org_id, attestation_id, trail_id, artifact_name, fingerprint, \
@@ -42,7 +47,11 @@ pub(crate) async fn insert(
                 if j > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("${}", i * COLUMNS + j + 1));
+                if anonymous {
+                    sql.push('?');
+                } else {
+                    sql.push_str(&format!("${}", i * COLUMNS + j + 1));
+                }
             }
             sql.push(')');
         }

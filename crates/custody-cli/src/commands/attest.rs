@@ -154,7 +154,7 @@ struct Extra {
     compliant: Option<bool>,
     type_name: Option<String>,
     data: Option<Value>,
-    results: Option<Value>,
+    results: Option<Box<serde_json::value::RawValue>>,
     fail_on: Option<String>,
     severity_threshold: Option<String>,
     /// The report files, uploaded next to --attachments.

@@ -36,7 +36,7 @@ pub fn run(out: Output, cmd: ParseCmd) -> anyhow::Result<ExitCode> {
             Thresholds::default(),
         ),
     };
-    let j = judge(kind, report.results, &thresholds).map_err(anyhow::Error::msg)?;
+    let j = judge(kind, report.results.get(), &thresholds).map_err(anyhow::Error::msg)?;
     match out {
         Output::Json => {
             let mut v = json!({

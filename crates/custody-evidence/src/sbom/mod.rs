@@ -25,21 +25,36 @@ pub struct Hash {
     pub value: String,
 }
 
+/// Fields are declared in sorted order and hold only strings: that makes
+/// serde_json's compact output of a component its RFC 8785 canonical form
+/// (see [`canonical_json`]). Keep it so.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Component {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purl: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hashes: Vec<Hash>,
-    /// SPDX ids, license names or expressions, as written.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub licenses: Vec<String>,
     /// CycloneDX `type`, or SPDX `primaryPackagePurpose`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// SPDX ids, license names or expressions, as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The RFC 8785 canonical JSON of a component list, written to `out`.
+///
+/// A generic canonicaliser builds and sorts a map per object, which for an
+/// SBOM of 80,000 components was a fifth of the server's work. Here the
+/// types fix the key order, and serde_json escapes strings exactly as
+/// RFC 8785 does (`\"`, `\\`, `\b\f\n\r\t`, other controls as lower-case
+/// `\u00xx`, nothing else), so its compact output is the canonical form;
+/// a property test holds the two equal.
+pub fn canonical_json(components: &[Component], out: impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer(out, components).map_err(std::io::Error::other)
 }
 
 /// What `attest sbom` stores.
