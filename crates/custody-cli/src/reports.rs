@@ -108,11 +108,16 @@ pub fn single(kind: &str, path: &Path, flag: &str) -> anyhow::Result<Report> {
     let bytes = read(path, flag)?;
     let limits = Limits::default();
     let results = match kind {
-        "sarif" => custody_evidence::sarif::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
-        "snyk" => custody_evidence::snyk::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
-        "trivy" => custody_evidence::trivy::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
-        "grype" => custody_evidence::grype::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
-        "sbom" => custody_evidence::sbom::parse(&bytes, limits).map(|s| serde_json::value::to_raw_value(&s)),
+        "sarif" => custody_evidence::sarif::parse(&bytes, limits)
+            .map(|s| serde_json::value::to_raw_value(&s)),
+        "snyk" => custody_evidence::snyk::parse(&bytes, limits)
+            .map(|s| serde_json::value::to_raw_value(&s)),
+        "trivy" => custody_evidence::trivy::parse(&bytes, limits)
+            .map(|s| serde_json::value::to_raw_value(&s)),
+        "grype" => custody_evidence::grype::parse(&bytes, limits)
+            .map(|s| serde_json::value::to_raw_value(&s)),
+        "sbom" => custody_evidence::sbom::parse(&bytes, limits)
+            .map(|s| serde_json::value::to_raw_value(&s)),
         other => bail!("no report parser for '{other}'"),
     }
     .map_err(|e| located(&e, path))?;

@@ -434,6 +434,8 @@ struct Transcode<R> {
     /// checked and not yet consumed. UTF-8 passes through without a copy;
     /// `out` then only holds a character cut by the end of a chunk.
     passed: usize,
+    /// Bad bytes follow what `out` holds: refuse them once it is consumed.
+    malformed_next: bool,
     /// Newlines decoded so far and the offset just after the last one, for
     /// the position of an encoding error.
     lines: u64,
@@ -451,6 +453,7 @@ impl<R: BufRead> Transcode<R> {
             pos: 0,
             done: false,
             passed: 0,
+            malformed_next: false,
             lines: 0,
             produced: 0,
             line_start: 0,
@@ -468,6 +471,9 @@ impl<R: BufRead> Transcode<R> {
     fn refill(&mut self) -> io::Result<()> {
         self.out.clear();
         self.pos = 0;
+        if self.malformed_next {
+            return Err(self.malformed());
+        }
         while self.out.is_empty() && !self.done {
             let src = self.inner.fill_buf()?;
             let last = src.is_empty();
@@ -490,6 +496,12 @@ impl<R: BufRead> Transcode<R> {
                     }
                 }
                 encoding_rs::DecoderResult::OutputFull => {}
+                // What was decoded before the bad bytes is passed on first,
+                // so that an earlier error in the document is the one
+                // reported, however the input happens to be chunked.
+                encoding_rs::DecoderResult::Malformed(..) if written > 0 => {
+                    self.malformed_next = true;
+                }
                 encoding_rs::DecoderResult::Malformed(..) => return Err(self.malformed()),
             }
         }
@@ -542,7 +554,7 @@ impl<R: BufRead> Transcode<R> {
             match std::str::from_utf8(&self.out) {
                 Ok(_) => break,
                 Err(e) if e.error_len().is_none() => {}
-                Err(_) => return Err(self.malformed()),
+                Err(_) => return Err(malformed_at_consumer(self.encoding)),
             }
             let more = self.inner.fill_buf()?;
             let Some(&b) = more.first() else {
@@ -829,10 +841,60 @@ mod tests {
         };
         assert_eq!(t.decode().unwrap(), text);
 
+        // A cut character completed by a byte that does not belong to it is
+        // refused where it starts, however the bytes were chunked.
+        let mut doc = format!("<a>{}\n  éé", "x".repeat(1100)).into_bytes();
+        doc.extend_from_slice(b"\xC3(</a>");
+        for cap in [1, 2, 3, 7, 64 << 10] {
+            let mut r = XmlReader::new(
+                io::BufReader::with_capacity(cap, &doc[..]),
+                Limits::default(),
+            )
+            .unwrap();
+            let e = loop {
+                match r.next() {
+                    Ok(Event::Eof) => panic!("no error"),
+                    Ok(_) => {}
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(
+                e.position,
+                Some(Position { line: 2, column: 7 }),
+                "capacity {cap}: {e}"
+            );
+        }
+
         // A character left unfinished at the end is not UTF-8.
         let e = events(b"<a>\n\xC3").unwrap_err();
         assert_eq!(e.position, Some(Position { line: 2, column: 1 }));
         assert!(e.message.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn the_first_error_in_the_document_is_reported_however_it_is_chunked() {
+        // UTF-16LE, all in one chunk: a tag mismatch early on, bytes that
+        // are not UTF-16 later.
+        let mut doc = vec![0xFF, 0xFE];
+        for u in "<a></b>"
+            .encode_utf16()
+            .chain("x".repeat(100).encode_utf16())
+        {
+            doc.extend_from_slice(&u.to_le_bytes());
+        }
+        doc.extend_from_slice(&[0x00, 0xD8, 0x61, 0x00]); // an unpaired surrogate
+        for cap in [1, 3, 64 << 10] {
+            let input = io::BufReader::with_capacity(cap, &doc[..]);
+            let mut r = XmlReader::new(input, Limits::default()).unwrap();
+            let e = loop {
+                match r.next() {
+                    Ok(Event::Eof) => panic!("no error"),
+                    Ok(_) => {}
+                    Err(e) => break e,
+                }
+            };
+            assert!(e.message.contains("malformed XML"), "capacity {cap}: {e}");
+        }
     }
 
     #[test]
