@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+mod runtime;
+pub use runtime::*;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -418,6 +421,9 @@ pub struct AttestationType {
 pub struct SearchResult {
     pub query: String,
     pub artifacts: Vec<Artifact>,
+    /// Where artifacts with a matching fingerprint ran, newest first.
+    #[serde(default)]
+    pub runtime: Vec<RuntimeOccurrence>,
 }
 
 /// Health and readiness.

@@ -30,6 +30,12 @@ pub enum EntryKind {
     Attestation,
     AttestationType,
     Evidence,
+    Environment,
+    /// What runs in an environment changed: the changes and the digest of
+    /// what runs after them.
+    Snapshot,
+    /// A report that changed nothing: the environment was observed.
+    Heartbeat,
 }
 
 impl EntryKind {
@@ -46,6 +52,9 @@ impl EntryKind {
             EntryKind::Attestation => "attestation",
             EntryKind::AttestationType => "attestation_type",
             EntryKind::Evidence => "evidence",
+            EntryKind::Environment => "environment",
+            EntryKind::Snapshot => "snapshot",
+            EntryKind::Heartbeat => "heartbeat",
         }
     }
 }

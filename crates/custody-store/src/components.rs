@@ -5,7 +5,7 @@ use custody_api::ComponentUse;
 use custody_evidence::sbom::{Component, purl_base};
 use sqlx::{AnyConnection, Row};
 
-use crate::util::{from_json, to_json};
+use crate::util::{Binds, from_json, to_json};
 use crate::{Store, StoreResult};
 
 /// Rows per INSERT: 10 parameters each, well under every backend's limit,
@@ -28,12 +28,8 @@ pub(crate) async fn insert(
     site: &ComponentSite<'_>,
     components: &[Component],
 ) -> StoreResult<()> {
-    // SQLite looks a named parameter up by walking the statement's list of
-    // names, so binding 900 `$N` parameters costs 900²/2 steps: a third of
-    // the time of a large SBOM went there. Anonymous `?` parameters have no
-    // name to look up. PostgreSQL only understands `$N`.
-    let anonymous = c.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME;
     for chunk in components.chunks(BATCH) {
+        let mut b = Binds::new(c);
         let mut sql = String::from(
             "INSERT INTO sbom_components (org_id, attestation_id, trail_id, artifact_name, fingerprint, \
              name, version, purl, purl_base, doc) VALUES ",
@@ -47,11 +43,7 @@ pub(crate) async fn insert(
                 if j > 0 {
                     sql.push(',');
                 }
-                if anonymous {
-                    sql.push('?');
-                } else {
-                    sql.push_str(&format!("${}", i * COLUMNS + j + 1));
-                }
+                sql.push_str(&b.next());
             }
             sql.push(')');
         }

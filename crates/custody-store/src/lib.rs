@@ -18,18 +18,23 @@ mod auth;
 mod blobs;
 mod components;
 mod db;
+mod environments;
 mod error;
 mod evidence;
 mod flows;
+mod interval_tree;
 pub mod ledger;
+mod runtime;
 mod util;
 
 pub use auth::{NewApiKey, Principal};
 pub use blobs::{BlobStore, StoredBlob};
 pub use db::Backend;
+pub use environments::NewEnvironment;
 pub use error::{StoreError, StoreResult};
 pub use evidence::{AttestationBinding, NewAttestation, NewEvidence};
 pub use flows::{NewTrail, TrailData};
+pub use runtime::{NewReport, ReportStored, RunningArtifact, StoredEvent, StoredSnapshot};
 
 use std::sync::Arc;
 

@@ -14,3 +14,30 @@ pub(crate) fn to_json(v: &impl Serialize) -> StoreResult<String> {
 pub(crate) fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
+
+/// Placeholders for a statement built at run time. SQLite resolves a
+/// named `$N` by walking the statement's list of names, which makes
+/// binding n of them cost n²/2; anonymous `?` have no name to look up.
+/// PostgreSQL only understands `$N`.
+pub(crate) struct Binds {
+    anonymous: bool,
+    n: usize,
+}
+
+impl Binds {
+    pub fn new(c: &sqlx::AnyConnection) -> Self {
+        Binds {
+            anonymous: c.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME,
+            n: 0,
+        }
+    }
+
+    pub fn next(&mut self) -> String {
+        self.n += 1;
+        if self.anonymous {
+            "?".to_string()
+        } else {
+            format!("${}", self.n)
+        }
+    }
+}

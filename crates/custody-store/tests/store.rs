@@ -1,76 +1,14 @@
-//! The store's behaviour, run against SQLite and against a real PostgreSQL.
-//!
-//! PostgreSQL tests need `CUSTODY_TEST_POSTGRES_URL` (the test command
-//! starts a throwaway server and sets it); each test gets its own database.
-//! Without it they are skipped, unless `CUSTODY_REQUIRE_POSTGRES` is set, in
-//! which case they fail.
+//! The store's behaviour, run against SQLite and against a real PostgreSQL
+//! (see `common`).
+
+mod common;
+
+use common::{admin, key};
 
 use custody_api::{BeginTrailRequest, CreateServiceAccountRequest, ReportArtifactRequest};
 use custody_domain::Role;
-use custody_store::{AttestationBinding, NewApiKey, NewAttestation, Principal, Store, StoreError};
+use custody_store::{AttestationBinding, NewAttestation, Store, StoreError};
 use serde_json::json;
-
-async fn sqlite() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    (Store::open(&url).await.unwrap(), dir)
-}
-
-async fn postgres() -> Option<Store> {
-    let Ok(base) = std::env::var("CUSTODY_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CUSTODY_REQUIRE_POSTGRES").is_err(),
-            "CUSTODY_REQUIRE_POSTGRES is set but CUSTODY_TEST_POSTGRES_URL is not"
-        );
-        eprintln!("skipping: CUSTODY_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = match base.rsplit_once('/') {
-        Some((prefix, _)) => format!("{prefix}/{name}"),
-        None => panic!("bad CUSTODY_TEST_POSTGRES_URL"),
-    };
-    Some(Store::open(&url).await.unwrap())
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let (s, _dir) = super::sqlite().await;
-                super::$name(s).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(s) = super::postgres().await {
-                    super::$name(s).await;
-                }
-            }
-        }
-    };
-}
-
-fn key(n: u8) -> NewApiKey {
-    NewApiKey {
-        id: uuid::Uuid::new_v4().to_string(),
-        hash: vec![n; 32],
-        description: None,
-        expires_at: None,
-    }
-}
-
-async fn admin(s: &Store) -> Principal {
-    assert!(s.bootstrap(key(1)).await.unwrap());
-    s.authenticate(&[1; 32]).await.unwrap().unwrap()
-}
 
 fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation {
     NewAttestation {

@@ -1,0 +1,506 @@
+//! Environments: creating, renaming, archiving, and their coverage (when
+//! they were observed).
+
+use custody_api::{Coverage, Environment, Gap, Observed, Saved};
+use custody_ledger::EntryKind;
+use custody_runtime::EnvironmentKind;
+use serde_json::json;
+use sqlx::AnyConnection;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::ledger::LedgerWriter;
+use crate::util::now_ms;
+use crate::{Principal, Store, StoreError, StoreResult};
+
+#[derive(Debug, Clone)]
+pub struct NewEnvironment {
+    pub name: String,
+    pub kind: EnvironmentKind,
+    pub description: Option<String>,
+    /// For a logical environment.
+    pub included: Option<Vec<String>>,
+}
+
+/// An environment row as reports and queries need it.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: EnvironmentKind,
+    pub description: Option<String>,
+    pub archived_at: Option<i64>,
+    pub latest_index: i64,
+    pub counts_digest: Option<String>,
+    pub last_reported_at: Option<i64>,
+    pub last_changed_at: Option<i64>,
+    pub observed_from: Option<i64>,
+    pub observed_to: Option<i64>,
+    pub observed_interval_ms: Option<i64>,
+    pub observed_reports: i64,
+    pub created_at: i64,
+}
+
+const ENV_COLUMNS: &str = "id, name, kind, description, archived_at, latest_index, counts_digest, \
+     last_reported_at, last_changed_at, observed_from, observed_to, observed_interval_ms, \
+     observed_reports, created_at";
+
+fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
+    let kind: String = r.try_get(2)?;
+    Ok(EnvRow {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        kind: EnvironmentKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("environment type '{kind}'")))?,
+        description: r.try_get(3)?,
+        archived_at: r.try_get(4)?,
+        latest_index: r.try_get(5)?,
+        counts_digest: r.try_get(6)?,
+        last_reported_at: r.try_get(7)?,
+        last_changed_at: r.try_get(8)?,
+        observed_from: r.try_get(9)?,
+        observed_to: r.try_get(10)?,
+        observed_interval_ms: r.try_get(11)?,
+        observed_reports: r.try_get(12)?,
+        created_at: r.try_get(13)?,
+    })
+}
+
+pub(crate) async fn env_row(c: &mut AnyConnection, org_id: i64, name: &str) -> StoreResult<EnvRow> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENV_COLUMNS} FROM environments WHERE org_id = $1 AND name = $2"
+    )))
+    .bind(org_id)
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found("environment", name))?;
+    env_from_row(&r)
+}
+
+/// The physical members of a logical environment, by name.
+pub(crate) async fn members(c: &mut AnyConnection, logical_id: i64) -> StoreResult<Vec<EnvRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM environment_members m JOIN environments e ON e.id = m.physical_id \
+         WHERE m.logical_id = $1 ORDER BY e.name",
+        ENV_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(logical_id)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter().map(env_from_row).collect()
+}
+
+async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
+    let included = if e.kind.is_logical() {
+        members(c, e.id)
+            .await?
+            .into_iter()
+            .map(|m| m.name)
+            .collect()
+    } else {
+        vec![]
+    };
+    // A logical environment's snapshots are its members' taken together.
+    let latest = if e.kind.is_logical() {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM env_snapshots s JOIN environment_members m ON m.physical_id = s.env_id \
+             WHERE m.logical_id = $1",
+        )
+        .bind(e.id)
+        .fetch_one(&mut *c)
+        .await?
+        .try_get(0)?;
+        n
+    } else {
+        e.latest_index
+    };
+    Ok(Environment {
+        name: e.name.clone(),
+        kind: e.kind,
+        description: e.description.clone(),
+        included_environments: included,
+        archived: e.archived_at.is_some(),
+        latest_snapshot: latest.max(0) as u64,
+        last_reported_at: e.last_reported_at,
+        last_changed_at: e.last_changed_at,
+        created_at: e.created_at,
+    })
+}
+
+/// How late a report may come, after one that promised to report every
+/// `interval_ms`, for the environment to count as watched in between.
+pub(crate) fn allowance(interval_ms: i64) -> i64 {
+    if interval_ms <= 0 {
+        0
+    } else {
+        interval_ms + interval_ms / 2 + 5_000
+    }
+}
+
+/// Extends the current stretch of observation to `now`, or files it and
+/// starts a new one when the report came too late.
+pub(crate) async fn observe(
+    c: &mut AnyConnection,
+    e: &EnvRow,
+    now: i64,
+    interval_ms: i64,
+) -> StoreResult<()> {
+    let in_time = match (e.observed_to, e.observed_interval_ms) {
+        (Some(to), Some(i)) => now - to <= allowance(i),
+        _ => false,
+    };
+    if in_time {
+        sqlx::query(
+            "UPDATE environments SET observed_to = $2, observed_interval_ms = $3, \
+             observed_reports = observed_reports + 1, last_reported_at = $2 WHERE id = $1",
+        )
+        .bind(e.id)
+        .bind(now)
+        .bind(interval_ms)
+        .execute(&mut *c)
+        .await?;
+        return Ok(());
+    }
+    if let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
+        sqlx::query(
+            "INSERT INTO env_coverage (env_id, from_ts, to_ts, interval_ms, reports) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(e.id)
+        .bind(from)
+        .bind(to)
+        .bind(e.observed_interval_ms.unwrap_or(0))
+        .bind(e.observed_reports)
+        .execute(&mut *c)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE environments SET observed_from = $2, observed_to = $2, observed_interval_ms = $3, \
+         observed_reports = 1, last_reported_at = $2 WHERE id = $1",
+    )
+    .bind(e.id)
+    .bind(now)
+    .bind(interval_ms)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+fn check_name(name: &str) -> StoreResult<()> {
+    custody_runtime::validate_environment_name(name)
+        .map_err(|e| StoreError::Unprocessable(e.to_string()))
+}
+
+impl Store {
+    /// Creates an environment, or updates its description (and, for a
+    /// logical one, its members). Its type cannot change once it has been
+    /// reported to.
+    pub async fn put_environment(
+        &self,
+        p: &Principal,
+        req: NewEnvironment,
+    ) -> StoreResult<Saved<Environment>> {
+        check_name(&req.name)?;
+        if req.included.is_some() && !req.kind.is_logical() {
+            return Err(StoreError::Unprocessable(format!(
+                "only a logical environment includes others; '{}' is of type {}",
+                req.name, req.kind
+            )));
+        }
+        let (org_id, org) = (p.org_id, p.org.clone());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let now = now_ms();
+                    let existing = env_row(c, org_id, &req.name).await;
+                    let (row, created) = match existing {
+                        Ok(e) => {
+                            if e.kind != req.kind {
+                                if e.latest_index > 0 || e.kind.is_logical() || req.kind.is_logical() {
+                                    return Err(StoreError::Conflict(format!(
+                                        "environment '{}' is of type {}; its type cannot become {}",
+                                        e.name, e.kind, req.kind
+                                    )));
+                                }
+                                sqlx::query("UPDATE environments SET kind = $2 WHERE id = $1")
+                                    .bind(e.id)
+                                    .bind(req.kind.as_str())
+                                    .execute(&mut *c)
+                                    .await?;
+                            }
+                            if req.description.is_some() {
+                                sqlx::query("UPDATE environments SET description = $2 WHERE id = $1")
+                                    .bind(e.id)
+                                    .bind(req.description.clone())
+                                    .execute(&mut *c)
+                                    .await?;
+                            }
+                            (e.id, false)
+                        }
+                        Err(StoreError::NotFound { .. }) => {
+                            let id: i64 = sqlx::query(
+                                "INSERT INTO environments (org_id, name, kind, description, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                            )
+                            .bind(org_id)
+                            .bind(&req.name)
+                            .bind(req.kind.as_str())
+                            .bind(req.description.clone())
+                            .bind(now)
+                            .fetch_one(&mut *c)
+                            .await?
+                            .try_get(0)?;
+                            (id, true)
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if let Some(included) = &req.included {
+                        sqlx::query("DELETE FROM environment_members WHERE logical_id = $1")
+                            .bind(row)
+                            .execute(&mut *c)
+                            .await?;
+                        for m in included {
+                            let member = env_row(c, org_id, m).await.map_err(|e| match e {
+                                StoreError::NotFound { .. } => StoreError::Unprocessable(format!(
+                                    "included environment '{m}' does not exist"
+                                )),
+                                other => other,
+                            })?;
+                            if member.kind.is_logical() {
+                                return Err(StoreError::Unprocessable(format!(
+                                    "'{m}' is a logical environment: a logical environment includes physical ones only"
+                                )));
+                            }
+                            sqlx::query(
+                                "INSERT INTO environment_members (logical_id, physical_id) VALUES ($1, $2) \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(row)
+                            .bind(member.id)
+                            .execute(&mut *c)
+                            .await?;
+                        }
+                    }
+                    let e = env_row(c, org_id, &req.name).await?;
+                    let value = view(c, &e).await?;
+                    ledger
+                        .append(
+                            c,
+                            EntryKind::Environment,
+                            &json!({
+                                "name": value.name,
+                                "type": value.kind,
+                                "description": value.description,
+                                "included_environments": value.included_environments,
+                            }),
+                        )
+                        .await?;
+                    Ok(Saved { created, value })
+                })
+            })
+            .await
+    }
+
+    pub async fn get_environment(&self, org_id: i64, name: &str) -> StoreResult<Environment> {
+        let mut c = self.db.read.acquire().await?;
+        let e = env_row(&mut c, org_id, name).await?;
+        view(&mut c, &e).await
+    }
+
+    /// Archived environments are listed only when asked for.
+    pub async fn list_environments(
+        &self,
+        org_id: i64,
+        include_archived: bool,
+    ) -> StoreResult<Vec<Environment>> {
+        let mut c = self.db.read.acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE org_id = $1 AND ($2 = 1 OR archived_at IS NULL) ORDER BY name"
+        )))
+        .bind(org_id)
+        .bind(i64::from(include_archived))
+        .fetch_all(&mut *c)
+        .await?;
+        let mut out = vec![];
+        for r in &rows {
+            let e = env_from_row(r)?;
+            out.push(view(&mut c, &e).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn rename_environment(
+        &self,
+        p: &Principal,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<Environment> {
+        check_name(new)?;
+        let (org_id, org, old, new) = (p.org_id, p.org.clone(), old.to_string(), new.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let e = env_row(c, org_id, &old).await?;
+                    if env_row(c, org_id, &new).await.is_ok() {
+                        return Err(StoreError::Conflict(format!(
+                            "environment '{new}' already exists"
+                        )));
+                    }
+                    sqlx::query("UPDATE environments SET name = $2 WHERE id = $1")
+                        .bind(e.id)
+                        .bind(&new)
+                        .execute(&mut *c)
+                        .await?;
+                    ledger
+                        .append(
+                            c,
+                            EntryKind::Environment,
+                            &json!({"name": old, "renamed_to": new}),
+                        )
+                        .await?;
+                    let e = env_row(c, org_id, &new).await?;
+                    view(c, &e).await
+                })
+            })
+            .await
+    }
+
+    /// Archiving hides an environment from lists and refuses reports to
+    /// it; its history is kept and still answers queries.
+    pub async fn archive_environment(&self, p: &Principal, name: &str) -> StoreResult<Environment> {
+        let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let e = env_row(c, org_id, &name).await?;
+                    if e.archived_at.is_none() {
+                        sqlx::query("UPDATE environments SET archived_at = $2 WHERE id = $1")
+                            .bind(e.id)
+                            .bind(now_ms())
+                            .execute(&mut *c)
+                            .await?;
+                        ledger
+                            .append(
+                                c,
+                                EntryKind::Environment,
+                                &json!({"name": name, "archived": true}),
+                            )
+                            .await?;
+                    }
+                    let e = env_row(c, org_id, &name).await?;
+                    view(c, &e).await
+                })
+            })
+            .await
+    }
+
+    /// When the environment was observed, as of `now`.
+    pub async fn coverage(&self, org_id: i64, name: &str, now: i64) -> StoreResult<Coverage> {
+        let mut c = self.db.read.acquire().await?;
+        let e = env_row(&mut c, org_id, name).await?;
+        let rows = sqlx::query(
+            "SELECT from_ts, to_ts, interval_ms, reports FROM env_coverage WHERE env_id = $1 ORDER BY from_ts",
+        )
+        .bind(e.id)
+        .fetch_all(&mut *c)
+        .await?;
+        let mut observed = rows
+            .iter()
+            .map(|r| {
+                Ok(Observed {
+                    from: r.try_get(0)?,
+                    to: r.try_get(1)?,
+                    interval_s: (r.try_get::<i64, _>(2)? / 1000).max(0) as u64,
+                    reports: r.try_get::<i64, _>(3)?.max(0) as u64,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        if let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
+            observed.push(Observed {
+                from,
+                to,
+                interval_s: (e.observed_interval_ms.unwrap_or(0) / 1000).max(0) as u64,
+                reports: e.observed_reports.max(0) as u64,
+            });
+        }
+        Ok(coverage_of(
+            observed,
+            e.observed_to,
+            e.observed_interval_ms,
+            now,
+        ))
+    }
+}
+
+/// The gaps between stretches of observation, and whether the last
+/// reporter is late.
+pub(crate) fn coverage_of(
+    observed: Vec<Observed>,
+    last_to: Option<i64>,
+    last_interval_ms: Option<i64>,
+    now: i64,
+) -> Coverage {
+    let mut gaps: Vec<Gap> = observed
+        .windows(2)
+        .map(|w| Gap {
+            from: w[0].to,
+            to: Some(w[1].from),
+        })
+        .collect();
+    let overdue = match (last_to, last_interval_ms) {
+        (Some(to), Some(i)) if i > 0 => now - to > allowance(i),
+        _ => false,
+    };
+    if overdue && let Some(to) = last_to {
+        gaps.push(Gap { from: to, to: None });
+    }
+    Coverage {
+        observed,
+        gaps,
+        overdue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_lie_between_stretches_and_after_a_late_reporter() {
+        let o = |from, to| Observed {
+            from,
+            to,
+            reports: 1,
+            interval_s: 60,
+        };
+        let c = coverage_of(vec![o(0, 100), o(500, 600)], Some(600), Some(60_000), 650);
+        assert_eq!(
+            c.gaps,
+            vec![Gap {
+                from: 100,
+                to: Some(500)
+            }]
+        );
+        assert!(!c.overdue);
+        let late = 600 + allowance(60_000) + 1;
+        let c = coverage_of(vec![o(0, 600)], Some(600), Some(60_000), late);
+        assert!(c.overdue);
+        assert_eq!(
+            c.gaps,
+            vec![Gap {
+                from: 600,
+                to: None
+            }]
+        );
+        // One-shot reports promise nothing, so they are never late.
+        let c = coverage_of(vec![o(0, 0)], Some(0), Some(0), i64::MAX);
+        assert!(!c.overdue && c.gaps.is_empty());
+    }
+}

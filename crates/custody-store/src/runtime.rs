@@ -1,0 +1,858 @@
+//! What ran: reports folded into snapshots and intervals, and the queries
+//! over them ("what ran at T", the change log, "where has this run").
+//! The table design is explained in the `0003_environments` migration; the
+//! tree arithmetic is in [`crate::interval_tree`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use custody_api::{Page, RuntimeOccurrence, SnapshotSummary};
+use custody_ledger::EntryKind;
+use custody_runtime::{ArtifactKey, At, Change, Counts, EnvironmentKind, Instance, RunningSet};
+use serde_json::json;
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use crate::environments::{EnvRow, env_row, members, observe};
+use crate::interval_tree::{OPEN, fork, path, path_inclusive, sql_list};
+use crate::ledger::LedgerWriter;
+use crate::util::{Binds, from_json, to_json};
+use crate::{Principal, Store, StoreError, StoreResult};
+
+/// A checked report, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub kind: EnvironmentKind,
+    pub running: RunningSet,
+    /// 0 for a one-shot report.
+    pub interval_ms: i64,
+    pub warnings: Vec<String>,
+    pub reporter: Option<String>,
+    /// When it was received (ms); the server's clock.
+    pub received_at: i64,
+}
+
+/// What a report did.
+#[derive(Debug, Clone)]
+pub struct ReportStored {
+    pub changed: bool,
+    pub snapshot: u64,
+    pub changes: Vec<Change>,
+    pub artifacts: u64,
+    pub instances: u64,
+}
+
+/// An artifact running in a snapshot.
+#[derive(Debug, Clone)]
+pub struct RunningArtifact {
+    pub key: ArtifactKey,
+    pub instances: u32,
+    pub detail: Vec<Instance>,
+    pub since_snapshot: u64,
+    pub running_since: i64,
+    /// Which environment it runs in (differs from the snapshot's for a
+    /// logical environment).
+    pub environment: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot {
+    pub environment: String,
+    pub kind: EnvironmentKind,
+    /// 0 when there is no snapshot at or before the point asked for.
+    pub index: u64,
+    pub timestamp: i64,
+    pub replaced_at: Option<i64>,
+    pub running: Vec<RunningArtifact>,
+    /// What changed in this snapshot (empty for a logical environment).
+    pub changes: Vec<Change>,
+    /// For a logical environment: the member snapshots it joins.
+    pub members: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub environment: String,
+    pub snapshot: u64,
+    pub timestamp: i64,
+    pub change: Change,
+}
+
+/// Open intervals of an environment: what runs now.
+async fn open_intervals(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<OpenInterval>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT i.id, a.name, a.fingerprint, i.instances, i.first_idx FROM env_intervals i \
+         JOIN runtime_artifacts a ON a.id = i.artifact_id \
+         WHERE i.env_id = $1 AND i.node IN ({}) AND i.last_idx = {OPEN}",
+        sql_list(&path_inclusive(OPEN))
+    )))
+    .bind(env_id)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenInterval {
+                id: r.try_get(0)?,
+                key: ArtifactKey {
+                    name: r.try_get(1)?,
+                    fingerprint: r.try_get(2)?,
+                },
+                instances: count(r.try_get(3)?),
+                first_idx: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+struct OpenInterval {
+    id: i64,
+    key: ArtifactKey,
+    instances: u32,
+    first_idx: i64,
+}
+
+fn count(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Ids of the runtime artifacts for `keys`, creating those not seen before.
+async fn artifact_ids(
+    c: &mut AnyConnection,
+    org_id: i64,
+    keys: &[&ArtifactKey],
+) -> StoreResult<HashMap<ArtifactKey, i64>> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(300) {
+        let mut b = Binds::new(c);
+        let mut sql =
+            String::from("INSERT INTO runtime_artifacts (org_id, fingerprint, name) VALUES ");
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("({}, {}, {})", b.next(), b.next(), b.next()));
+        }
+        sql.push_str(" ON CONFLICT (org_id, fingerprint, name) DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in chunk {
+            q = q.bind(org_id).bind(&k.fingerprint).bind(&k.name);
+        }
+        q.execute(&mut *c).await?;
+
+        let mut b = Binds::new(c);
+        let first = b.next();
+        let list: Vec<String> = chunk.iter().map(|_| b.next()).collect();
+        let sql = format!(
+            "SELECT id, fingerprint, name FROM runtime_artifacts WHERE org_id = {first} AND fingerprint IN ({})",
+            list.join(",")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);
+        for k in chunk {
+            q = q.bind(&k.fingerprint);
+        }
+        let wanted: std::collections::HashSet<&ArtifactKey> = chunk.iter().copied().collect();
+        for r in q.fetch_all(&mut *c).await? {
+            let key = ArtifactKey {
+                fingerprint: r.try_get(1)?,
+                name: r.try_get(2)?,
+            };
+            if wanted.contains(&key) {
+                out.insert(key, r.try_get(0)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the statement with each chunk of `rows`, inserting intervals.
+async fn insert_intervals(
+    c: &mut AnyConnection,
+    rows: &[(i64, i64, u32, i64, i64, String)],
+) -> StoreResult<()> {
+    // (env_id, artifact_id, instances, first_idx, started_at, detail)
+    for chunk in rows.chunks(100) {
+        let mut b = Binds::new(c);
+        let mut sql = String::from(
+            "INSERT INTO env_intervals (env_id, artifact_id, instances, first_idx, last_idx, node, started_at, detail) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            // Integers computed here go in as literals; text is bound.
+            sql.push_str(&format!(
+                "({}, {}, {}, {}, {OPEN}, {}, {}, {})",
+                r.0,
+                r.1,
+                r.2,
+                r.3,
+                fork(r.3, OPEN),
+                r.4,
+                b.next()
+            ));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q.bind(&r.5);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// Closes intervals whose last snapshot is `last`: they are filed anew
+/// under the fork node of their now-finite span.
+async fn close_intervals(
+    c: &mut AnyConnection,
+    closing: &[(i64, i64)],
+    last: i64,
+    ended_at: i64,
+) -> StoreResult<()> {
+    // (interval id, first_idx)
+    for chunk in closing.chunks(200) {
+        let cases: String = chunk
+            .iter()
+            .map(|(id, first)| format!(" WHEN {id} THEN {}", fork(*first, last)))
+            .collect();
+        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        let sql = format!(
+            "UPDATE env_intervals SET last_idx = {last}, ended_at = {ended_at}, node = CASE id{cases} END \
+             WHERE id IN ({})",
+            sql_list(&ids)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The intervals that contain snapshot `q` of an environment.
+async fn running_at(
+    c: &mut AnyConnection,
+    env: &EnvRow,
+    q: i64,
+) -> StoreResult<Vec<RunningArtifact>> {
+    let (left, right) = path(q);
+    let select = "SELECT a.name, a.fingerprint, i.instances, i.detail, i.first_idx, i.started_at \
+                  FROM env_intervals i JOIN runtime_artifacts a ON a.id = i.artifact_id WHERE i.env_id = $1 AND";
+    let sql = format!(
+        "{select} i.node IN ({}) AND i.last_idx >= {q} \
+         UNION ALL {select} i.node IN ({}) AND i.first_idx <= {q} \
+         UNION ALL {select} i.node = {q}",
+        sql_list(&left),
+        sql_list(&right)
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(env.id)
+        .fetch_all(&mut *c)
+        .await?;
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            let detail: String = r.try_get(3)?;
+            Ok(RunningArtifact {
+                key: ArtifactKey {
+                    name: r.try_get(0)?,
+                    fingerprint: r.try_get(1)?,
+                },
+                instances: count(r.try_get(2)?),
+                detail: from_json("interval instances", &detail)?,
+                since_snapshot: r.try_get::<i64, _>(4)?.max(0) as u64,
+                running_since: r.try_get(5)?,
+                environment: env.name.clone(),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// What changed at snapshot `n`: intervals that begin at `n` and those
+/// whose last snapshot is `n - 1`, paired by artifact.
+async fn changes_at(c: &mut AnyConnection, env_id: i64, n: i64) -> StoreResult<Vec<Change>> {
+    let mut by_key: BTreeMap<ArtifactKey, (u32, u32)> = BTreeMap::new();
+    let select = "SELECT a.name, a.fingerprint, i.instances FROM env_intervals i \
+                  JOIN runtime_artifacts a ON a.id = i.artifact_id WHERE i.env_id = $1 AND";
+    let started = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{select} i.node IN ({}) AND i.first_idx = {n}",
+        sql_list(&path_inclusive(n))
+    )))
+    .bind(env_id)
+    .fetch_all(&mut *c)
+    .await?;
+    for r in &started {
+        let key = ArtifactKey {
+            name: r.try_get(0)?,
+            fingerprint: r.try_get(1)?,
+        };
+        by_key.entry(key).or_default().1 = count(r.try_get(2)?);
+    }
+    if n > 1 {
+        let ended = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{select} i.node IN ({}) AND i.last_idx = {}",
+            sql_list(&path_inclusive(n - 1)),
+            n - 1
+        )))
+        .bind(env_id)
+        .fetch_all(&mut *c)
+        .await?;
+        for r in &ended {
+            let key = ArtifactKey {
+                name: r.try_get(0)?,
+                fingerprint: r.try_get(1)?,
+            };
+            by_key.entry(key).or_default().0 = count(r.try_get(2)?);
+        }
+    }
+    Ok(by_key
+        .into_iter()
+        .map(|(key, (was, now))| Change { key, was, now })
+        .collect())
+}
+
+async fn snapshot_time(
+    c: &mut AnyConnection,
+    env_id: i64,
+    idx: i64,
+) -> StoreResult<Option<(i64, Option<i64>)>> {
+    let rows = sqlx::query(
+        "SELECT idx, ts FROM env_snapshots WHERE env_id = $1 AND idx >= $2 ORDER BY idx LIMIT 2",
+    )
+    .bind(env_id)
+    .bind(idx)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut it = rows.iter();
+    let Some(first) = it.next() else {
+        return Ok(None);
+    };
+    if first.try_get::<i64, _>(0)? != idx {
+        return Ok(None);
+    }
+    let next = match it.next() {
+        Some(r) => Some(r.try_get::<i64, _>(1)?),
+        None => None,
+    };
+    Ok(Some((first.try_get(1)?, next)))
+}
+
+/// The number of the snapshot current at `t` (0 if none was yet).
+async fn index_at(c: &mut AnyConnection, env_id: i64, t: i64) -> StoreResult<i64> {
+    let r = sqlx::query(
+        "SELECT idx FROM env_snapshots WHERE env_id = $1 AND ts <= $2 ORDER BY ts DESC, idx DESC LIMIT 1",
+    )
+    .bind(env_id)
+    .bind(t)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(match r {
+        Some(r) => r.try_get(0)?,
+        None => 0,
+    })
+}
+
+fn resolve_index(env: &EnvRow, at: At, expr: &str) -> StoreResult<Option<i64>> {
+    let latest = env.latest_index;
+    Ok(match at {
+        At::Latest => Some(latest),
+        At::Index(n) => {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            if n > latest {
+                return Err(StoreError::NotFound {
+                    what: "snapshot",
+                    name: format!("{expr}' (environment '{}' has {latest} snapshots", env.name),
+                });
+            }
+            Some(n)
+        }
+        At::Behind(n) => {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            if n >= latest {
+                return Err(StoreError::NotFound {
+                    what: "snapshot",
+                    name: format!("{expr}' (environment '{}' has {latest} snapshots", env.name),
+                });
+            }
+            Some(latest - n)
+        }
+        At::Time(_) => None,
+    })
+}
+
+impl Store {
+    /// Records a report. If it changes what runs (artifacts or instance
+    /// counts), the environment gets a new snapshot, intervals are closed
+    /// and opened, and the ledger gets a `snapshot` entry with the changes;
+    /// otherwise only the observation is extended and the ledger gets a
+    /// `heartbeat` entry.
+    pub async fn report_environment(
+        &self,
+        p: &Principal,
+        env: &str,
+        report: NewReport,
+    ) -> StoreResult<ReportStored> {
+        let (org_id, org, env) = (p.org_id, p.org.clone(), env.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let e = env_row(c, org_id, &env).await?;
+                    if e.kind.is_logical() {
+                        return Err(StoreError::Unprocessable(format!(
+                            "environment '{env}' is logical: it shows its members' snapshots and cannot be reported to"
+                        )));
+                    }
+                    if e.kind != report.kind {
+                        return Err(StoreError::Unprocessable(format!(
+                            "environment '{env}' is of type {}; a {} reporter cannot report to it",
+                            e.kind, report.kind
+                        )));
+                    }
+                    if e.archived_at.is_some() {
+                        return Err(StoreError::Conflict(format!(
+                            "environment '{env}' is archived and takes no reports"
+                        )));
+                    }
+                    // Snapshot times never go backwards, whatever the clock does.
+                    let now = report.received_at.max(e.last_changed_at.map_or(0, |t| t + 1));
+                    let digest = report.running.digest();
+                    let artifacts = report.running.len() as u64;
+                    let instances = report.running.instance_count();
+                    observe(c, &e, now, report.interval_ms).await?;
+
+                    if e.latest_index > 0 && e.counts_digest.as_deref() == Some(digest.as_str()) {
+                        ledger
+                            .append(
+                                c,
+                                EntryKind::Heartbeat,
+                                &json!({
+                                    "environment": env,
+                                    "snapshot": e.latest_index,
+                                    "counts_sha256": digest,
+                                    "reporter": report.reporter,
+                                    "warnings": report.warnings,
+                                }),
+                            )
+                            .await?;
+                        return Ok(ReportStored {
+                            changed: false,
+                            snapshot: e.latest_index as u64,
+                            changes: vec![],
+                            artifacts,
+                            instances,
+                        });
+                    }
+
+                    let open = open_intervals(c, e.id).await?;
+                    let old = Counts(open.iter().map(|o| (o.key.clone(), o.instances)).collect());
+                    let new = report.running.counts();
+                    let changes = old.changes_to(&new);
+                    let n = e.latest_index + 1;
+
+                    let open_by_key: HashMap<&ArtifactKey, &OpenInterval> =
+                        open.iter().map(|o| (&o.key, o)).collect();
+                    let closing: Vec<(i64, i64)> = changes
+                        .iter()
+                        .filter(|ch| ch.was > 0)
+                        .filter_map(|ch| open_by_key.get(&ch.key))
+                        .map(|o| (o.id, o.first_idx))
+                        .collect();
+                    close_intervals(c, &closing, n - 1, now).await?;
+
+                    let starting: Vec<&ArtifactKey> =
+                        changes.iter().filter(|ch| ch.now > 0).map(|ch| &ch.key).collect();
+                    let ids = artifact_ids(c, org_id, &starting).await?;
+                    let mut rows = Vec::with_capacity(starting.len());
+                    for key in &starting {
+                        let running = report.running.get(key).ok_or_else(|| {
+                            StoreError::Corrupt("a started artifact is not in the report".into())
+                        })?;
+                        let id = *ids.get(*key).ok_or_else(|| {
+                            StoreError::Corrupt(format!("no id for runtime artifact '{}'", key.name))
+                        })?;
+                        rows.push((e.id, id, running.count(), n, now, to_json(&running.instances)?));
+                    }
+                    insert_intervals(c, &rows).await?;
+
+                    sqlx::query(
+                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(e.id)
+                    .bind(n)
+                    .bind(now)
+                    .bind(artifacts as i64)
+                    .bind(instances as i64)
+                    .bind(changes.len() as i64)
+                    .execute(&mut *c)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE environments SET latest_index = $2, counts_digest = $3, last_changed_at = $4 WHERE id = $1",
+                    )
+                    .bind(e.id)
+                    .bind(n)
+                    .bind(&digest)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    let recorded: Vec<_> = changes
+                        .iter()
+                        .map(|ch| {
+                            json!({
+                                "name": ch.key.name,
+                                "fingerprint": ch.key.fingerprint,
+                                "was": ch.was,
+                                "now": ch.now,
+                            })
+                        })
+                        .collect();
+                    ledger
+                        .append(
+                            c,
+                            EntryKind::Snapshot,
+                            &json!({
+                                "environment": env,
+                                "snapshot": n,
+                                "counts_sha256": digest,
+                                "artifacts": artifacts,
+                                "instances": instances,
+                                "changes": recorded,
+                                "reporter": report.reporter,
+                                "warnings": report.warnings,
+                            }),
+                        )
+                        .await?;
+                    Ok(ReportStored {
+                        changed: true,
+                        snapshot: n as u64,
+                        changes,
+                        artifacts,
+                        instances,
+                    })
+                })
+            })
+            .await
+    }
+
+    /// The snapshot of `env` that `at` names. For a logical environment,
+    /// the union of its members' snapshots at that point.
+    pub async fn snapshot(
+        &self,
+        org_id: i64,
+        env: &str,
+        at: At,
+        expr: &str,
+    ) -> StoreResult<StoredSnapshot> {
+        let mut c = self.db.read.acquire().await?;
+        let e = env_row(&mut c, org_id, env).await?;
+        if e.kind.is_logical() {
+            return logical_snapshot(&mut c, &e, at, expr).await;
+        }
+        let idx = match resolve_index(&e, at, expr)? {
+            Some(i) => i,
+            None => match at {
+                At::Time(t) => index_at(&mut c, e.id, t).await?,
+                _ => 0,
+            },
+        };
+        physical_snapshot(&mut c, &e, idx).await
+    }
+
+    /// Snapshots numbered `from..=to`, newest first.
+    pub async fn list_snapshots(
+        &self,
+        org_id: i64,
+        env: &str,
+        from: u64,
+        to: u64,
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<Page<SnapshotSummary>> {
+        let mut c = self.db.read.acquire().await?;
+        let e = env_row(&mut c, org_id, env).await?;
+        if e.kind.is_logical() {
+            return Err(StoreError::Unprocessable(format!(
+                "environment '{env}' is logical: list the snapshots of its members ({})",
+                members(&mut c, e.id)
+                    .await?
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let to = to.min(e.latest_index.max(0) as u64);
+        let (from, to) = (from as i64, to as i64);
+        let total = if to >= from {
+            (to - from + 1) as u64
+        } else {
+            0
+        };
+        let hi = to - i64::from(page.saturating_sub(1)) * i64::from(per_page);
+        // One row past the page's last gives its successor's time.
+        let rows = sqlx::query(
+            "SELECT idx, ts, artifacts, instances, changes FROM env_snapshots \
+             WHERE env_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx DESC LIMIT $4",
+        )
+        .bind(e.id)
+        .bind(from)
+        .bind(hi + 1)
+        .bind(i64::from(per_page) + 1)
+        .fetch_all(&mut *c)
+        .await?;
+        let mut items = vec![];
+        let mut next_ts: Option<i64> = None;
+        for r in &rows {
+            let idx: i64 = r.try_get(0)?;
+            let ts: i64 = r.try_get(1)?;
+            if idx <= hi && items.len() < per_page as usize {
+                items.push(SnapshotSummary {
+                    index: idx as u64,
+                    timestamp: ts,
+                    replaced_at: next_ts,
+                    artifacts: r.try_get::<i64, _>(2)?.max(0) as u64,
+                    instances: r.try_get::<i64, _>(3)?.max(0) as u64,
+                    changes: r.try_get::<i64, _>(4)?.max(0) as u64,
+                });
+            }
+            next_ts = Some(ts);
+        }
+        Ok(Page {
+            items,
+            page,
+            per_page,
+            total,
+        })
+    }
+
+    /// Changes of what runs, newest first, between two times.
+    pub async fn environment_events(
+        &self,
+        org_id: i64,
+        env: &str,
+        since: i64,
+        until: i64,
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<Page<StoredEvent>> {
+        let mut c = self.db.read.acquire().await?;
+        let e = env_row(&mut c, org_id, env).await?;
+        let envs = if e.kind.is_logical() {
+            members(&mut c, e.id).await?
+        } else {
+            vec![e]
+        };
+        // Snapshots in the window, newest first, with how many changes each
+        // has: enough to find a page without reading the changes before it.
+        let mut snaps: Vec<(i64, i64, EnvRow, i64)> = vec![];
+        for m in &envs {
+            let rows = sqlx::query(
+                "SELECT idx, ts, changes FROM env_snapshots WHERE env_id = $1 AND ts >= $2 AND ts <= $3",
+            )
+            .bind(m.id)
+            .bind(since)
+            .bind(until)
+            .fetch_all(&mut *c)
+            .await?;
+            for r in &rows {
+                snaps.push((r.try_get(1)?, r.try_get(0)?, m.clone(), r.try_get(2)?));
+            }
+        }
+        snaps.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        let total: i64 = snaps.iter().map(|s| s.3).sum();
+        let skip = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+        let mut seen = 0i64;
+        let mut items = vec![];
+        for (ts, idx, m, n) in &snaps {
+            if items.len() >= per_page as usize {
+                break;
+            }
+            if seen + n <= skip {
+                seen += n;
+                continue;
+            }
+            for ch in changes_at(&mut c, m.id, *idx).await? {
+                seen += 1;
+                if seen > skip && items.len() < per_page as usize {
+                    items.push(StoredEvent {
+                        environment: m.name.clone(),
+                        snapshot: *idx as u64,
+                        timestamp: *ts,
+                        change: ch,
+                    });
+                }
+            }
+        }
+        Ok(Page {
+            items,
+            page,
+            per_page,
+            total: total.max(0) as u64,
+        })
+    }
+
+    /// Every environment where an artifact whose fingerprint starts with
+    /// `prefix` ran, with when; newest first.
+    pub async fn runtime_occurrences(
+        &self,
+        org_id: i64,
+        prefix: &str,
+    ) -> StoreResult<Vec<RuntimeOccurrence>> {
+        let upper = format!("{prefix}g");
+        let rows = sqlx::query(
+            "SELECT e.name, a.name, a.fingerprint, i.instances, i.started_at, i.ended_at, i.first_idx, i.last_idx \
+             FROM runtime_artifacts a JOIN env_intervals i ON i.artifact_id = a.id \
+             JOIN environments e ON e.id = i.env_id \
+             WHERE a.org_id = $1 AND a.fingerprint >= $2 AND a.fingerprint < $3 \
+             ORDER BY i.started_at DESC, i.id DESC LIMIT 1000",
+        )
+        .bind(org_id)
+        .bind(prefix)
+        .bind(&upper)
+        .fetch_all(&self.db.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let last: i64 = r.try_get(7)?;
+                Ok(RuntimeOccurrence {
+                    environment: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    fingerprint: r.try_get(2)?,
+                    instances: count(r.try_get(3)?),
+                    from: r.try_get(4)?,
+                    to: r.try_get(5)?,
+                    first_snapshot: r.try_get::<i64, _>(6)?.max(0) as u64,
+                    last_snapshot: (last != OPEN).then_some(last.max(0) as u64),
+                })
+            })
+            .collect()
+    }
+}
+
+async fn physical_snapshot(
+    c: &mut AnyConnection,
+    e: &EnvRow,
+    idx: i64,
+) -> StoreResult<StoredSnapshot> {
+    let empty = StoredSnapshot {
+        environment: e.name.clone(),
+        kind: e.kind,
+        index: 0,
+        timestamp: 0,
+        replaced_at: None,
+        running: vec![],
+        changes: vec![],
+        members: vec![],
+    };
+    if idx <= 0 {
+        return Ok(empty);
+    }
+    let Some((ts, replaced_at)) = snapshot_time(c, e.id, idx).await? else {
+        return Err(StoreError::Corrupt(format!(
+            "environment '{}' has no snapshot {idx}",
+            e.name
+        )));
+    };
+    let running = running_at(c, e, idx).await?;
+    let changes = changes_at(c, e.id, idx).await?;
+    Ok(StoredSnapshot {
+        index: idx as u64,
+        timestamp: ts,
+        replaced_at,
+        running,
+        changes,
+        ..empty
+    })
+}
+
+/// A logical environment's snapshots are its members' snapshots in time
+/// order; its Nth is the point where the Nth of them was taken.
+async fn logical_snapshot(
+    c: &mut AnyConnection,
+    e: &EnvRow,
+    at: At,
+    expr: &str,
+) -> StoreResult<StoredSnapshot> {
+    let ms = members(c, e.id).await?;
+    let ids = sql_list(&ms.iter().map(|m| m.id).collect::<Vec<_>>());
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM env_snapshots WHERE env_id IN ({ids})"
+    )))
+    .fetch_one(&mut *c)
+    .await?
+    .try_get(0)?;
+    let nth = |n: i64| {
+        format!(
+            "SELECT ts FROM env_snapshots WHERE env_id IN ({ids}) ORDER BY ts, env_id, idx LIMIT 1 OFFSET {}",
+            n - 1
+        )
+    };
+    let not_found = || StoreError::NotFound {
+        what: "snapshot",
+        name: format!("{expr}' (environment '{}' has {total} snapshots", e.name),
+    };
+    let (index, t) = match at {
+        At::Time(t) => {
+            let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM env_snapshots WHERE env_id IN ({ids}) AND ts <= $1"
+            )))
+            .bind(t)
+            .fetch_one(&mut *c)
+            .await?
+            .try_get(0)?;
+            (n, t)
+        }
+        other => {
+            let n = match other {
+                At::Latest => total,
+                At::Index(n) => i64::try_from(n).unwrap_or(i64::MAX),
+                At::Behind(b) => total - i64::try_from(b).unwrap_or(i64::MAX),
+                At::Time(_) => unreachable!("handled above"),
+            };
+            if n > total || n < 0 || (n == 0 && total > 0) {
+                return Err(not_found());
+            }
+            if n == 0 {
+                (0, 0)
+            } else {
+                let t: i64 = sqlx::query(sqlx::AssertSqlSafe(nth(n)))
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get(0)?;
+                (n, t)
+            }
+        }
+    };
+    let mut running = vec![];
+    let mut member_snaps = vec![];
+    let mut timestamp = 0;
+    for m in &ms {
+        let idx = index_at(c, m.id, t).await?;
+        member_snaps.push((m.name.clone(), idx.max(0) as u64));
+        if idx > 0 {
+            let s = physical_snapshot(c, m, idx).await?;
+            timestamp = timestamp.max(s.timestamp);
+            running.extend(s.running);
+        }
+    }
+    running.sort_by(|a, b| a.key.cmp(&b.key).then(a.environment.cmp(&b.environment)));
+    let replaced_at = if index < total && index > 0 {
+        Some(
+            sqlx::query(sqlx::AssertSqlSafe(nth(index + 1)))
+                .fetch_one(&mut *c)
+                .await?
+                .try_get(0)?,
+        )
+    } else {
+        None
+    };
+    Ok(StoredSnapshot {
+        environment: e.name.clone(),
+        kind: e.kind,
+        index: index.max(0) as u64,
+        timestamp,
+        replaced_at,
+        running,
+        changes: vec![],
+        members: member_snaps,
+    })
+}
