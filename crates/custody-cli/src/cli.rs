@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod runtime;
+pub use runtime::*;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "custody",
@@ -79,6 +82,21 @@ pub enum Command {
     /// Read a tool's report locally and show what Custody makes of it (no server needed).
     #[command(subcommand)]
     Parse(ParseCmd),
+    /// Report what runs in an environment (once, or continuously with --watch).
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Compare snapshots.
+    #[command(subcommand)]
+    Diff(DiffCmd),
+    /// Show an environment's change log.
+    #[command(subcommand)]
+    Log(LogCmd),
+    /// Rename an environment.
+    #[command(subcommand)]
+    Rename(RenameCmd),
+    /// Archive an environment.
+    #[command(subcommand)]
+    Archive(ArchiveCmd),
     /// Show the organisation, account and role of the API key.
     Whoami,
 }
@@ -180,6 +198,8 @@ pub enum CreateCmd {
         #[arg(long, env = "CUSTODY_DESCRIPTION")]
         description: Option<String>,
     },
+    /// Create or update an environment.
+    Environment(CreateEnvironmentArgs),
     /// Create a custom attestation type (or its next version).
     AttestationType {
         name: String,
@@ -482,6 +502,14 @@ pub enum GetCmd {
     AttestationType {
         name: String,
     },
+    /// An environment, with its coverage (when it was observed) and gaps.
+    Environment {
+        name: String,
+    },
+    /// What ran: ENV, ENV#N, ENV~N, ENV@{2026-03-01T03:12:00} or ENV@{3.hours.ago}.
+    Snapshot {
+        expression: String,
+    },
     /// Download an evidence file, checking its SHA-256.
     Evidence {
         sha256: String,
@@ -508,6 +536,20 @@ pub enum ListCmd {
     },
     ServiceAccounts,
     AttestationTypes,
+    Environments {
+        /// Include archived environments.
+        #[arg(long, env = "CUSTODY_ARCHIVED")]
+        archived: bool,
+    },
+    /// An environment's snapshots, newest first.
+    Snapshots {
+        environment: String,
+        /// A range of snapshots: A..B with N, ~N or NOW at each end.
+        #[arg(long, short = 'i', env = "CUSTODY_INTERVAL")]
+        interval: Option<String>,
+        #[command(flatten)]
+        paging: PagingArgs,
+    },
     /// Packages in reported SBOMs, by name or purl, with where they were reported.
     Components {
         /// Exact component name.

@@ -476,6 +476,32 @@ impl Store {
         })
     }
 
+    /// Every artifact report of these exact fingerprints, newest first.
+    pub async fn artifacts_with_fingerprints(
+        &self,
+        org_id: i64,
+        fingerprints: &[String],
+    ) -> StoreResult<Vec<Artifact>> {
+        let mut out = vec![];
+        let mut c = self.db.read.acquire().await?;
+        for chunk in fingerprints.chunks(500) {
+            let mut b = crate::util::Binds::new(&c);
+            let org = b.next();
+            let list: Vec<String> = chunk.iter().map(|_| b.next()).collect();
+            let sql = format!(
+                "SELECT doc FROM artifacts WHERE org_id = {org} AND fingerprint IN ({}) ORDER BY id DESC",
+                list.join(",")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);
+            for f in chunk {
+                q = q.bind(f);
+            }
+            let rows = q.fetch_all(&mut *c).await?;
+            out.extend(rows_to_docs::<Artifact>(&rows, "artifact")?);
+        }
+        Ok(out)
+    }
+
     /// Artifacts whose fingerprint or git commit starts with `prefix`
     /// (lower-case hex), newest first.
     pub async fn search(

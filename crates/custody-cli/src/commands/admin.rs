@@ -15,6 +15,7 @@ use crate::output;
 
 pub async fn create(ctx: Ctx, cmd: CreateCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        CreateCmd::Environment(a) => return super::environments::create(ctx, a).await,
         CreateCmd::Org { name } => {
             names::validate("org name", &name)?;
             let url = ctx.client.url(&["api", "v1", "orgs"]);

@@ -156,6 +156,10 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
                 ])
             })?;
         }
+        GetCmd::Environment { name } => return super::environments::get(&ctx, &name).await,
+        GetCmd::Snapshot { expression } => {
+            return super::environments::get_snapshot(&ctx, &expression).await;
+        }
         GetCmd::Evidence {
             sha256,
             output_file,
@@ -261,6 +265,22 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
                         .collect(),
                 )
             })?;
+        }
+        ListCmd::Environments { archived } => {
+            return super::environments::list(&ctx, archived).await;
+        }
+        ListCmd::Snapshots {
+            environment,
+            interval,
+            paging,
+        } => {
+            return super::environments::list_snapshots(
+                &ctx,
+                &environment,
+                interval.as_deref(),
+                paging,
+            )
+            .await;
         }
         ListCmd::AttestationTypes => {
             let list: Vec<AttestationType> =

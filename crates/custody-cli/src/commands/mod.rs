@@ -1,10 +1,12 @@
 mod admin;
 mod attest;
+mod environments;
 mod fingerprint;
 mod flows;
 mod parse;
 mod provenance;
 mod server;
+mod snapshot;
 
 use std::process::ExitCode;
 
@@ -73,6 +75,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => flows::search(Ctx::new(cli.global)?, args).await,
         Command::Whoami => admin::whoami(Ctx::new(cli.global)?).await,
         Command::Parse(c) => parse::run(cli.global.output, c),
+        Command::Snapshot(c) => snapshot::run(Ctx::new(cli.global)?, c).await,
+        Command::Diff(c) => environments::diff(Ctx::new(cli.global)?, c).await,
+        Command::Log(c) => environments::log(Ctx::new(cli.global)?, c).await,
+        Command::Rename(c) => environments::rename(Ctx::new(cli.global)?, c).await,
+        Command::Archive(c) => environments::archive(Ctx::new(cli.global)?, c).await,
     }
 }
 

@@ -300,8 +300,10 @@ pub async fn search(
         )));
     }
     let artifacts = s.store.search(caller.0.org_id, &q, None).await?;
+    let runtime = s.store.runtime_occurrences(caller.0.org_id, &q).await?;
     Ok(Json(SearchResult {
         query: sha,
         artifacts,
+        runtime,
     }))
 }

@@ -3,6 +3,7 @@
 
 mod attestations;
 mod components;
+mod environments;
 mod evidence;
 mod flows;
 mod health;
@@ -28,7 +29,7 @@ pub const JSON_LIMIT: usize = 16 << 20;
     security(("bearer" = [])),
     tags(
         (name = "health"), (name = "orgs"), (name = "flows"), (name = "trails"),
-        (name = "artifacts"), (name = "attestations"), (name = "evidence")
+        (name = "artifacts"), (name = "attestations"), (name = "evidence"), (name = "environments")
     )
 )]
 struct ApiDoc;
@@ -72,6 +73,18 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(evidence::download))
         .routes(routes!(components::find_components))
         .routes(routes!(components::attestation_components))
+        .routes(routes!(environments::list_environments))
+        .routes(routes!(
+            environments::put_environment,
+            environments::get_environment
+        ))
+        .routes(routes!(environments::rename_environment))
+        .routes(routes!(environments::archive_environment))
+        .routes(routes!(environments::report))
+        .routes(routes!(environments::get_snapshot))
+        .routes(routes!(environments::list_snapshots))
+        .routes(routes!(environments::environment_events))
+        .routes(routes!(environments::diff_snapshots))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(attestations::report_attestation))

@@ -1,0 +1,297 @@
+//! Reporters: observe what runs and report it, once or continuously.
+//!
+//! Each source (Docker, Kubernetes, ECS, Lambda, S3, paths) knows how to
+//! list what runs and, where the platform can tell, how to wait for a
+//! change (Docker events, a Kubernetes watch, inotify). The loop here does
+//! the rest the same way for all of them: `--auto-environment`, sending,
+//! printing, and in `--watch` mode a report on every change plus a
+//! heartbeat every `--interval`, retrying transient failures with backoff
+//! and never exiting on one.
+
+mod docker;
+mod paths;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use custody_api::{
+    Environment, EnvironmentView, ObservedArtifact, PutEnvironmentRequest, Report, ReportOutcome,
+    Saved,
+};
+use custody_client::ClientError;
+use custody_runtime::EnvironmentKind;
+use reqwest::Method;
+
+use super::Ctx;
+use crate::cli::{ReporterArgs, SnapshotCmd};
+use crate::output;
+
+/// What one look at a platform found for one environment.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub environment: String,
+    pub artifacts: Vec<ObservedArtifact>,
+    /// What could not be read; reported, never fatal.
+    pub warnings: Vec<String>,
+}
+
+/// A platform a reporter reads.
+pub trait Source {
+    fn kind(&self) -> EnvironmentKind;
+    /// The environments it reports to.
+    fn environments(&self) -> Vec<String>;
+    /// Lists what runs now.
+    async fn observe(&mut self) -> anyhow::Result<Vec<Observation>>;
+    /// Returns when something may have changed. A source the platform does
+    /// not notify about never returns; the interval polls it instead.
+    async fn changed(&mut self);
+}
+
+pub async fn run(ctx: Ctx, cmd: SnapshotCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SnapshotCmd::Docker {
+            environment,
+            reporter,
+        } => {
+            let source = docker::Docker::connect(environment, reporter.watch).await?;
+            drive(ctx, source, reporter).await
+        }
+        SnapshotCmd::Paths {
+            environment,
+            paths_file,
+            dir_algorithm,
+            reporter,
+        } => {
+            let source =
+                paths::Paths::from_file(environment, &paths_file, dir_algorithm, reporter.watch)?;
+            drive(ctx, source, reporter).await
+        }
+        SnapshotCmd::Path {
+            environment,
+            path,
+            name,
+            exclude,
+            dir_algorithm,
+            reporter,
+        } => {
+            let source = paths::Paths::single(
+                environment,
+                name,
+                path,
+                exclude,
+                dir_algorithm,
+                reporter.watch,
+            )?;
+            drive(ctx, source, reporter).await
+        }
+        SnapshotCmd::K8s(_) | SnapshotCmd::Ecs(_) | SnapshotCmd::Lambda(_) | SnapshotCmd::S3(_) => {
+            bail!("this reporter is not available in this build")
+        }
+    }
+}
+
+/// The reporter's name in the ledger: given, or the host's.
+fn reporter_name(args: &ReporterArgs) -> String {
+    args.reporter_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "custody".into())
+    })
+}
+
+async fn drive<S: Source>(ctx: Ctx, mut source: S, args: ReporterArgs) -> anyhow::Result<ExitCode> {
+    let kind = source.kind();
+    for env in source.environments() {
+        custody_runtime::validate_environment_name(&env)?;
+    }
+    if !ctx.global.dry_run {
+        for env in source.environments() {
+            ensure_environment(&ctx, &env, kind, &args).await?;
+        }
+    }
+    let reporter = reporter_name(&args);
+    if !args.watch {
+        let interval = args.interval.map(|d| d.as_secs());
+        let observations = source.observe().await?;
+        for o in observations {
+            send(&ctx, kind, o, interval, &reporter).await?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let interval = args.interval.unwrap_or(Duration::from_secs(60));
+    watch(&ctx, &mut source, interval, &reporter).await
+}
+
+/// With `--auto-environment`, creates a missing environment; either way,
+/// refuses an environment of another type before anything is observed.
+async fn ensure_environment(
+    ctx: &Ctx,
+    env: &str,
+    kind: EnvironmentKind,
+    args: &ReporterArgs,
+) -> anyhow::Result<()> {
+    let url = ctx.org_url(&["environments", env]);
+    match ctx.client.get::<EnvironmentView>(url.clone()).await {
+        Ok(v) => {
+            let e = v.environment;
+            if e.kind.is_logical() {
+                bail!("environment '{env}' is logical and cannot be reported to");
+            }
+            if e.kind != kind {
+                bail!(
+                    "environment '{env}' is of type {}; a {kind} reporter cannot report to it",
+                    e.kind
+                );
+            }
+            Ok(())
+        }
+        Err(ClientError::Api { status, .. })
+            if status == reqwest::StatusCode::NOT_FOUND && args.auto_environment =>
+        {
+            let body = PutEnvironmentRequest {
+                kind,
+                description: Some(
+                    args.environment_description
+                        .clone()
+                        .unwrap_or_else(|| "Auto-created by custody snapshot".into()),
+                ),
+                included_environments: None,
+            };
+            let _: Saved<Environment> = ctx.client.send_json(Method::PUT, url, &body).await?;
+            eprintln!("environment '{env}' was created");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn send(
+    ctx: &Ctx,
+    kind: EnvironmentKind,
+    o: Observation,
+    interval_s: Option<u64>,
+    reporter: &str,
+) -> anyhow::Result<()> {
+    for w in &o.warnings {
+        eprintln!("warning: {w}");
+    }
+    let instances: usize = o.artifacts.iter().map(|a| a.instances.len()).sum();
+    let report = Report {
+        kind,
+        artifacts: o.artifacts,
+        interval_s,
+        warnings: o.warnings,
+        reporter: Some(reporter.to_string()),
+    };
+    // The server would refuse it too; this names the problem first.
+    report.running_set()?;
+    let url = ctx.org_url(&["environments", &o.environment, "report"]);
+    if ctx.dry_run("PUT", &url, &report, &[])? {
+        return Ok(());
+    }
+    let r: ReportOutcome = ctx.client.send_json(Method::PUT, url, &report).await?;
+    output::either(ctx.global.output, &r, |r| {
+        println!(
+            "[{instances}] {}s were reported to environment {}",
+            kind.instance_noun(),
+            r.environment
+        );
+        if r.changed {
+            println!("snapshot #{}:", r.snapshot);
+            for c in &r.changes {
+                println!("  {}: {}", c.name, c.description);
+            }
+        } else {
+            println!("no change (snapshot #{})", r.snapshot);
+        }
+        for u in &r.unknown {
+            println!("  UNKNOWN: {u} has no provenance in any flow");
+        }
+    })?;
+    Ok(())
+}
+
+/// Whether a failure may pass by itself (network, server trouble) rather
+/// than needing the user (an unknown environment, a bad report).
+fn transient(e: &anyhow::Error) -> bool {
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return !c.is_input_error();
+        }
+        if cause.downcast_ref::<crate::fail::Environment>().is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+async fn watch<S: Source>(
+    ctx: &Ctx,
+    source: &mut S,
+    interval: Duration,
+    reporter: &str,
+) -> anyhow::Result<ExitCode> {
+    let kind = source.kind();
+    let mut backoff = Duration::from_secs(1);
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let round = async {
+            for o in source.observe().await? {
+                send(ctx, kind, o, Some(interval.as_secs()), reporter).await?;
+            }
+            anyhow::Ok(())
+        };
+        let wait = match round.await {
+            Ok(()) => {
+                backoff = Duration::from_secs(1);
+                interval
+            }
+            Err(e) if transient(&e) => {
+                eprintln!(
+                    "warning: {} (retrying in {}s)",
+                    crate::fail::message(&e),
+                    backoff.as_secs()
+                );
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                w
+            }
+            Err(e) => return Err(e),
+        };
+        tokio::select! {
+            _ = source.changed() => {
+                // Changes come in bursts (a rollout): take them together.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

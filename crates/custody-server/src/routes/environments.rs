@@ -1,0 +1,560 @@
+//! Environments and the reports, snapshots, differences and change log of
+//! what runs in them. Running artifacts are joined to their provenance by
+//! fingerprint when read, so evidence reported later is always reflected.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use custody_api::{
+    ArtifactChange, DiffEntry, Environment, EnvironmentEvent, EnvironmentView, MemberSnapshot,
+    Page, Provenance, PutEnvironmentRequest, RenameRequest, Report, ReportOutcome, Saved, Snapshot,
+    SnapshotArtifact, SnapshotDiff, SnapshotId, SnapshotSummary,
+};
+use custody_domain::Permission;
+use custody_runtime::{ArtifactKey, Change, Range, SnapshotRef, parse_time};
+use custody_store::{NewEnvironment, NewReport, StoredSnapshot};
+use serde::Deserialize;
+
+use super::Paging;
+use super::flows::trail_view;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, json_rejection};
+use crate::state::AppState;
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+/// Creates an environment, or updates its description (or, for a logical
+/// one, its members).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/environments/{env}", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)), request_body = PutEnvironmentRequest,
+    responses((status = 201, body = Saved<Environment>), (status = 200, body = Saved<Environment>),
+        (status = 409), (status = 422)))]
+pub async fn put_environment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    body: Result<Json<PutEnvironmentRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Saved<Environment>>)> {
+    // Snapshotters may create the environments they report to
+    // (`--auto-environment`).
+    caller.require(Permission::ReportSnapshots)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    custody_runtime::validate_environment_name(&env).map_err(bad)?;
+    let saved = s
+        .store
+        .put_environment(
+            &caller.0,
+            NewEnvironment {
+                name: env,
+                kind: req.kind,
+                description: req.description,
+                included: req.included_environments,
+            },
+        )
+        .await?;
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(saved)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListEnvironments {
+    /// Include archived environments.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments", tag = "environments",
+    params(("org" = String, Path), ListEnvironments), responses((status = 200, body = Vec<Environment>)))]
+pub async fn list_environments(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListEnvironments>,
+) -> ApiResult<Json<Vec<Environment>>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(
+        s.store
+            .list_environments(caller.0.org_id, q.archived)
+            .await?,
+    ))
+}
+
+/// An environment, with when it was observed and the gaps in between.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments/{env}", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = EnvironmentView), (status = 404)))]
+pub async fn get_environment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+) -> ApiResult<Json<EnvironmentView>> {
+    caller.require(Permission::Read)?;
+    let environment = s.store.get_environment(caller.0.org_id, &env).await?;
+    let coverage = s.store.coverage(caller.0.org_id, &env, now_ms()).await?;
+    Ok(Json(EnvironmentView {
+        environment,
+        coverage,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/environments/{env}/rename", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)), request_body = RenameRequest,
+    responses((status = 200, body = Environment), (status = 404), (status = 409)))]
+pub async fn rename_environment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    body: Result<Json<RenameRequest>, JsonRejection>,
+) -> ApiResult<Json<Environment>> {
+    caller.require(Permission::WriteFlows)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    custody_runtime::validate_environment_name(&req.new_name).map_err(bad)?;
+    Ok(Json(
+        s.store
+            .rename_environment(&caller.0, &env, &req.new_name)
+            .await?,
+    ))
+}
+
+/// Hides an environment and refuses reports to it; its history stays.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/environments/{env}/archive", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = Environment), (status = 404)))]
+pub async fn archive_environment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+) -> ApiResult<Json<Environment>> {
+    caller.require(Permission::WriteFlows)?;
+    Ok(Json(s.store.archive_environment(&caller.0, &env).await?))
+}
+
+/// Reports what runs. A report that changes the running artifacts or
+/// their instance counts makes a snapshot; any other only extends the
+/// time the environment counts as observed.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/environments/{env}/report", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)), request_body = Report,
+    responses((status = 200, body = ReportOutcome), (status = 400), (status = 404), (status = 409), (status = 422)))]
+pub async fn report(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    body: Result<Json<Report>, JsonRejection>,
+) -> ApiResult<Json<ReportOutcome>> {
+    caller.require(Permission::ReportSnapshots)?;
+    let Json(report) = body.map_err(json_rejection)?;
+    let running = report.running_set().map_err(bad)?;
+    let stored = s
+        .store
+        .report_environment(
+            &caller.0,
+            &env,
+            NewReport {
+                kind: report.kind,
+                running: running.clone(),
+                interval_ms: report.interval_s.map_or(0, |i| i as i64 * 1000),
+                warnings: report.warnings,
+                reporter: report.reporter,
+                received_at: now_ms(),
+            },
+        )
+        .await?;
+    // Who knows what only matters when what runs changed.
+    let unknown = if stored.changed {
+        let fps: Vec<String> = running
+            .iter()
+            .map(|(k, _)| k.fingerprint.clone())
+            .filter(|f| !f.is_empty())
+            .collect();
+        let known = flows_by_fingerprint(&s, caller.0.org_id, &fps).await?;
+        running
+            .iter()
+            .filter(|(k, _)| !known.contains_key(&k.fingerprint))
+            .map(|(k, _)| k.name.clone())
+            .collect()
+    } else {
+        vec![]
+    };
+    Ok(Json(ReportOutcome {
+        environment: env,
+        changed: stored.changed,
+        snapshot: stored.snapshot,
+        changes: stored.changes.iter().map(change).collect(),
+        unknown,
+        artifacts: stored.artifacts,
+        instances: stored.instances,
+    }))
+}
+
+fn change(c: &Change) -> ArtifactChange {
+    ArtifactChange {
+        name: c.key.name.clone(),
+        fingerprint: fingerprint(&c.key),
+        kind: c.kind(),
+        was: c.was,
+        now: c.now,
+        description: c.describe(),
+    }
+}
+
+fn fingerprint(k: &ArtifactKey) -> Option<String> {
+    (!k.fingerprint.is_empty()).then(|| k.fingerprint.clone())
+}
+
+/// Fingerprint → the flows that reported it.
+async fn flows_by_fingerprint(
+    s: &AppState,
+    org_id: i64,
+    fps: &[String],
+) -> ApiResult<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for a in s.store.artifacts_with_fingerprints(org_id, fps).await? {
+        let flows = out.entry(a.fingerprint).or_default();
+        if !flows.contains(&a.flow) {
+            flows.push(a.flow);
+        }
+    }
+    Ok(out)
+}
+
+/// Fingerprint → every trail that reported it, with its compliance now.
+async fn provenance(
+    s: &AppState,
+    org_id: i64,
+    fps: &[String],
+) -> ApiResult<HashMap<String, Vec<Provenance>>> {
+    let artifacts = s.store.artifacts_with_fingerprints(org_id, fps).await?;
+    // Each trail's compliance is computed once, however many of its
+    // artifacts run.
+    let mut trails: HashMap<(String, String), custody_api::TrailView> = HashMap::new();
+    let mut out: HashMap<String, Vec<Provenance>> = HashMap::new();
+    for a in artifacts {
+        let key = (a.flow.clone(), a.trail.clone());
+        if !trails.contains_key(&key) {
+            let data = s.store.get_trail(org_id, &a.flow, &a.trail).await?;
+            trails.insert(key.clone(), trail_view(data)?);
+        }
+        let Some(view) = trails.get(&key) else {
+            continue;
+        };
+        let compliant = view
+            .artifacts
+            .iter()
+            .filter(|t| t.fingerprint.as_deref() == Some(a.fingerprint.as_str()))
+            .all(|t| t.compliant);
+        let list = out.entry(a.fingerprint.clone()).or_default();
+        if list
+            .iter()
+            .any(|p| p.flow == a.flow && p.trail == a.trail && p.artifact == a.name)
+        {
+            continue;
+        }
+        list.push(Provenance {
+            flow: a.flow,
+            trail: a.trail,
+            artifact: a.name,
+            git_commit: a.git_commit,
+            commit_url: a.commit_url,
+            build_url: a.build_url,
+            compliant,
+            trail_compliant: view.compliant,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_ref(env: &str, at: Option<&str>) -> ApiResult<(SnapshotRef, String)> {
+    let expr = format!("{env}{}", at.unwrap_or(""));
+    let r = SnapshotRef::parse(&expr, now_ms()).map_err(bad)?;
+    if r.environment != env {
+        return Err(bad(format!(
+            "'{}' is not a snapshot of environment '{env}'",
+            at.unwrap_or("")
+        )));
+    }
+    Ok((r, expr))
+}
+
+async fn load_snapshot(
+    s: &AppState,
+    org_id: i64,
+    r: &SnapshotRef,
+    expr: &str,
+) -> ApiResult<StoredSnapshot> {
+    Ok(s.store.snapshot(org_id, &r.environment, r.at, expr).await?)
+}
+
+async fn snapshot_view(s: &AppState, org_id: i64, snap: StoredSnapshot) -> ApiResult<Snapshot> {
+    let fps: Vec<String> = snap
+        .running
+        .iter()
+        .map(|r| r.key.fingerprint.clone())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let prov = provenance(s, org_id, &fps).await?;
+    let changed: HashMap<&ArtifactKey, &Change> =
+        snap.changes.iter().map(|c| (&c.key, c)).collect();
+    let artifacts: Vec<SnapshotArtifact> = snap
+        .running
+        .iter()
+        .map(|r| {
+            let provenance = prov.get(&r.key.fingerprint).cloned().unwrap_or_default();
+            SnapshotArtifact {
+                name: r.key.name.clone(),
+                fingerprint: fingerprint(&r.key),
+                instance_count: r.instances,
+                instances: r.detail.clone(),
+                since_snapshot: r.since_snapshot,
+                running_since: r.running_since,
+                unknown: provenance.is_empty(),
+                provenance,
+                change: changed.get(&r.key).map(|c| c.kind()),
+            }
+        })
+        .collect();
+    let unknown = artifacts.iter().filter(|a| a.unknown).count() as u64;
+    Ok(Snapshot {
+        environment: snap.environment,
+        kind: snap.kind,
+        index: snap.index,
+        timestamp: snap.timestamp,
+        replaced_at: snap.replaced_at,
+        stopped: snap
+            .changes
+            .iter()
+            .filter(|c| c.now == 0)
+            .map(change)
+            .collect(),
+        artifacts,
+        unknown,
+        members: snap
+            .members
+            .into_iter()
+            .map(|(environment, index)| MemberSnapshot { environment, index })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SnapshotQuery {
+    /// `#N`, `~N`, `@{2026-03-01T03:12:00}` or `@{3.hours.ago}`; the
+    /// latest when absent.
+    pub at: Option<String>,
+}
+
+/// One snapshot: what ran, each artifact with its provenance.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments/{env}/snapshot", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path), SnapshotQuery),
+    responses((status = 200, body = Snapshot), (status = 400), (status = 404)))]
+pub async fn get_snapshot(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    Query(q): Query<SnapshotQuery>,
+) -> ApiResult<Json<Snapshot>> {
+    caller.require(Permission::Read)?;
+    let (r, expr) = parse_ref(&env, q.at.as_deref())?;
+    let snap = load_snapshot(&s, caller.0.org_id, &r, &expr).await?;
+    Ok(Json(snapshot_view(&s, caller.0.org_id, snap).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SnapshotsQuery {
+    /// `A..B` with `N`, `~N` or `NOW` at each end.
+    pub interval: Option<String>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments/{env}/snapshots", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path), SnapshotsQuery),
+    responses((status = 200, body = Page<SnapshotSummary>), (status = 404)))]
+pub async fn list_snapshots(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    Query(q): Query<SnapshotsQuery>,
+) -> ApiResult<Json<Page<SnapshotSummary>>> {
+    caller.require(Permission::Read)?;
+    let (page, per_page) = Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .resolve();
+    let latest = s
+        .store
+        .get_environment(caller.0.org_id, &env)
+        .await?
+        .latest_snapshot;
+    let (from, to) = match q.interval.as_deref() {
+        Some(i) => Range::parse(i).map_err(bad)?.resolve(latest),
+        None => (1, latest),
+    };
+    Ok(Json(
+        s.store
+            .list_snapshots(caller.0.org_id, &env, from, to, page, per_page)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DiffQuery {
+    /// A snapshot expression: `ENV`, `ENV#N`, `ENV~N`, `ENV@{...}`.
+    pub first: String,
+    pub second: String,
+    /// Also list what runs unchanged in both.
+    #[serde(default)]
+    pub unchanged: bool,
+}
+
+/// How two snapshots differ; they may be of different environments.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/snapshot-diff", tag = "environments",
+    params(("org" = String, Path), DiffQuery),
+    responses((status = 200, body = SnapshotDiff), (status = 400), (status = 404)))]
+pub async fn diff_snapshots(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<DiffQuery>,
+) -> ApiResult<Json<SnapshotDiff>> {
+    caller.require(Permission::Read)?;
+    let now = now_ms();
+    let a = SnapshotRef::parse(&q.first, now).map_err(bad)?;
+    let b = SnapshotRef::parse(&q.second, now).map_err(bad)?;
+    let sa = load_snapshot(&s, caller.0.org_id, &a, &q.first).await?;
+    let sb = load_snapshot(&s, caller.0.org_id, &b, &q.second).await?;
+    let count = |snap: &StoredSnapshot| {
+        let mut m: BTreeMap<ArtifactKey, u32> = BTreeMap::new();
+        for r in &snap.running {
+            *m.entry(r.key.clone()).or_default() += r.instances;
+        }
+        m
+    };
+    let (ca, cb) = (count(&sa), count(&sb));
+    let fps: Vec<String> = ca
+        .keys()
+        .chain(cb.keys())
+        .map(|k| k.fingerprint.clone())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let flows = flows_by_fingerprint(&s, caller.0.org_id, &fps).await?;
+    let entry = |k: &ArtifactKey, x: u32, y: u32| DiffEntry {
+        name: k.name.clone(),
+        fingerprint: fingerprint(k),
+        first_instances: x,
+        second_instances: y,
+        flows: flows.get(&k.fingerprint).cloned().unwrap_or_default(),
+    };
+    let mut diff = SnapshotDiff {
+        first: id(&sa),
+        second: id(&sb),
+        only_in_first: vec![],
+        only_in_second: vec![],
+        scaled: vec![],
+        unchanged: vec![],
+    };
+    for (k, &x) in &ca {
+        match cb.get(k) {
+            None => diff.only_in_first.push(entry(k, x, 0)),
+            Some(&y) if y != x => diff.scaled.push(entry(k, x, y)),
+            Some(&y) if q.unchanged => diff.unchanged.push(entry(k, x, y)),
+            Some(_) => {}
+        }
+    }
+    for (k, &y) in &cb {
+        if !ca.contains_key(k) {
+            diff.only_in_second.push(entry(k, 0, y));
+        }
+    }
+    Ok(Json(diff))
+}
+
+fn id(s: &StoredSnapshot) -> SnapshotId {
+    SnapshotId {
+        environment: s.environment.clone(),
+        index: s.index,
+        timestamp: s.timestamp,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// A time: RFC 3339, `2026-03-01T03:12:00` (UTC), seconds since the
+    /// epoch, `NOW` or `N.unit.ago`.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+/// Every change of what runs, newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments/{env}/events", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path), EventsQuery),
+    responses((status = 200, body = Page<EnvironmentEvent>), (status = 400), (status = 404)))]
+pub async fn environment_events(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<Page<EnvironmentEvent>>> {
+    caller.require(Permission::Read)?;
+    let now = now_ms();
+    let time = |t: &Option<String>, default: i64| -> ApiResult<i64> {
+        match t {
+            Some(t) => parse_time(t, now).map_err(bad),
+            None => Ok(default),
+        }
+    };
+    let (since, until) = (time(&q.since, 0)?, time(&q.until, i64::MAX)?);
+    let (page, per_page) = Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .resolve();
+    let events = s
+        .store
+        .environment_events(caller.0.org_id, &env, since, until, page, per_page)
+        .await?;
+    let fps: Vec<String> = events
+        .items
+        .iter()
+        .map(|e| e.change.key.fingerprint.clone())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let flows = flows_by_fingerprint(&s, caller.0.org_id, &fps).await?;
+    Ok(Json(Page {
+        items: events
+            .items
+            .into_iter()
+            .map(|e| EnvironmentEvent {
+                flows: flows
+                    .get(&e.change.key.fingerprint)
+                    .cloned()
+                    .unwrap_or_default(),
+                environment: e.environment,
+                snapshot: e.snapshot,
+                timestamp: e.timestamp,
+                name: e.change.key.name.clone(),
+                fingerprint: fingerprint(&e.change.key),
+                kind: e.change.kind(),
+                was: e.change.was,
+                now: e.change.now,
+                description: e.change.describe(),
+            })
+            .collect(),
+        page: events.page,
+        per_page: events.per_page,
+        total: events.total,
+    }))
+}
