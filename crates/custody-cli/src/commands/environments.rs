@@ -96,7 +96,7 @@ pub async fn get(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
                     ]
                 })
                 .collect();
-            output::table(&["from", "to", "reports", "interval"], rows);
+            output::table(&["FROM", "TO", "REPORTS", "INTERVAL"], rows);
         }
         if !v.coverage.gaps.is_empty() {
             println!("\ngaps (not observed):");
@@ -106,7 +106,7 @@ pub async fn get(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|g| vec![time(g.from), g.to.map_or("now".into(), time)])
                 .collect();
-            output::table(&["from", "to"], rows);
+            output::table(&["FROM", "TO"], rows);
         }
     })?;
     Ok(ExitCode::SUCCESS)
@@ -140,7 +140,7 @@ pub async fn list(ctx: &Ctx, archived: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         output::table(
-            &["name", "type", "latest", "last reported", "description"],
+            &["NAME", "TYPE", "LATEST", "LAST REPORTED", "DESCRIPTION"],
             rows,
         );
     })?;
@@ -257,11 +257,11 @@ fn print_snapshot(s: &Snapshot) {
         .collect();
     output::table(
         &[
-            "artifact",
-            "fingerprint",
-            "instances",
-            "running since",
-            "provenance",
+            "ARTIFACT",
+            "FINGERPRINT",
+            "INSTANCES",
+            "RUNNING SINCE",
+            "PROVENANCE",
         ],
         rows,
     );
@@ -307,12 +307,12 @@ pub async fn list_snapshots(
             .collect();
         output::table(
             &[
-                "snapshot",
-                "from",
-                "to",
-                "artifacts",
-                "instances",
-                "changes",
+                "SNAPSHOT",
+                "FROM",
+                "TO",
+                "ARTIFACTS",
+                "INSTANCES",
+                "CHANGES",
             ],
             rows,
         );
@@ -360,7 +360,7 @@ pub async fn diff(ctx: Ctx, cmd: DiffCmd) -> anyhow::Result<ExitCode> {
                     ]
                 })
                 .collect();
-            output::table(&["artifact", "fingerprint", &a, &b, "flows"], rows);
+            output::table(&["ARTIFACT", "FINGERPRINT", &a, &b, "FLOWS"], rows);
         };
         if d.only_in_first.is_empty() && d.only_in_second.is_empty() && d.scaled.is_empty() {
             println!("{a} and {b} run the same artifacts");
@@ -416,7 +416,7 @@ pub async fn log(ctx: Ctx, cmd: LogCmd) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect();
-        output::table(&["snapshot", "time", "artifact", "change", "flows"], rows);
+        output::table(&["SNAPSHOT", "TIME", "ARTIFACT", "CHANGE", "FLOWS"], rows);
         println!(
             "page {} of {} ({} changes)",
             p.page,

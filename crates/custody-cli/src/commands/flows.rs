@@ -361,6 +361,32 @@ pub async fn search(ctx: Ctx, a: SearchArgs) -> anyhow::Result<ExitCode> {
         } else {
             print_artifacts(&r.artifacts);
         }
+        if !r.runtime.is_empty() {
+            println!("\nran in:");
+            output::table(
+                &[
+                    "ENVIRONMENT",
+                    "NAME",
+                    "FINGERPRINT",
+                    "INSTANCES",
+                    "FROM",
+                    "TO",
+                ],
+                r.runtime
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.environment.clone(),
+                            o.name.clone(),
+                            o.fingerprint.clone(),
+                            o.instances.to_string(),
+                            time(o.from),
+                            o.to.map_or("still running".into(), time),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }
