@@ -1,0 +1,210 @@
+//! The Docker reporter and Docker fingerprints against a real Docker
+//! Engine and a real registry (started by the test command), with real
+//! containers that start and stop.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::docker::docker;
+use common::{Db, Server};
+use serde_json::Value;
+
+/// One Docker Engine serves every test here: they take turns, so each
+/// sees only its own containers.
+static ENGINE: Mutex<()> = Mutex::new(());
+
+fn json(s: &Server, host: &str, args: &[&str]) -> Value {
+    let out = s
+        .custody()
+        .command()
+        .env("DOCKER_HOST", host)
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+both!(running_containers_are_reported_and_their_stop_recorded);
+fn running_containers_are_reported_and_their_stop_recorded(db: Db) {
+    let Some(d) = docker() else { return };
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(s) = Server::start(db) else { return };
+    let images = d.images();
+    let web = d.start(&unique("web"), &images.pushed, 300);
+    let _local = d.start(&unique("local"), &images.local, 300);
+
+    let out = s
+        .custody()
+        .command()
+        .env("DOCKER_HOST", &d.host)
+        .args(["snapshot", "docker", "boxes", "--auto-environment"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("[1] containers were reported to environment boxes"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("has no repo digest"), "{stderr}");
+
+    let snap = json(&s, &d.host, &["get", "snapshot", "boxes"]);
+    let arts = snap["artifacts"].as_array().unwrap();
+    assert_eq!(arts.len(), 1, "{snap}");
+    assert_eq!(arts[0]["name"], images.pushed.as_str());
+    assert_eq!(arts[0]["fingerprint"], images.pushed_digest.as_str());
+    assert_eq!(arts[0]["instances"][0]["id"], web.name.as_str());
+    assert_eq!(arts[0]["unknown"], true);
+
+    // The same fingerprint from `custody fingerprint --artifact-type docker`.
+    let fp = json(
+        &s,
+        &d.host,
+        &["fingerprint", &images.pushed, "--artifact-type", "docker"],
+    );
+    assert_eq!(fp["fingerprint"], images.pushed_digest.as_str());
+    let r = s
+        .custody()
+        .command()
+        .env("DOCKER_HOST", &d.host)
+        .args(["fingerprint", &images.local, "--artifact-type", "docker"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+
+    drop(web);
+    let r = json(&s, &d.host, &["snapshot", "docker", "boxes"]);
+    assert_eq!(r["snapshot"], 2);
+    assert_eq!(r["changes"][0]["kind"], "stopped");
+    assert!(
+        json(&s, &d.host, &["get", "snapshot", "boxes"])["artifacts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+both!(an_unreachable_engine_is_named_and_exits_3);
+fn an_unreachable_engine_is_named_and_exits_3(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    s.custody()
+        .run(&["create", "environment", "boxes", "--type", "docker"])
+        .ok();
+    let out = s
+        .custody()
+        .command()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["snapshot", "docker", "boxes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("unix:///nonexistent/docker.sock"),
+        "{stderr}"
+    );
+}
+
+struct Reporter(std::process::Child);
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+both!(a_container_that_lives_five_seconds_is_in_the_history);
+fn a_container_that_lives_five_seconds_is_in_the_history(db: Db) {
+    let Some(d) = docker() else { return };
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(s) = Server::start(db) else { return };
+    let images = d.images();
+    let _reporter = Reporter(
+        s.custody()
+            .command()
+            .env("DOCKER_HOST", &d.host)
+            .args([
+                "snapshot",
+                "docker",
+                "boxes",
+                "--watch",
+                "--interval",
+                "60s",
+                "--auto-environment",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let latest = || -> u64 {
+        let r = s
+            .custody()
+            .run(&["get", "environment", "boxes", "--output", "json"]);
+        if r.code != 0 {
+            return 0;
+        }
+        r.json()["latest_snapshot"].as_u64().unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latest() == 0 {
+        assert!(Instant::now() < deadline, "no first snapshot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Well inside the 60 s heartbeat: only the event stream can see it.
+    let brief = d.start(&unique("brief"), &images.pushed, 5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let log = s
+            .custody()
+            .run(&["log", "environment", "boxes", "--output", "json"])
+            .ok()
+            .json();
+        let kinds: Vec<String> = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect();
+        if kinds == ["stopped", "started"] {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "log so far: {log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(brief);
+    let items = events["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|e| e["fingerprint"] == images.pushed_digest.as_str())
+    );
+    let started = items[1]["timestamp"].as_i64().unwrap();
+    let stopped = items[0]["timestamp"].as_i64().unwrap();
+    let lived = stopped - started;
+    assert!((3_000..15_000).contains(&lived), "lived {lived} ms");
+}
