@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod kube_api;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

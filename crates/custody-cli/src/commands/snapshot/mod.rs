@@ -9,6 +9,7 @@
 //! and never exiting on one.
 
 mod docker;
+mod k8s;
 mod paths;
 
 use std::process::ExitCode;
@@ -85,7 +86,11 @@ pub async fn run(ctx: Ctx, cmd: SnapshotCmd) -> anyhow::Result<ExitCode> {
             )?;
             drive(ctx, source, reporter).await
         }
-        SnapshotCmd::K8s(_) | SnapshotCmd::Ecs(_) | SnapshotCmd::Lambda(_) | SnapshotCmd::S3(_) => {
+        SnapshotCmd::K8s(a) => {
+            let source = k8s::K8s::connect(&a).await?;
+            drive(ctx, source, a.reporter).await
+        }
+        SnapshotCmd::Ecs(_) | SnapshotCmd::Lambda(_) | SnapshotCmd::S3(_) => {
             bail!("this reporter is not available in this build")
         }
     }
