@@ -95,44 +95,14 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
 /// The evidence vault on S3-compatible storage: moto's S3 server on loopback.
 #[test]
 fn evidence_in_s3_compatible_storage() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let moto = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("moto_server is installed by the test command (pip install 'moto[server]')");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _moto = Kill(moto);
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let moto = common::moto::Moto::start();
+    moto.python("aws('s3').create_bucket(Bucket='evidence-bucket')");
+    let endpoint = moto.endpoint.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let http = reqwest::Client::new();
-    rt.block_on(async {
-        for _ in 0..100 {
-            if http.get(&endpoint).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let r = http
-            .put(format!("{endpoint}/evidence-bucket"))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "create bucket: {}", r.status());
-    });
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "test"),

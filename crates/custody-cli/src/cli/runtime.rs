@@ -274,6 +274,14 @@ pub struct S3Args {
     pub exclude: Vec<String>,
     #[arg(long, env = "CUSTODY_EXCLUDE_REGEX", value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
     pub exclude_regex: Vec<String>,
+    /// How a tree of objects is fingerprinted (as `attest artifact` did).
+    #[arg(
+        long,
+        env = "CUSTODY_DIR_ALGORITHM",
+        value_enum,
+        default_value = "dirhash"
+    )]
+    pub dir_algorithm: DirAlgorithm,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod kube_api;
+pub mod moto;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

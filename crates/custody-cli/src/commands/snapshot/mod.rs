@@ -8,9 +8,13 @@
 //! heartbeat every `--interval`, retrying transient failures with backoff
 //! and never exiting on one.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod docker;
 mod k8s;
 mod paths;
+#[cfg(feature = "aws")]
+mod s3;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -90,8 +94,24 @@ pub async fn run(ctx: Ctx, cmd: SnapshotCmd) -> anyhow::Result<ExitCode> {
             let source = k8s::K8s::connect(&a).await?;
             drive(ctx, source, a.reporter).await
         }
+        #[cfg(feature = "aws")]
+        SnapshotCmd::Ecs(a) => {
+            let source = aws::Ecs::connect(&a).await?;
+            drive(ctx, source, a.reporter).await
+        }
+        #[cfg(feature = "aws")]
+        SnapshotCmd::Lambda(a) => {
+            let source = aws::Lambda::connect(&a).await?;
+            drive(ctx, source, a.reporter).await
+        }
+        #[cfg(feature = "aws")]
+        SnapshotCmd::S3(a) => {
+            let source = s3::S3::connect(&a).await?;
+            drive(ctx, source, a.reporter).await
+        }
+        #[cfg(not(feature = "aws"))]
         SnapshotCmd::Ecs(_) | SnapshotCmd::Lambda(_) | SnapshotCmd::S3(_) => {
-            bail!("this reporter is not available in this build")
+            bail!("this custody was built without AWS support (cargo feature 'aws')")
         }
     }
 }
