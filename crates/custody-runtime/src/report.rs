@@ -83,10 +83,8 @@ pub enum ReportError {
 }
 
 impl Report {
-    /// Checks the report and folds it into the set of what runs. The same
-    /// workload listed twice (two containers of one image) is one artifact
-    /// with both instances.
-    pub fn running_set(&self) -> Result<RunningSet, ReportError> {
+    /// Checks the report: sizes, fingerprints, names, instances.
+    pub fn validate(&self) -> Result<(), ReportError> {
         if self.artifacts.len() > MAX_ARTIFACTS {
             return Err(ReportError::TooManyArtifacts(self.artifacts.len()));
         }
@@ -98,7 +96,6 @@ impl Report {
         {
             return Err(ReportError::Interval(i));
         }
-        let mut set = RunningSet::default();
         for (index, a) in self.artifacts.iter().enumerate() {
             let bad = |problem: String| ReportError::Artifact { index, problem };
             check_text("name", &a.name).map_err(bad)?;
@@ -131,12 +128,24 @@ impl Report {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Checks the report and folds its workloads into the set of what runs,
+    /// moving them (a large report is not copied). The same workload listed
+    /// twice (two containers of one image) is one artifact with both
+    /// instances.
+    pub fn into_running_set(self) -> Result<RunningSet, ReportError> {
+        self.validate()?;
+        let mut set = RunningSet::default();
+        for a in self.artifacts {
             set.add(
                 ArtifactKey {
-                    name: a.name.clone(),
-                    fingerprint: a.fingerprint.clone().unwrap_or_default(),
+                    name: a.name,
+                    fingerprint: a.fingerprint.unwrap_or_default(),
                 },
-                a.instances.iter().cloned(),
+                a.instances,
             );
         }
         Ok(set)
@@ -199,7 +208,7 @@ mod tests {
             artifact("db:2", Some(fp('b')), &["c2"]),
             artifact("web:1", Some(fp('a')), &["c3", "c4"]),
         ]);
-        let set = r.running_set().unwrap();
+        let set = r.into_running_set().unwrap();
         assert_eq!(set.len(), 2);
         let web = set
             .get(&ArtifactKey {
@@ -216,23 +225,23 @@ mod tests {
             artifact("ok", Some(fp('a')), &["x"]),
             artifact("web", Some("ABC".into()), &["x"]),
         ])
-        .running_set()
+        .into_running_set()
         .unwrap_err();
         assert!(
             e.to_string().starts_with("artifacts[1]: fingerprint 'ABC'"),
             "{e}"
         );
         let e = report(vec![artifact("web", None, &[])])
-            .running_set()
+            .into_running_set()
             .unwrap_err();
         assert!(e.to_string().contains("no instances"), "{e}");
         let e = report(vec![artifact("", None, &["x"])])
-            .running_set()
+            .into_running_set()
             .unwrap_err();
         assert!(e.to_string().contains("name is empty"), "{e}");
         let mut r = report(vec![]);
         r.interval_s = Some(0);
-        assert!(r.running_set().is_err());
+        assert!(r.into_running_set().is_err());
     }
 
     #[test]

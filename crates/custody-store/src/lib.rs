@@ -22,7 +22,7 @@ mod environments;
 mod error;
 mod evidence;
 mod flows;
-mod interval_tree;
+pub mod interval_tree;
 pub mod ledger;
 mod runtime;
 mod util;

@@ -94,7 +94,7 @@ async fn open_intervals(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<O
                 id: r.try_get(0)?,
                 key: ArtifactKey {
                     name: r.try_get(1)?,
-                    fingerprint: r.try_get(2)?,
+                    fingerprint: fp_hex(r, 2)?,
                 },
                 instances: count(r.try_get(3)?),
                 first_idx: r.try_get(4)?,
@@ -115,6 +115,8 @@ fn count(v: i64) -> u32 {
 }
 
 /// Ids of the runtime artifacts for `keys`, creating those not seen before.
+/// The caller holds the organisation's ledger lock, so no other write can
+/// add the same artifact in between.
 async fn artifact_ids(
     c: &mut AnyConnection,
     org_id: i64,
@@ -122,22 +124,6 @@ async fn artifact_ids(
 ) -> StoreResult<HashMap<ArtifactKey, i64>> {
     let mut out = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(300) {
-        let mut b = Binds::new(c);
-        let mut sql =
-            String::from("INSERT INTO runtime_artifacts (org_id, fingerprint, name) VALUES ");
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("({}, {}, {})", b.next(), b.next(), b.next()));
-        }
-        sql.push_str(" ON CONFLICT (org_id, fingerprint, name) DO NOTHING");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for k in chunk {
-            q = q.bind(org_id).bind(&k.fingerprint).bind(&k.name);
-        }
-        q.execute(&mut *c).await?;
-
         let mut b = Binds::new(c);
         let first = b.next();
         let list: Vec<String> = chunk.iter().map(|_| b.next()).collect();
@@ -147,20 +133,80 @@ async fn artifact_ids(
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);
         for k in chunk {
-            q = q.bind(&k.fingerprint);
+            q = q.bind(fp_bytes(&k.fingerprint)?);
         }
         let wanted: std::collections::HashSet<&ArtifactKey> = chunk.iter().copied().collect();
         for r in q.fetch_all(&mut *c).await? {
             let key = ArtifactKey {
-                fingerprint: r.try_get(1)?,
+                fingerprint: fp_hex(&r, 1)?,
                 name: r.try_get(2)?,
             };
             if wanted.contains(&key) {
                 out.insert(key, r.try_get(0)?);
             }
         }
+        let missing: Vec<&ArtifactKey> = chunk
+            .iter()
+            .copied()
+            .filter(|k| !out.contains_key(*k))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let mut b = Binds::new(c);
+        let mut sql =
+            String::from("INSERT INTO runtime_artifacts (org_id, fingerprint, name) VALUES ");
+        for (i, _) in missing.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("({}, {}, {})", b.next(), b.next(), b.next()));
+        }
+        sql.push_str(" RETURNING id, fingerprint, name");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in &missing {
+            q = q.bind(org_id).bind(fp_bytes(&k.fingerprint)?).bind(&k.name);
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            let key = ArtifactKey {
+                fingerprint: fp_hex(&r, 1)?,
+                name: r.try_get(2)?,
+            };
+            out.insert(key, r.try_get(0)?);
+        }
     }
     Ok(out)
+}
+
+/// Fingerprints are stored as their 32 bytes (empty when unknown).
+fn fp_bytes(hex_fp: &str) -> StoreResult<Vec<u8>> {
+    hex::decode(hex_fp).map_err(|e| StoreError::Corrupt(format!("fingerprint '{hex_fp}': {e}")))
+}
+
+fn fp_hex(r: &sqlx::any::AnyRow, i: usize) -> StoreResult<String> {
+    Ok(hex::encode(r.try_get::<Vec<u8>, _>(i)?))
+}
+
+/// The range of stored fingerprints that a hex prefix (of any length)
+/// covers: [low, high), high absent when nothing above bounds it.
+fn prefix_range(prefix: &str) -> StoreResult<(Vec<u8>, Option<Vec<u8>>)> {
+    let pad = |c: char| {
+        let mut p = prefix.to_string();
+        if p.len() % 2 == 1 {
+            p.push(c);
+        }
+        p
+    };
+    let low = fp_bytes(&pad('0'))?;
+    let mut high = fp_bytes(&pad('f'))?;
+    // The smallest byte string above every string starting with `high`.
+    while let Some(last) = high.pop() {
+        if last < 0xff {
+            high.push(last + 1);
+            return Ok((low, Some(high)));
+        }
+    }
+    Ok((low, None))
 }
 
 /// Runs the statement with each chunk of `rows`, inserting intervals.
@@ -253,7 +299,7 @@ async fn running_at(
             Ok(RunningArtifact {
                 key: ArtifactKey {
                     name: r.try_get(0)?,
-                    fingerprint: r.try_get(1)?,
+                    fingerprint: fp_hex(r, 1)?,
                 },
                 instances: count(r.try_get(2)?),
                 detail: from_json("interval instances", &detail)?,
@@ -283,7 +329,7 @@ async fn changes_at(c: &mut AnyConnection, env_id: i64, n: i64) -> StoreResult<V
     for r in &started {
         let key = ArtifactKey {
             name: r.try_get(0)?,
-            fingerprint: r.try_get(1)?,
+            fingerprint: fp_hex(r, 1)?,
         };
         by_key.entry(key).or_default().1 = count(r.try_get(2)?);
     }
@@ -299,7 +345,7 @@ async fn changes_at(c: &mut AnyConnection, env_id: i64, n: i64) -> StoreResult<V
         for r in &ended {
             let key = ArtifactKey {
                 name: r.try_get(0)?,
-                fingerprint: r.try_get(1)?,
+                fingerprint: fp_hex(r, 1)?,
             };
             by_key.entry(key).or_default().0 = count(r.try_get(2)?);
         }
@@ -697,17 +743,23 @@ impl Store {
         org_id: i64,
         prefix: &str,
     ) -> StoreResult<Vec<RuntimeOccurrence>> {
-        let upper = format!("{prefix}g");
-        let rows = sqlx::query(
+        let (low, high) = prefix_range(prefix)?;
+        // Two forms, so that both ends bound the index range.
+        let upper = if high.is_some() {
+            "AND a.fingerprint < $3"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT e.name, a.name, a.fingerprint, i.instances, i.started_at, i.ended_at, i.first_idx, i.last_idx \
              FROM runtime_artifacts a JOIN env_intervals i ON i.artifact_id = a.id \
              JOIN environments e ON e.id = i.env_id \
-             WHERE a.org_id = $1 AND a.fingerprint >= $2 AND a.fingerprint < $3 \
-             ORDER BY i.started_at DESC, i.id DESC LIMIT 1000",
-        )
+             WHERE a.org_id = $1 AND a.fingerprint >= $2 {upper} \
+             ORDER BY i.started_at DESC, i.id DESC LIMIT 1000"
+        )))
         .bind(org_id)
-        .bind(prefix)
-        .bind(&upper)
+        .bind(low)
+        .bind(high.unwrap_or_default())
         .fetch_all(&self.db.read)
         .await?;
         rows.iter()
@@ -716,7 +768,7 @@ impl Store {
                 Ok(RuntimeOccurrence {
                     environment: r.try_get(0)?,
                     name: r.try_get(1)?,
-                    fingerprint: r.try_get(2)?,
+                    fingerprint: fp_hex(r, 2)?,
                     instances: count(r.try_get(3)?),
                     from: r.try_get(4)?,
                     to: r.try_get(5)?,
@@ -855,4 +907,26 @@ async fn logical_snapshot(
         changes: vec![],
         members: member_snaps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_become_byte_ranges() {
+        assert_eq!(
+            prefix_range("abcd").unwrap(),
+            (vec![0xab, 0xcd], Some(vec![0xab, 0xce]))
+        );
+        assert_eq!(
+            prefix_range("abc").unwrap(),
+            (vec![0xab, 0xc0], Some(vec![0xab, 0xd0]))
+        );
+        assert_eq!(
+            prefix_range("12ff").unwrap(),
+            (vec![0x12, 0xff], Some(vec![0x13]))
+        );
+        assert_eq!(prefix_range("fff").unwrap(), (vec![0xff, 0xf0], None));
+    }
 }

@@ -40,7 +40,7 @@ fn set(artifacts: &[(&str, u32, u32)]) -> RunningSet {
         warnings: vec![],
         reporter: None,
     };
-    report.running_set().unwrap()
+    report.into_running_set().unwrap()
 }
 
 fn report(running: RunningSet, at: i64) -> NewReport {

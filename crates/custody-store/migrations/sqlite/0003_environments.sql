@@ -57,14 +57,18 @@ CREATE INDEX env_snapshots_by_time ON env_snapshots (env_id, ts);
 
 -- Each distinct (fingerprint, name) seen running, so that intervals hold
 -- a small id and "where has this fingerprint run" is one index range.
+-- The fingerprint is kept as its 32 bytes, and the index holds no name:
+-- this table grows with every deploy, so its size is the history's.
+-- Writes to one organisation are serialised (the ledger head lock), so a
+-- lookup before the insert keeps (org, fingerprint, name) unique.
 CREATE TABLE runtime_artifacts (
     id INTEGER PRIMARY KEY,
     org_id BIGINT NOT NULL REFERENCES orgs(id),
     -- Empty when the platform gave no digest.
-    fingerprint TEXT NOT NULL,
-    name TEXT NOT NULL,
-    UNIQUE (org_id, fingerprint, name)
+    fingerprint BLOB NOT NULL,
+    name TEXT NOT NULL
 );
+CREATE INDEX runtime_artifacts_by_fingerprint ON runtime_artifacts (org_id, fingerprint);
 
 CREATE TABLE env_intervals (
     id INTEGER PRIMARY KEY,

@@ -213,7 +213,7 @@ async fn send(
         reporter: Some(reporter.to_string()),
     };
     // The server would refuse it too; this names the problem first.
-    report.running_set()?;
+    report.validate()?;
     let url = ctx.org_url(&["environments", &o.environment, "report"]);
     if ctx.dry_run("PUT", &url, &report, &[])? {
         return Ok(());
