@@ -40,7 +40,22 @@ pub struct Environment {
     pub last_reported_at: Option<i64>,
     #[serde(default)]
     pub last_changed_at: Option<i64>,
+    /// The last report: who sent it, what it could not read, what runs.
+    #[serde(default)]
+    pub last_report: Option<LastReport>,
     pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LastReport {
+    pub at: i64,
+    #[serde(default)]
+    pub reporter: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Running in the latest snapshot.
+    pub artifacts: u64,
+    pub instances: u64,
 }
 
 /// An environment with how well it has been watched.
@@ -231,6 +246,9 @@ pub struct EnvironmentEvent {
     pub was: u32,
     pub now: u32,
     pub description: String,
+    /// The instances as they were when the artifact started (or was
+    /// rescaled), or as they last ran when it stopped.
+    pub instances: Vec<Instance>,
     /// The flows that know the fingerprint.
     pub flows: Vec<String>,
 }

@@ -284,6 +284,20 @@ fn paths_are_reported_and_history_answers_questions(db: Db) {
     let env = json(&s, &["get", "environment", "web"]);
     assert_eq!(env["latest_snapshot"], 2);
     assert_eq!(env["coverage"]["observed"][0]["reports"], 1);
+    assert_eq!(env["last_report"]["artifacts"], 2);
+    assert!(env["last_report"]["reporter"].is_string());
+    let first_app = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["name"] == "app")
+        .unwrap();
+    let app_path = std::fs::canonicalize(s.path("srv/app")).unwrap();
+    assert_eq!(
+        first_app["instances"][0]["attributes"]["path"],
+        app_path.to_str().unwrap()
+    );
 }
 
 both!(bad_reports_change_nothing);

@@ -1,7 +1,7 @@
 //! Environments: creating, renaming, archiving, and their coverage (when
 //! they were observed).
 
-use custody_api::{Coverage, Environment, Gap, Observed, Saved};
+use custody_api::{Coverage, Environment, Gap, LastReport, Observed, Saved};
 use custody_ledger::EntryKind;
 use custody_runtime::EnvironmentKind;
 use serde_json::json;
@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::ledger::LedgerWriter;
-use crate::util::now_ms;
+use crate::util::{from_json, now_ms, to_json};
 use crate::{Principal, Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -38,12 +38,14 @@ pub(crate) struct EnvRow {
     pub observed_to: Option<i64>,
     pub observed_interval_ms: Option<i64>,
     pub observed_reports: i64,
+    pub last_reporter: Option<String>,
+    pub last_warnings: Option<String>,
     pub created_at: i64,
 }
 
 const ENV_COLUMNS: &str = "id, name, kind, description, archived_at, latest_index, counts_digest, \
      last_reported_at, last_changed_at, observed_from, observed_to, observed_interval_ms, \
-     observed_reports, created_at";
+     observed_reports, created_at, last_reporter, last_warnings";
 
 fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
     let kind: String = r.try_get(2)?;
@@ -63,6 +65,8 @@ fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
         observed_interval_ms: r.try_get(11)?,
         observed_reports: r.try_get(12)?,
         created_at: r.try_get(13)?,
+        last_reporter: r.try_get(14)?,
+        last_warnings: r.try_get(15)?,
     })
 }
 
@@ -119,7 +123,34 @@ async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
     } else {
         e.latest_index
     };
+    let last_report = match (e.last_reported_at, e.kind.is_logical()) {
+        (Some(at), false) => {
+            let counts = sqlx::query(
+                "SELECT artifacts, instances FROM env_snapshots WHERE env_id = $1 AND idx = $2",
+            )
+            .bind(e.id)
+            .bind(e.latest_index)
+            .fetch_optional(&mut *c)
+            .await?;
+            let (artifacts, instances): (i64, i64) = match counts {
+                Some(r) => (r.try_get(0)?, r.try_get(1)?),
+                None => (0, 0),
+            };
+            Some(LastReport {
+                at,
+                reporter: e.last_reporter.clone(),
+                warnings: match &e.last_warnings {
+                    Some(w) => from_json("last warnings", w)?,
+                    None => vec![],
+                },
+                artifacts: artifacts.max(0) as u64,
+                instances: instances.max(0) as u64,
+            })
+        }
+        _ => None,
+    };
     Ok(Environment {
+        last_report,
         name: e.name.clone(),
         kind: e.kind,
         description: e.description.clone(),
@@ -149,7 +180,20 @@ pub(crate) async fn observe(
     e: &EnvRow,
     now: i64,
     interval_ms: i64,
+    reporter: Option<&str>,
+    warnings: &[String],
 ) -> StoreResult<()> {
+    let warnings = if warnings.is_empty() {
+        None
+    } else {
+        Some(to_json(&warnings)?)
+    };
+    sqlx::query("UPDATE environments SET last_reporter = $2, last_warnings = $3 WHERE id = $1")
+        .bind(e.id)
+        .bind(reporter)
+        .bind(warnings)
+        .execute(&mut *c)
+        .await?;
     let in_time = match (e.observed_to, e.observed_interval_ms) {
         (Some(to), Some(i)) => now - to <= allowance(i),
         _ => false,

@@ -75,6 +75,7 @@ pub struct StoredEvent {
     pub snapshot: u64,
     pub timestamp: i64,
     pub change: Change,
+    pub instances: Vec<Instance>,
 }
 
 /// Open intervals of an environment: what runs now.
@@ -314,11 +315,22 @@ async fn running_at(
 }
 
 /// What changed at snapshot `n`: intervals that begin at `n` and those
-/// whose last snapshot is `n - 1`, paired by artifact.
-async fn changes_at(c: &mut AnyConnection, env_id: i64, n: i64) -> StoreResult<Vec<Change>> {
-    let mut by_key: BTreeMap<ArtifactKey, (u32, u32)> = BTreeMap::new();
-    let select = "SELECT a.name, a.fingerprint, i.instances FROM env_intervals i \
+/// whose last snapshot is `n - 1`, paired by artifact; each with the
+/// instances of the interval that begins (or, for a stop, that ends).
+async fn changes_at(
+    c: &mut AnyConnection,
+    env_id: i64,
+    n: i64,
+) -> StoreResult<Vec<(Change, Vec<Instance>)>> {
+    let mut by_key: BTreeMap<ArtifactKey, (u32, u32, Option<String>)> = BTreeMap::new();
+    let select = "SELECT a.name, a.fingerprint, i.instances, i.detail FROM env_intervals i \
                   JOIN runtime_artifacts a ON a.id = i.artifact_id WHERE i.env_id = $1 AND";
+    let key = |r: &sqlx::any::AnyRow| -> StoreResult<ArtifactKey> {
+        Ok(ArtifactKey {
+            name: r.try_get(0)?,
+            fingerprint: fp_hex(r, 1)?,
+        })
+    };
     let started = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{select} i.node IN ({}) AND i.first_idx = {n}",
         sql_list(&path_inclusive(n))
@@ -327,11 +339,9 @@ async fn changes_at(c: &mut AnyConnection, env_id: i64, n: i64) -> StoreResult<V
     .fetch_all(&mut *c)
     .await?;
     for r in &started {
-        let key = ArtifactKey {
-            name: r.try_get(0)?,
-            fingerprint: fp_hex(r, 1)?,
-        };
-        by_key.entry(key).or_default().1 = count(r.try_get(2)?);
+        let e = by_key.entry(key(r)?).or_default();
+        e.1 = count(r.try_get(2)?);
+        e.2 = Some(r.try_get(3)?);
     }
     if n > 1 {
         let ended = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -343,17 +353,23 @@ async fn changes_at(c: &mut AnyConnection, env_id: i64, n: i64) -> StoreResult<V
         .fetch_all(&mut *c)
         .await?;
         for r in &ended {
-            let key = ArtifactKey {
-                name: r.try_get(0)?,
-                fingerprint: fp_hex(r, 1)?,
-            };
-            by_key.entry(key).or_default().0 = count(r.try_get(2)?);
+            let e = by_key.entry(key(r)?).or_default();
+            e.0 = count(r.try_get(2)?);
+            if e.2.is_none() {
+                e.2 = Some(r.try_get(3)?);
+            }
         }
     }
-    Ok(by_key
+    by_key
         .into_iter()
-        .map(|(key, (was, now))| Change { key, was, now })
-        .collect())
+        .map(|(key, (was, now, detail))| {
+            let instances = match detail {
+                Some(d) => from_json("interval instances", &d)?,
+                None => vec![],
+            };
+            Ok((Change { key, was, now }, instances))
+        })
+        .collect()
 }
 
 async fn snapshot_time(
@@ -464,7 +480,15 @@ impl Store {
                     let digest = report.running.digest();
                     let artifacts = report.running.len() as u64;
                     let instances = report.running.instance_count();
-                    observe(c, &e, now, report.interval_ms).await?;
+                    observe(
+                        c,
+                        &e,
+                        now,
+                        report.interval_ms,
+                        report.reporter.as_deref(),
+                        &report.warnings,
+                    )
+                    .await?;
 
                     if e.latest_index > 0 && e.counts_digest.as_deref() == Some(digest.as_str()) {
                         ledger
@@ -716,7 +740,7 @@ impl Store {
                 seen += n;
                 continue;
             }
-            for ch in changes_at(&mut c, m.id, *idx).await? {
+            for (ch, instances) in changes_at(&mut c, m.id, *idx).await? {
                 seen += 1;
                 if seen > skip && items.len() < per_page as usize {
                     items.push(StoredEvent {
@@ -724,6 +748,7 @@ impl Store {
                         snapshot: *idx as u64,
                         timestamp: *ts,
                         change: ch,
+                        instances,
                     });
                 }
             }
@@ -805,7 +830,11 @@ async fn physical_snapshot(
         )));
     };
     let running = running_at(c, e, idx).await?;
-    let changes = changes_at(c, e.id, idx).await?;
+    let changes = changes_at(c, e.id, idx)
+        .await?
+        .into_iter()
+        .map(|(ch, _)| ch)
+        .collect();
     Ok(StoredSnapshot {
         index: idx as u64,
         timestamp: ts,

@@ -200,6 +200,12 @@ async fn reports_make_snapshots_only_when_what_runs_changes(s: Store) {
         .map(|e| (e.snapshot, e.change.key.name.as_str(), e.change.now))
         .collect();
     assert_eq!(got, vec![(1, "web", 2)]);
+    assert_eq!(
+        page3.items[0].instances.len(),
+        2,
+        "the instances it started with"
+    );
+    assert_eq!(page3.items[0].instances[0].id, "web-0");
     let windowed = s
         .environment_events(p.org_id, "prod", T0 + 1, i64::MAX, 1, 50)
         .await

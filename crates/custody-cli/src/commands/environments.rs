@@ -63,6 +63,21 @@ pub async fn get(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         if !e.included_environments.is_empty() {
             pairs.push(("includes", e.included_environments.join(", ")));
         }
+        if let Some(r) = &e.last_report {
+            pairs.push((
+                "last report",
+                format!(
+                    "{} from {}: {} artifacts, {} instances",
+                    time(r.at),
+                    r.reporter.as_deref().unwrap_or("an unnamed reporter"),
+                    r.artifacts,
+                    r.instances
+                ),
+            ));
+            for w in &r.warnings {
+                pairs.push(("  warning", w.clone()));
+            }
+        }
         if e.archived {
             pairs.push(("archived", "yes".into()));
         }

@@ -556,6 +556,7 @@ pub async fn environment_events(
                 was: e.change.was,
                 now: e.change.now,
                 description: e.change.describe(),
+                instances: e.instances,
             })
             .collect(),
         page: events.page,

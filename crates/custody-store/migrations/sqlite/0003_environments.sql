@@ -33,6 +33,9 @@ CREATE TABLE environments (
     observed_to BIGINT,
     observed_interval_ms BIGINT,
     observed_reports BIGINT NOT NULL DEFAULT 0,
+    -- Who sent the last report, and what it could not read (JSON).
+    last_reporter TEXT,
+    last_warnings TEXT,
     created_at BIGINT NOT NULL,
     UNIQUE (org_id, name)
 );

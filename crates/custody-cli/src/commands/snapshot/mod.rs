@@ -135,7 +135,23 @@ async fn drive<S: Source>(ctx: Ctx, mut source: S, args: ReporterArgs) -> anyhow
     }
     if !ctx.global.dry_run {
         for env in source.environments() {
-            ensure_environment(&ctx, &env, kind, &args).await?;
+            // A watching reporter may start before the server does.
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                match ensure_environment(&ctx, &env, kind, &args).await {
+                    Ok(()) => break,
+                    Err(e) if args.watch && transient(&e) => {
+                        eprintln!(
+                            "warning: {} (retrying in {}s)",
+                            crate::fail::message(&e),
+                            backoff.as_secs()
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
     let reporter = reporter_name(&args);
