@@ -128,22 +128,13 @@ fn an_unreachable_engine_is_named_and_exits_3(db: Db) {
     );
 }
 
-struct Reporter(std::process::Child);
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 both!(a_container_that_lives_five_seconds_is_in_the_history);
 fn a_container_that_lives_five_seconds_is_in_the_history(db: Db) {
     let Some(d) = docker() else { return };
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(s) = Server::start(db) else { return };
     let images = d.images();
-    let _reporter = Reporter(
+    let _reporter = common::Background(
         s.custody()
             .command()
             .env("DOCKER_HOST", &d.host)
@@ -161,20 +152,8 @@ fn a_container_that_lives_five_seconds_is_in_the_history(db: Db) {
             .spawn()
             .unwrap(),
     );
-    let latest = || -> u64 {
-        let r = s
-            .custody()
-            .run(&["get", "environment", "boxes", "--output", "json"]);
-        if r.code != 0 {
-            return 0;
-        }
-        r.json()["latest_snapshot"].as_u64().unwrap_or(0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while latest() == 0 {
-        assert!(Instant::now() < deadline, "no first snapshot");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let latest = || s.latest_snapshot("boxes");
+    common::wait_for("the first snapshot", || latest() > 0);
     // Well inside the 60 s heartbeat: only the event stream can see it.
     let brief = d.start(&unique("brief"), &images.pushed, 5);
     let deadline = Instant::now() + Duration::from_secs(30);

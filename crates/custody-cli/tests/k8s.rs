@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::kube_api::{FakeKube, image_id, pod};
 use common::{Db, Server};
 use serde_json::Value;
@@ -282,26 +280,6 @@ fn an_environments_file_reports_each_environment(db: Db) {
         .fails(3, "127.0.0.1:9");
 }
 
-struct Reporter(std::process::Child);
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn log(s: &Server, env: &str) -> Vec<(String, String)> {
     let r = s
         .custody()
@@ -329,7 +307,7 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
     let Some(s) = Server::start(db) else { return };
     let k = cluster();
     let kc = k.kubeconfig(s.dir.path());
-    let _r = Reporter(
+    let _r = common::Background(
         s.custody()
             .command()
             .args(["snapshot", "k8s", "prod", "--kubeconfig"])
@@ -340,7 +318,7 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
             .spawn()
             .unwrap(),
     );
-    wait_for("the first snapshot", || log(&s, "prod").len() == 2);
+    common::wait_for("the first snapshot", || log(&s, "prod").len() == 2);
 
     // Starts and is gone within a few milliseconds: far inside the 60 s
     // heartbeat, and quicker than any poll.
@@ -358,7 +336,7 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
         &[("miner", "xmrig:latest", &miner)],
     ));
     k.delete("prod", "miner-0000-aaaaa");
-    wait_for("the miner's start and stop", || {
+    common::wait_for("the miner's start and stop", || {
         let l = log(&s, "prod");
         l.contains(&("xmrig:latest".into(), "started".into()))
             && l.contains(&("xmrig:latest".into(), "stopped".into()))
@@ -367,14 +345,14 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
     // The watch ends: the reporter watches again from where it was.
     let before = k.watches();
     k.cut_watches();
-    wait_for("a new watch", || k.watches() > before);
+    common::wait_for("a new watch", || k.watches() > before);
     k.put(pod(
         "prod",
         "cache-1111-bbbbb",
         "Running",
         &[("cache", "redis:7", &image_id("redis", &hexes('f')))],
     ));
-    wait_for("the cache after a reconnect", || {
+    common::wait_for("the cache after a reconnect", || {
         log(&s, "prod").contains(&("redis:7".into(), "started".into()))
     });
 
@@ -382,9 +360,9 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
     k.compact();
     let before = k.watches();
     k.cut_watches();
-    wait_for("a watch after the relist", || k.watches() > before + 1);
+    common::wait_for("a watch after the relist", || k.watches() > before + 1);
     k.delete("prod", "cache-1111-bbbbb");
-    wait_for("the cache's stop after a relist", || {
+    common::wait_for("the cache's stop after a relist", || {
         log(&s, "prod").contains(&("redis:7".into(), "stopped".into()))
     });
     let snap = names(&s, "prod");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Db, Server};
 use serde_json::Value;
@@ -378,32 +378,12 @@ fn bad_reports_change_nothing(db: Db) {
         .fails(3, "127.0.0.1:9");
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-struct Reporter(std::process::Child);
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 both!(a_watching_reporter_sees_changes_as_they_happen);
 fn a_watching_reporter_sees_changes_as_they_happen(db: Db) {
     let Some(s) = Server::start(db) else { return };
     deploy(&s, "1");
     let app = s.path("srv/app");
-    let _watcher = Reporter(
+    let _watcher = common::Background(
         s.custody()
             .command()
             .args(["snapshot", "path", "web", "--name", "app", "--path"])
@@ -421,23 +401,15 @@ fn a_watching_reporter_sees_changes_as_they_happen(db: Db) {
             .spawn()
             .unwrap(),
     );
-    let latest = || -> u64 {
-        let r = s
-            .custody()
-            .run(&["get", "environment", "web", "--output", "json"]);
-        if r.code != 0 {
-            return 0;
-        }
-        r.json()["latest_snapshot"].as_u64().unwrap_or(0)
-    };
-    wait_for("the first snapshot", || latest() == 1);
+    let latest = || s.latest_snapshot("web");
+    common::wait_for("the first snapshot", || latest() == 1);
     // A changed file is seen without waiting for the 60 s heartbeat.
     s.write("srv/app/bin", "binary 2\n");
-    wait_for("a snapshot of the change", || latest() == 2);
+    common::wait_for("a snapshot of the change", || latest() == 2);
     // A log line is excluded: no snapshot for it, only for the next change.
     s.write("srv/app/logs/today.log", "more noise\n");
     std::fs::remove_file(s.path("srv/app/conf/settings")).unwrap();
-    wait_for("a snapshot of the removal", || latest() == 3);
+    common::wait_for("a snapshot of the removal", || latest() == 3);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(latest(), 3, "the excluded log made no snapshot of its own");
     let log = json(&s, &["log", "environment", "web"]);

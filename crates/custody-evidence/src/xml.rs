@@ -777,6 +777,17 @@ impl<R: BufRead> BufRead for Tracked<R> {
 mod tests {
     use super::*;
 
+    /// Reads events until the first error; a document without one fails.
+    fn first_error<R: BufRead>(r: &mut XmlReader<R>) -> ParseError {
+        loop {
+            match r.next() {
+                Ok(Event::Eof) => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+    }
+
     fn events(doc: &[u8]) -> Result<Vec<String>, ParseError> {
         let mut r = XmlReader::new(doc, Limits::default())?;
         let mut out = vec![];
@@ -851,13 +862,7 @@ mod tests {
                 Limits::default(),
             )
             .unwrap();
-            let e = loop {
-                match r.next() {
-                    Ok(Event::Eof) => panic!("no error"),
-                    Ok(_) => {}
-                    Err(e) => break e,
-                }
-            };
+            let e = first_error(&mut r);
             assert_eq!(
                 e.position,
                 Some(Position { line: 2, column: 7 }),
@@ -886,13 +891,7 @@ mod tests {
         for cap in [1, 3, 64 << 10] {
             let input = io::BufReader::with_capacity(cap, &doc[..]);
             let mut r = XmlReader::new(input, Limits::default()).unwrap();
-            let e = loop {
-                match r.next() {
-                    Ok(Event::Eof) => panic!("no error"),
-                    Ok(_) => {}
-                    Err(e) => break e,
-                }
-            };
+            let e = first_error(&mut r);
             assert!(e.message.contains("malformed XML"), "capacity {cap}: {e}");
         }
     }
@@ -1033,13 +1032,7 @@ mod tests {
         doc.push_str("  <c></d></a>");
         let input = io::BufReader::with_capacity(64 << 10, doc.as_bytes());
         let mut r = XmlReader::new(input, Limits::default()).unwrap();
-        let e = loop {
-            match r.next() {
-                Ok(Event::Eof) => panic!("no error"),
-                Ok(_) => {}
-                Err(e) => break e,
-            }
-        };
+        let e = first_error(&mut r);
         let line = 1 + 20_000 + 200_000 + 1;
         assert_eq!(e.position.map(|p| p.line), Some(line), "{e}");
     }

@@ -108,6 +108,18 @@ impl Server {
         Cli::new(&self.url, TOKEN, self.dir.path())
     }
 
+    /// The environment's latest snapshot number; 0 while it has none (or
+    /// does not exist yet).
+    pub fn latest_snapshot(&self, env: &str) -> u64 {
+        let r = self
+            .custody()
+            .run(&["get", "environment", env, "--output", "json"]);
+        if r.code != 0 {
+            return 0;
+        }
+        r.json()["latest_snapshot"].as_u64().unwrap_or(0)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -218,4 +230,27 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// A process the test started (a watching reporter): killed when dropped.
+pub struct Background(pub Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `f` for up to 30 seconds.
+#[track_caller]
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
 }

@@ -308,6 +308,26 @@ pub fn pod_artifacts(p: &Pod, warnings: &mut Vec<String>) -> Vec<ObservedArtifac
     out
 }
 
+/// What one environment's namespaces run, of these pods.
+fn observation<'a>(
+    env: &Env,
+    pods: impl Iterator<Item = &'a Pod>,
+    mut warnings: Vec<String>,
+) -> Observation {
+    let mut artifacts = vec![];
+    for p in pods {
+        let ns = p.metadata.namespace.as_deref().unwrap_or("");
+        if env.namespaces.matches(ns) {
+            artifacts.extend(pod_artifacts(p, &mut warnings));
+        }
+    }
+    Observation {
+        environment: env.name.clone(),
+        artifacts,
+        warnings,
+    }
+}
+
 /// What a pod contributes to the running set, to tell whether an event
 /// changes it.
 fn signature(p: &Pod) -> Vec<(String, String)> {
@@ -348,40 +368,17 @@ impl Source for K8s {
                 }
             }
             w.unreported.clear();
-            let mut out = vec![];
-            for env in &self.envs {
-                let mut warnings = vec![];
-                let mut artifacts = vec![];
-                for p in w.pods.values() {
-                    let ns = p.metadata.namespace.as_deref().unwrap_or("");
-                    if env.namespaces.matches(ns) {
-                        artifacts.extend(pod_artifacts(p, &mut warnings));
-                    }
-                }
-                out.push(Observation {
-                    environment: env.name.clone(),
-                    artifacts,
-                    warnings,
-                });
-            }
-            return Ok(out);
+            return Ok(self
+                .envs
+                .iter()
+                .map(|env| observation(env, w.pods.values(), vec![]))
+                .collect());
         }
         let mut out = vec![];
         for env in &self.envs {
             let mut warnings = vec![];
             let pods = self.list(env, &mut warnings).await?;
-            let mut artifacts = vec![];
-            for p in &pods {
-                let ns = p.metadata.namespace.as_deref().unwrap_or("");
-                if env.namespaces.matches(ns) {
-                    artifacts.extend(pod_artifacts(p, &mut warnings));
-                }
-            }
-            out.push(Observation {
-                environment: env.name.clone(),
-                artifacts,
-                warnings,
-            });
+            out.push(observation(env, pods.iter(), warnings));
         }
         Ok(out)
     }
