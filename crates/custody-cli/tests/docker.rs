@@ -186,4 +186,25 @@ fn a_container_that_lives_five_seconds_is_in_the_history(db: Db) {
     let stopped = items[0]["timestamp"].as_i64().unwrap();
     let lived = stopped - started;
     assert!((3_000..15_000).contains(&lived), "lived {lived} ms");
+
+    // One that exits at once and is removed (`--rm`): milliseconds, far
+    // less than any debounce, still a start and a stop in the history.
+    d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &images.pushed,
+        "/bin/sh",
+        "-c",
+        "exit 0",
+    ]);
+    common::wait_for("the instant container's start and stop", || {
+        let log = s
+            .custody()
+            .run(&["log", "environment", "boxes", "--output", "json"])
+            .ok()
+            .json();
+        log["total"] == 4
+    });
 }

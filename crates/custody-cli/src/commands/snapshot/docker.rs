@@ -1,9 +1,13 @@
 //! `snapshot docker`: the running containers of a Docker Engine (or any
 //! daemon speaking its API), each fingerprinted by its image's repo digest.
-//! `--watch` follows the engine's event stream, so a container that lives
-//! for seconds is still seen start and stop.
+//!
+//! One-shot reports list containers. `--watch` keeps a store of running
+//! containers fed by the engine's event stream and reports from it, so a
+//! container that lives for a moment is still recorded: a stop is never
+//! applied before the start it undoes has been reported. When nothing is
+//! waiting to be reported, a look re-lists the engine (reconciliation).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -22,12 +26,40 @@ pub struct Docker {
     environment: String,
     docker: bollard::Docker,
     host: String,
+    /// Image ID → its repo digests, or why there are none.
+    digests: HashMap<String, Result<Vec<String>, String>>,
+    watch: Option<WatchState>,
+}
+
+/// A running container, as reported.
+#[derive(Clone)]
+struct Running {
+    artifact: ObservedArtifact,
+}
+
+struct WatchState {
     events: Option<Events>,
-    watch: bool,
+    /// Container ID → what it runs; `None` for a container that runs
+    /// nothing reportable (an image with no repo digest).
+    containers: HashMap<String, Option<Running>>,
+    warnings: Vec<String>,
+    unreported: HashSet<String>,
+    held: Option<bollard::models::EventMessage>,
+    synced: bool,
 }
 
 fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// What a container reports: its image as started, fingerprinted by the
+/// repo digest.
+struct Seen<'a> {
+    id: &'a str,
+    name: &'a str,
+    image: &'a str,
+    image_id: &'a str,
+    started_s: Option<i64>,
 }
 
 impl Docker {
@@ -42,8 +74,15 @@ impl Docker {
             environment,
             docker,
             host,
-            events: None,
-            watch,
+            digests: HashMap::new(),
+            watch: watch.then(|| WatchState {
+                events: None,
+                containers: HashMap::new(),
+                warnings: vec![],
+                unreported: HashSet::new(),
+                held: None,
+                synced: false,
+            }),
         })
     }
 
@@ -55,23 +94,154 @@ impl Docker {
         .into()
     }
 
-    fn subscribe(&mut self) {
+    fn events(&self) -> Events {
         let filters: HashMap<String, Vec<String>> = [
             ("type".to_string(), vec!["container".to_string()]),
             (
                 "event".to_string(),
-                [
-                    "start", "die", "stop", "kill", "destroy", "pause", "unpause",
-                ]
-                .map(String::from)
-                .to_vec(),
+                ["start", "die", "destroy"].map(String::from).to_vec(),
             ),
         ]
         .into();
-        self.events = Some(Box::pin(self.docker.events(Some(EventsOptions {
+        Box::pin(self.docker.events(Some(EventsOptions {
             filters: Some(filters),
             ..Default::default()
-        }))));
+        })))
+    }
+
+    /// The artifact a container runs, or a warning saying why it is not
+    /// reported.
+    async fn artifact(&mut self, c: Seen<'_>) -> anyhow::Result<Result<Running, String>> {
+        if !self.digests.contains_key(c.image_id) {
+            let found = match self.docker.inspect_image(c.image_id).await {
+                Ok(i) => Ok(i.repo_digests.unwrap_or_default()),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Err(format!(
+                    "the image of container {} ({}) was removed; skipped",
+                    c.name, c.image
+                )),
+                Err(e) => return Err(self.unreachable(e)),
+            };
+            self.digests.insert(c.image_id.to_string(), found);
+        }
+        let repo_digests = match &self.digests[c.image_id] {
+            Ok(d) => d,
+            Err(w) => return Ok(Err(w.clone())),
+        };
+        let Ok(fingerprint) =
+            custody_fingerprint::docker::select_repo_digest(c.image, repo_digests)
+        else {
+            // An image built locally and never pushed has no registry
+            // identity; Kosli skips it too.
+            return Ok(Err(format!(
+                "container {} runs image {}, which has no repo digest (never pushed or pulled); skipped",
+                c.name, c.image
+            )));
+        };
+        let mut attributes = BTreeMap::new();
+        attributes.insert("container_id".to_string(), c.id.chars().take(12).collect());
+        attributes.insert("image_id".to_string(), c.image_id.to_string());
+        Ok(Ok(Running {
+            artifact: ObservedArtifact {
+                name: c.image.to_string(),
+                fingerprint: Some(fingerprint),
+                instances: vec![Instance {
+                    id: c.name.to_string(),
+                    started_at: c.started_s.map(|s| s * 1000),
+                    attributes,
+                }],
+            },
+        }))
+    }
+
+    /// Every running container, by ID.
+    async fn list(&mut self) -> anyhow::Result<(HashMap<String, Option<Running>>, Vec<String>)> {
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: false,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let mut out = HashMap::new();
+        let mut warnings = vec![];
+        for c in containers {
+            let id = c.id.clone().unwrap_or_default();
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| id.clone());
+            let (Some(image), Some(image_id)) = (c.image.as_deref(), c.image_id.as_deref()) else {
+                warnings.push(format!("container {name} has no image; skipped"));
+                continue;
+            };
+            let seen = Seen {
+                id: &id,
+                name: &name,
+                image,
+                image_id,
+                started_s: c.created,
+            };
+            match self.artifact(seen).await? {
+                Ok(r) => {
+                    out.insert(id, Some(r));
+                }
+                Err(w) => {
+                    warnings.push(w);
+                    out.insert(id, None);
+                }
+            }
+        }
+        Ok((out, warnings))
+    }
+
+    /// A container the event stream says started: looked up, while it
+    /// still exists, to learn its image ID.
+    async fn started(
+        &mut self,
+        e: &bollard::models::EventMessage,
+    ) -> anyhow::Result<Option<Running>> {
+        let Some(actor) = e.actor.as_ref() else {
+            return Ok(None);
+        };
+        let id = actor.id.clone().unwrap_or_default();
+        let attrs = actor.attributes.clone().unwrap_or_default();
+        let name = attrs.get("name").cloned().unwrap_or_else(|| id.clone());
+        let inspected = self.docker.inspect_container(&id, None).await.ok();
+        let image = inspected
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .and_then(|c| c.image.clone())
+            .or_else(|| attrs.get("image").cloned());
+        // Already gone (`--rm` and done): the image reference is all there
+        // is, and it names the image that ran unless its tag moved since.
+        let image_id = inspected
+            .as_ref()
+            .and_then(|i| i.image.clone())
+            .or_else(|| image.clone());
+        let (Some(image), Some(image_id)) = (image, image_id) else {
+            return Ok(None);
+        };
+        let seen = Seen {
+            id: &id,
+            name: &name,
+            image: &image,
+            image_id: &image_id,
+            started_s: e.time,
+        };
+        match self.artifact(seen).await? {
+            Ok(r) => Ok(Some(r)),
+            Err(w) => {
+                if let Some(ws) = self.watch.as_mut() {
+                    ws.warnings.push(w);
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -85,101 +255,147 @@ impl Source for Docker {
     }
 
     async fn observe(&mut self) -> anyhow::Result<Vec<Observation>> {
+        let Some(mut w) = self.watch.take() else {
+            let (containers, warnings) = self.list().await?;
+            return Ok(vec![Observation {
+                environment: self.environment.clone(),
+                artifacts: containers
+                    .into_values()
+                    .flatten()
+                    .map(|r| r.artifact)
+                    .collect(),
+                warnings,
+            }]);
+        };
         // Subscribe before listing: a container that starts in between is
         // then seen by one or the other.
-        if self.watch && self.events.is_none() {
-            self.subscribe();
+        if w.events.is_none() {
+            w.events = Some(self.events());
         }
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: false,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let mut digests: HashMap<String, Result<Vec<String>, String>> = HashMap::new();
-        let mut artifacts = vec![];
-        let mut warnings = vec![];
-        for c in containers {
-            let name = c
-                .names
-                .as_ref()
-                .and_then(|n| n.first())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .or_else(|| c.id.clone())
-                .unwrap_or_default();
-            let (Some(image), Some(image_id)) = (c.image.clone(), c.image_id.clone()) else {
-                warnings.push(format!("container {name} has no image; skipped"));
-                continue;
-            };
-            if !digests.contains_key(&image_id) {
-                let found = match self.docker.inspect_image(&image_id).await {
-                    Ok(i) => Ok(i.repo_digests.unwrap_or_default()),
-                    Err(bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404,
-                        ..
-                    }) => Err(format!(
-                        "the image of container {name} ({image}) was removed; skipped"
-                    )),
-                    Err(e) => return Err(self.unreachable(e)),
-                };
-                digests.insert(image_id.clone(), found);
+        if w.unreported.is_empty() {
+            match self.list().await {
+                Ok((containers, warnings)) => {
+                    w.containers = containers;
+                    w.warnings.extend(warnings);
+                    w.synced = true;
+                }
+                Err(e) => {
+                    self.watch = Some(w);
+                    return Err(e);
+                }
             }
-            let repo_digests = match &digests[&image_id] {
-                Ok(d) => d,
-                Err(w) => {
-                    warnings.push(w.clone());
-                    continue;
-                }
-            };
-            let fingerprint = match custody_fingerprint::docker::select_repo_digest(
-                &image,
-                repo_digests,
-            ) {
-                Ok(f) => f,
-                Err(_) => {
-                    // An image built locally and never pushed has no
-                    // registry identity; Kosli skips it too.
-                    warnings.push(format!(
-                        "container {name} runs image {image}, which has no repo digest (never pushed or pulled); skipped"
-                    ));
-                    continue;
-                }
-            };
-            let id = c.id.clone().unwrap_or_default();
-            let mut attributes = std::collections::BTreeMap::new();
-            attributes.insert("container_id".to_string(), id.chars().take(12).collect());
-            attributes.insert("image_id".to_string(), image_id.clone());
-            artifacts.push(ObservedArtifact {
-                name: image,
-                fingerprint: Some(fingerprint),
-                instances: vec![Instance {
-                    id: name,
-                    started_at: c.created.map(|s| s * 1000),
-                    attributes,
-                }],
-            });
         }
-        Ok(vec![Observation {
+        let observation = Observation {
             environment: self.environment.clone(),
-            artifacts,
-            warnings,
-        }])
+            artifacts: w
+                .containers
+                .values()
+                .flatten()
+                .map(|r| r.artifact.clone())
+                .collect(),
+            warnings: std::mem::take(&mut w.warnings),
+        };
+        self.watch = Some(w);
+        Ok(vec![observation])
+    }
+
+    fn reported(&mut self) {
+        if let Some(w) = self.watch.as_mut() {
+            w.unreported.clear();
+        }
     }
 
     async fn changed(&mut self) {
-        let Some(events) = self.events.as_mut() else {
+        let Some(mut w) = self.watch.take() else {
             return std::future::pending().await;
         };
-        match events.next().await {
-            Some(Ok(_)) => {}
-            // The stream broke (daemon restart, network): subscribe again
-            // after a pause, and look again meanwhile.
-            Some(Err(_)) | None => {
-                self.events = None;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        if !w.synced {
+            self.watch = Some(w);
+            return std::future::pending().await;
+        }
+        if w.events.is_none() {
+            // The stream broke: look again soon, which subscribes anew.
+            self.watch = Some(w);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return;
+        }
+        let mut changed = false;
+        loop {
+            // A stop held back waits until the start it undoes is reported
+            // (the loop retries the report on its own schedule).
+            let held_undoes = w.held.as_ref().is_some_and(|e| {
+                let id = e.actor.as_ref().and_then(|a| a.id.as_deref()).unwrap_or("");
+                w.unreported.contains(id)
+            });
+            if held_undoes {
+                self.watch = Some(w);
+                if changed {
+                    return;
+                }
+                return std::future::pending().await;
+            }
+            let next = match w.held.take() {
+                Some(e) => Some(Ok(e)),
+                None => {
+                    let events = w.events.as_mut().expect("subscribed above");
+                    if changed {
+                        // Take what else is ready; report once it settles.
+                        match tokio::time::timeout(Duration::from_millis(100), events.next()).await
+                        {
+                            Ok(n) => n,
+                            Err(_) => break,
+                        }
+                    } else {
+                        events.next().await
+                    }
+                }
+            };
+            match next {
+                Some(Ok(e)) => {
+                    let id = e
+                        .actor
+                        .as_ref()
+                        .and_then(|a| a.id.clone())
+                        .unwrap_or_default();
+                    match e.action.as_deref() {
+                        Some("start") => {
+                            self.watch = Some(w);
+                            let running = self.started(&e).await;
+                            w = self.watch.take().expect("put back above");
+                            match running {
+                                Ok(r) => {
+                                    changed |= r.is_some();
+                                    if r.is_some() {
+                                        w.unreported.insert(id.clone());
+                                    }
+                                    w.containers.insert(id, r);
+                                }
+                                // The engine went away: look again, which
+                                // reports the trouble.
+                                Err(_) => break,
+                            }
+                        }
+                        _ => {
+                            if w.unreported.contains(&id) {
+                                w.held = Some(e);
+                                continue;
+                            }
+                            if let Some(Some(_)) = w.containers.remove(&id) {
+                                changed = true;
+                            }
+                            w.unreported.remove(&id);
+                        }
+                    }
+                }
+                // The stream broke (daemon restart, network): subscribe
+                // again at the next look, which re-lists.
+                Some(Err(_)) | None => {
+                    w.events = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
             }
         }
+        self.watch = Some(w);
     }
 }

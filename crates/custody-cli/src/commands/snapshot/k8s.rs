@@ -367,7 +367,6 @@ impl Source for K8s {
                     None => anyhow::bail!("the pod watch ended"),
                 }
             }
-            w.unreported.clear();
             return Ok(self
                 .envs
                 .iter()
@@ -383,12 +382,26 @@ impl Source for K8s {
         Ok(out)
     }
 
+    fn reported(&mut self) {
+        if let Some(w) = self.watch.as_mut() {
+            w.unreported.clear();
+        }
+    }
+
     async fn changed(&mut self) {
         let Some(w) = self.watch.as_mut() else {
             return std::future::pending().await;
         };
         let mut changed = false;
         loop {
+            // An event held back waits until what it would undo is
+            // reported (the loop retries the report on its own schedule).
+            if w.held.as_ref().is_some_and(|e| undoes_unreported(w, e)) {
+                if changed {
+                    return;
+                }
+                return std::future::pending().await;
+            }
             let next = match w.held.take() {
                 Some(e) => Some(Ok(e)),
                 None if changed => {
@@ -407,9 +420,9 @@ impl Source for K8s {
             };
             match next {
                 Some(Ok(e)) => {
-                    if changed && undoes_unreported(w, &e) {
+                    if undoes_unreported(w, &e) {
                         w.held = Some(e);
-                        return;
+                        continue;
                     }
                     changed |= apply(w, e);
                 }

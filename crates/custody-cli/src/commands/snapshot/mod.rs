@@ -51,6 +51,9 @@ pub trait Source {
     /// Returns when something may have changed. A source the platform does
     /// not notify about never returns; the interval polls it instead.
     async fn changed(&mut self);
+    /// The last observation reached the server: changes held back until
+    /// it did may now be applied.
+    fn reported(&mut self) {}
 }
 
 pub async fn run(ctx: Ctx, cmd: SnapshotCmd) -> anyhow::Result<ExitCode> {
@@ -284,6 +287,7 @@ async fn watch<S: Source>(
             for o in source.observe().await? {
                 send(ctx, kind, o, Some(interval.as_secs()), reporter).await?;
             }
+            source.reported();
             anyhow::Ok(())
         };
         let wait = match round.await {
