@@ -487,17 +487,22 @@ fn apply(w: &mut WatchState, e: watcher::Event<Pod>) -> bool {
             // A relist replaces the store: pods deleted while the watch was
             // down are gone.
             let fresh = w.relist.take().unwrap_or_default();
-            let changed = fresh.len() != w.pods.len()
-                || fresh
-                    .iter()
-                    .any(|(id, p)| w.pods.get(id).map(signature) != Some(signature(p)));
-            w.pods = fresh;
-            w.unreported = w
-                .pods
+            // What the relist shows that was not reported before.
+            let news: Vec<String> = fresh
                 .iter()
-                .filter(|(_, p)| !signature(p).is_empty())
+                .filter(|(id, p)| {
+                    let sig = signature(p);
+                    !sig.is_empty() && w.pods.get(*id).map(signature) != Some(sig)
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
+            let gone = w
+                .pods
+                .iter()
+                .any(|(id, p)| !fresh.contains_key(id) && !signature(p).is_empty());
+            let changed = !news.is_empty() || gone || !w.synced;
+            w.pods = fresh;
+            w.unreported.extend(news);
             w.synced = true;
             changed
         }
