@@ -119,7 +119,9 @@ fn valid_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(s)
 }
 
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+/// For YAML documents: a key written with no value (`attestations:`) is the
+/// same as one left out. Policies read their YAML the same way.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

@@ -22,7 +22,7 @@
 use std::fmt;
 
 use custody_domain::names;
-use custody_domain::template::TemplateType;
+use custody_domain::template::{TemplateType, null_as_default};
 use serde::{Deserialize, Deserializer};
 
 use crate::expr::{Expr, parse_wrapped};
@@ -131,14 +131,6 @@ fn schema_v1<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         )));
     }
     Ok(s)
-}
-
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
