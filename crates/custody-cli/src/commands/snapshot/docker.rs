@@ -31,17 +31,11 @@ pub struct Docker {
     watch: Option<WatchState>,
 }
 
-/// A running container, as reported.
-#[derive(Clone)]
-struct Running {
-    artifact: ObservedArtifact,
-}
-
 struct WatchState {
     events: Option<Events>,
     /// Container ID → what it runs; `None` for a container that runs
     /// nothing reportable (an image with no repo digest).
-    containers: HashMap<String, Option<Running>>,
+    containers: HashMap<String, Option<ObservedArtifact>>,
     warnings: Vec<String>,
     unreported: HashSet<String>,
     held: Option<bollard::models::EventMessage>,
@@ -111,7 +105,7 @@ impl Docker {
 
     /// The artifact a container runs, or a warning saying why it is not
     /// reported.
-    async fn artifact(&mut self, c: Seen<'_>) -> anyhow::Result<Result<Running, String>> {
+    async fn artifact(&mut self, c: Seen<'_>) -> anyhow::Result<Result<ObservedArtifact, String>> {
         if !self.digests.contains_key(c.image_id) {
             let found = match self.docker.inspect_image(c.image_id).await {
                 Ok(i) => Ok(i.repo_digests.unwrap_or_default()),
@@ -142,21 +136,21 @@ impl Docker {
         let mut attributes = BTreeMap::new();
         attributes.insert("container_id".to_string(), c.id.chars().take(12).collect());
         attributes.insert("image_id".to_string(), c.image_id.to_string());
-        Ok(Ok(Running {
-            artifact: ObservedArtifact {
-                name: c.image.to_string(),
-                fingerprint: Some(fingerprint),
-                instances: vec![Instance {
-                    id: c.name.to_string(),
-                    started_at: c.started_s.map(|s| s * 1000),
-                    attributes,
-                }],
-            },
+        Ok(Ok(ObservedArtifact {
+            name: c.image.to_string(),
+            fingerprint: Some(fingerprint),
+            instances: vec![Instance {
+                id: c.name.to_string(),
+                started_at: c.started_s.map(|s| s * 1000),
+                attributes,
+            }],
         }))
     }
 
     /// Every running container, by ID.
-    async fn list(&mut self) -> anyhow::Result<(HashMap<String, Option<Running>>, Vec<String>)> {
+    async fn list(
+        &mut self,
+    ) -> anyhow::Result<(HashMap<String, Option<ObservedArtifact>>, Vec<String>)> {
         let containers = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -204,9 +198,9 @@ impl Docker {
     async fn started(
         &mut self,
         e: &bollard::models::EventMessage,
-    ) -> anyhow::Result<Option<Running>> {
+    ) -> anyhow::Result<Result<ObservedArtifact, String>> {
         let Some(actor) = e.actor.as_ref() else {
-            return Ok(None);
+            return Ok(Err("a container event without a container; ignored".into()));
         };
         let id = actor.id.clone().unwrap_or_default();
         let attrs = actor.attributes.clone().unwrap_or_default();
@@ -224,7 +218,9 @@ impl Docker {
             .and_then(|i| i.image.clone())
             .or_else(|| image.clone());
         let (Some(image), Some(image_id)) = (image, image_id) else {
-            return Ok(None);
+            return Ok(Err(format!(
+                "container {name} started with no image; skipped"
+            )));
         };
         let seen = Seen {
             id: &id,
@@ -233,15 +229,7 @@ impl Docker {
             image_id: &image_id,
             started_s: e.time,
         };
-        match self.artifact(seen).await? {
-            Ok(r) => Ok(Some(r)),
-            Err(w) => {
-                if let Some(ws) = self.watch.as_mut() {
-                    ws.warnings.push(w);
-                }
-                Ok(None)
-            }
-        }
+        self.artifact(seen).await
     }
 }
 
@@ -259,11 +247,7 @@ impl Source for Docker {
             let (containers, warnings) = self.list().await?;
             return Ok(vec![Observation {
                 environment: self.environment.clone(),
-                artifacts: containers
-                    .into_values()
-                    .flatten()
-                    .map(|r| r.artifact)
-                    .collect(),
+                artifacts: containers.into_values().flatten().collect(),
                 warnings,
             }]);
         };
@@ -287,12 +271,7 @@ impl Source for Docker {
         }
         let observation = Observation {
             environment: self.environment.clone(),
-            artifacts: w
-                .containers
-                .values()
-                .flatten()
-                .map(|r| r.artifact.clone())
-                .collect(),
+            artifacts: w.containers.values().flatten().cloned().collect(),
             warnings: std::mem::take(&mut w.warnings),
         };
         self.watch = Some(w);
@@ -337,7 +316,9 @@ impl Source for Docker {
             let next = match w.held.take() {
                 Some(e) => Some(Ok(e)),
                 None => {
-                    let events = w.events.as_mut().expect("subscribed above");
+                    let Some(events) = w.events.as_mut() else {
+                        break;
+                    };
                     if changed {
                         // Take what else is ready; report once it settles.
                         match tokio::time::timeout(Duration::from_millis(100), events.next()).await
@@ -359,16 +340,17 @@ impl Source for Docker {
                         .unwrap_or_default();
                     match e.action.as_deref() {
                         Some("start") => {
-                            self.watch = Some(w);
-                            let running = self.started(&e).await;
-                            w = self.watch.take().expect("put back above");
-                            match running {
-                                Ok(r) => {
-                                    changed |= r.is_some();
-                                    if r.is_some() {
-                                        w.unreported.insert(id.clone());
-                                    }
-                                    w.containers.insert(id, r);
+                            // `w` stays taken: looking the container up
+                            // needs the client, not the store.
+                            match self.started(&e).await {
+                                Ok(Ok(a)) => {
+                                    changed = true;
+                                    w.unreported.insert(id.clone());
+                                    w.containers.insert(id, Some(a));
+                                }
+                                Ok(Err(warning)) => {
+                                    w.warnings.push(warning);
+                                    w.containers.insert(id, None);
                                 }
                                 // The engine went away: look again, which
                                 // reports the trouble.
