@@ -188,29 +188,11 @@ pub(crate) async fn observe(
     } else {
         Some(to_json(&warnings)?)
     };
-    sqlx::query("UPDATE environments SET last_reporter = $2, last_warnings = $3 WHERE id = $1")
-        .bind(e.id)
-        .bind(reporter)
-        .bind(warnings)
-        .execute(&mut *c)
-        .await?;
     let in_time = match (e.observed_to, e.observed_interval_ms) {
         (Some(to), Some(i)) => now - to <= allowance(i),
         _ => false,
     };
-    if in_time {
-        sqlx::query(
-            "UPDATE environments SET observed_to = $2, observed_interval_ms = $3, \
-             observed_reports = observed_reports + 1, last_reported_at = $2 WHERE id = $1",
-        )
-        .bind(e.id)
-        .bind(now)
-        .bind(interval_ms)
-        .execute(&mut *c)
-        .await?;
-        return Ok(());
-    }
-    if let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
+    if !in_time && let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
         sqlx::query(
             "INSERT INTO env_coverage (env_id, from_ts, to_ts, interval_ms, reports) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -222,13 +204,22 @@ pub(crate) async fn observe(
         .execute(&mut *c)
         .await?;
     }
-    sqlx::query(
-        "UPDATE environments SET observed_from = $2, observed_to = $2, observed_interval_ms = $3, \
-         observed_reports = 1, last_reported_at = $2 WHERE id = $1",
-    )
+    // One statement a heartbeat: in time, the stretch grows; late, a new
+    // one starts here.
+    let stretch = if in_time {
+        "observed_reports = observed_reports + 1"
+    } else {
+        "observed_from = $2, observed_reports = 1"
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE environments SET {stretch}, observed_to = $2, observed_interval_ms = $3, \
+         last_reported_at = $2, last_reporter = $4, last_warnings = $5 WHERE id = $1"
+    )))
     .bind(e.id)
     .bind(now)
     .bind(interval_ms)
+    .bind(reporter)
+    .bind(warnings)
     .execute(&mut *c)
     .await?;
     Ok(())

@@ -39,6 +39,9 @@ pub struct ReportStored {
     pub changes: Vec<Change>,
     pub artifacts: u64,
     pub instances: u64,
+    /// What the report said runs, handed back so the caller need not keep
+    /// a copy of it.
+    pub running: RunningSet,
 }
 
 /// An artifact running in a snapshot.
@@ -413,32 +416,25 @@ async fn index_at(c: &mut AnyConnection, env_id: i64, t: i64) -> StoreResult<i64
     })
 }
 
-fn resolve_index(env: &EnvRow, at: At, expr: &str) -> StoreResult<Option<i64>> {
-    let latest = env.latest_index;
-    Ok(match at {
-        At::Latest => Some(latest),
-        At::Index(n) => {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            if n > latest {
-                return Err(StoreError::NotFound {
-                    what: "snapshot",
-                    name: format!("{expr}' (environment '{}' has {latest} snapshots", env.name),
-                });
-            }
-            Some(n)
-        }
-        At::Behind(n) => {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            if n >= latest {
-                return Err(StoreError::NotFound {
-                    what: "snapshot",
-                    name: format!("{expr}' (environment '{}' has {latest} snapshots", env.name),
-                });
-            }
-            Some(latest - n)
-        }
-        At::Time(_) => None,
-    })
+/// The number `at` names among `total` snapshots (0 when there are none
+/// yet), or None for a time, which needs a lookup.
+fn numbered(at: At, total: i64, env: &str, expr: &str) -> StoreResult<Option<i64>> {
+    let not_found = || StoreError::NotFound {
+        what: "snapshot",
+        name: format!("{expr}' (environment '{env}' has {total} snapshots"),
+    };
+    let n = match at {
+        At::Time(_) => return Ok(None),
+        At::Latest => total,
+        At::Index(n) => i64::try_from(n).unwrap_or(i64::MAX),
+        At::Behind(b) => total.saturating_sub(i64::try_from(b).unwrap_or(i64::MAX)),
+    };
+    // `~N` reaching before the first snapshot names nothing; `ENV~0` of an
+    // environment never reported to is its (empty) latest.
+    if n > total || n < 0 || (n == 0 && total > 0) {
+        return Err(not_found());
+    }
+    Ok(Some(n))
 }
 
 impl Store {
@@ -510,6 +506,7 @@ impl Store {
                             changes: vec![],
                             artifacts,
                             instances,
+                            running: report.running,
                         });
                     }
 
@@ -597,6 +594,7 @@ impl Store {
                         changes,
                         artifacts,
                         instances,
+                        running: report.running,
                     })
                 })
             })
@@ -617,12 +615,10 @@ impl Store {
         if e.kind.is_logical() {
             return logical_snapshot(&mut c, &e, at, expr).await;
         }
-        let idx = match resolve_index(&e, at, expr)? {
-            Some(i) => i,
-            None => match at {
-                At::Time(t) => index_at(&mut c, e.id, t).await?,
-                _ => 0,
-            },
+        let idx = match (numbered(at, e.latest_index, &e.name, expr)?, at) {
+            (Some(n), _) => n,
+            (None, At::Time(t)) => index_at(&mut c, e.id, t).await?,
+            (None, _) => 0,
         };
         physical_snapshot(&mut c, &e, idx).await
     }
@@ -867,12 +863,8 @@ async fn logical_snapshot(
             n - 1
         )
     };
-    let not_found = || StoreError::NotFound {
-        what: "snapshot",
-        name: format!("{expr}' (environment '{}' has {total} snapshots", e.name),
-    };
-    let (index, t) = match at {
-        At::Time(t) => {
+    let (index, t) = match (numbered(at, total, &e.name, expr)?, at) {
+        (None, At::Time(t)) => {
             let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT COUNT(*) FROM env_snapshots WHERE env_id IN ({ids}) AND ts <= $1"
             )))
@@ -882,16 +874,8 @@ async fn logical_snapshot(
             .try_get(0)?;
             (n, t)
         }
-        other => {
-            let n = match other {
-                At::Latest => total,
-                At::Index(n) => i64::try_from(n).unwrap_or(i64::MAX),
-                At::Behind(b) => total - i64::try_from(b).unwrap_or(i64::MAX),
-                At::Time(_) => unreachable!("handled above"),
-            };
-            if n > total || n < 0 || (n == 0 && total > 0) {
-                return Err(not_found());
-            }
+        (n, _) => {
+            let n = n.unwrap_or(0);
             if n == 0 {
                 (0, 0)
             } else {

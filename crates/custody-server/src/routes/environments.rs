@@ -161,7 +161,6 @@ pub async fn report(
     let (kind, interval_s, reporter) = (report.kind, report.interval_s, report.reporter.clone());
     let warnings = report.warnings.clone();
     let running = report.into_running_set().map_err(bad)?;
-    let keys: Vec<ArtifactKey> = running.iter().map(|(k, _)| k.clone()).collect();
     let stored = s
         .store
         .report_environment(
@@ -179,15 +178,18 @@ pub async fn report(
         .await?;
     // Who knows what only matters when what runs changed.
     let unknown = if stored.changed {
-        let fps: Vec<String> = keys
+        let fps: Vec<String> = stored
+            .running
             .iter()
-            .map(|k| k.fingerprint.clone())
+            .map(|(k, _)| k.fingerprint.clone())
             .filter(|f| !f.is_empty())
             .collect();
         let known = flows_by_fingerprint(&s, caller.0.org_id, &fps).await?;
-        keys.iter()
-            .filter(|k| !known.contains_key(&k.fingerprint))
-            .map(|k| k.name.clone())
+        stored
+            .running
+            .iter()
+            .filter(|(k, _)| !known.contains_key(&k.fingerprint))
+            .map(|(k, _)| k.name.clone())
             .collect()
     } else {
         vec![]
