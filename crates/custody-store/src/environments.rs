@@ -41,11 +41,18 @@ pub(crate) struct EnvRow {
     pub last_reporter: Option<String>,
     pub last_warnings: Option<String>,
     pub created_at: i64,
+    /// What runs in the latest snapshot: artifacts and instances.
+    pub latest_counts: Option<(i64, i64)>,
 }
 
-const ENV_COLUMNS: &str = "id, name, kind, description, archived_at, latest_index, counts_digest, \
-     last_reported_at, last_changed_at, observed_from, observed_to, observed_interval_ms, \
-     observed_reports, created_at, last_reporter, last_warnings";
+/// Every environment query reads the same columns, with the latest
+/// snapshot's counts joined in: showing a list costs one query, not one a
+/// row.
+const ENV_SELECT: &str = "SELECT e.id, e.name, e.kind, e.description, e.archived_at, e.latest_index, \
+     e.counts_digest, e.last_reported_at, e.last_changed_at, e.observed_from, e.observed_to, \
+     e.observed_interval_ms, e.observed_reports, e.created_at, e.last_reporter, e.last_warnings, \
+     s.artifacts, s.instances FROM environments e \
+     LEFT JOIN env_snapshots s ON s.env_id = e.id AND s.idx = e.latest_index";
 
 fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
     let kind: String = r.try_get(2)?;
@@ -67,12 +74,19 @@ fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
         created_at: r.try_get(13)?,
         last_reporter: r.try_get(14)?,
         last_warnings: r.try_get(15)?,
+        latest_counts: match (
+            r.try_get::<Option<i64>, _>(16)?,
+            r.try_get::<Option<i64>, _>(17)?,
+        ) {
+            (Some(a), Some(i)) => Some((a, i)),
+            _ => None,
+        },
     })
 }
 
 pub(crate) async fn env_row(c: &mut AnyConnection, org_id: i64, name: &str) -> StoreResult<EnvRow> {
     let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENV_COLUMNS} FROM environments WHERE org_id = $1 AND name = $2"
+        "{ENV_SELECT} WHERE e.org_id = $1 AND e.name = $2"
     )))
     .bind(org_id)
     .bind(name)
@@ -85,13 +99,8 @@ pub(crate) async fn env_row(c: &mut AnyConnection, org_id: i64, name: &str) -> S
 /// The physical members of a logical environment, by name.
 pub(crate) async fn members(c: &mut AnyConnection, logical_id: i64) -> StoreResult<Vec<EnvRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM environment_members m JOIN environments e ON e.id = m.physical_id \
-         WHERE m.logical_id = $1 ORDER BY e.name",
-        ENV_COLUMNS
-            .split(", ")
-            .map(|c| format!("e.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{ENV_SELECT} JOIN environment_members m ON m.physical_id = e.id \
+         WHERE m.logical_id = $1 ORDER BY e.name"
     )))
     .bind(logical_id)
     .fetch_all(&mut *c)
@@ -125,17 +134,7 @@ async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
     };
     let last_report = match (e.last_reported_at, e.kind.is_logical()) {
         (Some(at), false) => {
-            let counts = sqlx::query(
-                "SELECT artifacts, instances FROM env_snapshots WHERE env_id = $1 AND idx = $2",
-            )
-            .bind(e.id)
-            .bind(e.latest_index)
-            .fetch_optional(&mut *c)
-            .await?;
-            let (artifacts, instances): (i64, i64) = match counts {
-                Some(r) => (r.try_get(0)?, r.try_get(1)?),
-                None => (0, 0),
-            };
+            let (artifacts, instances) = e.latest_counts.unwrap_or((0, 0));
             Some(LastReport {
                 at,
                 reporter: e.last_reporter.clone(),
@@ -355,7 +354,7 @@ impl Store {
     ) -> StoreResult<Vec<Environment>> {
         let mut c = self.db.read.acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENV_COLUMNS} FROM environments WHERE org_id = $1 AND ($2 = 1 OR archived_at IS NULL) ORDER BY name"
+            "{ENV_SELECT} WHERE e.org_id = $1 AND ($2 = 1 OR e.archived_at IS NULL) ORDER BY e.name"
         )))
         .bind(org_id)
         .bind(i64::from(include_archived))

@@ -294,15 +294,6 @@ fn parse_ref(env: &str, at: Option<&str>) -> ApiResult<(SnapshotRef, String)> {
     Ok((r, expr))
 }
 
-async fn load_snapshot(
-    s: &AppState,
-    org_id: i64,
-    r: &SnapshotRef,
-    expr: &str,
-) -> ApiResult<StoredSnapshot> {
-    Ok(s.store.snapshot(org_id, &r.environment, r.at, expr).await?)
-}
-
 async fn snapshot_view(s: &AppState, org_id: i64, snap: StoredSnapshot) -> ApiResult<Snapshot> {
     let fps: Vec<String> = snap
         .running
@@ -373,7 +364,10 @@ pub async fn get_snapshot(
 ) -> ApiResult<Json<Snapshot>> {
     caller.require(Permission::Read)?;
     let (r, expr) = parse_ref(&env, q.at.as_deref())?;
-    let snap = load_snapshot(&s, caller.0.org_id, &r, &expr).await?;
+    let snap = s
+        .store
+        .snapshot(caller.0.org_id, &r.environment, r.at, &expr)
+        .await?;
     Ok(Json(snapshot_view(&s, caller.0.org_id, snap).await?))
 }
 
@@ -439,8 +433,14 @@ pub async fn diff_snapshots(
     let now = now_ms();
     let a = SnapshotRef::parse(&q.first, now).map_err(bad)?;
     let b = SnapshotRef::parse(&q.second, now).map_err(bad)?;
-    let sa = load_snapshot(&s, caller.0.org_id, &a, &q.first).await?;
-    let sb = load_snapshot(&s, caller.0.org_id, &b, &q.second).await?;
+    let sa = s
+        .store
+        .snapshot(caller.0.org_id, &a.environment, a.at, &q.first)
+        .await?;
+    let sb = s
+        .store
+        .snapshot(caller.0.org_id, &b.environment, b.at, &q.second)
+        .await?;
     let count = |snap: &StoredSnapshot| {
         let mut m: BTreeMap<ArtifactKey, u32> = BTreeMap::new();
         for r in &snap.running {

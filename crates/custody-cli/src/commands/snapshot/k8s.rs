@@ -216,17 +216,13 @@ impl K8s {
 }
 
 fn uid(p: &Pod) -> String {
-    p.metadata
-        .uid
-        .clone()
-        .or_else(|| {
-            Some(format!(
-                "{}/{}",
-                p.metadata.namespace.as_deref().unwrap_or(""),
-                p.metadata.name.as_deref().unwrap_or("")
-            ))
-        })
-        .unwrap_or_default()
+    p.metadata.uid.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            p.metadata.namespace.as_deref().unwrap_or(""),
+            p.metadata.name.as_deref().unwrap_or("")
+        )
+    })
 }
 
 /// Kosli counts pods in phase Running or Failed: a failed pod did run.
