@@ -6,8 +6,10 @@
 //! Architecture invariant: no I/O. Whether a control named by a policy
 //! exists, and the facts about running artifacts, come from the caller.
 
+pub mod evaluate;
 pub mod expr;
 pub mod policy;
 
+pub use evaluate::{ArtifactFacts, ArtifactVerdict, AttestationFact, RuleResult, TrailFacts};
 pub use expr::{Context, Expr, ExprError};
 pub use policy::{AttestationRule, BooleanRule, Policy, PolicyError};
