@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
+mod controls;
 mod runtime;
+pub use controls::*;
 pub use runtime::*;
 
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,9 @@ pub struct Flow {
     pub template_yaml: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Read by policy conditions as `flow.tags.<key>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -36,6 +36,19 @@ pub enum EntryKind {
     Snapshot,
     /// A report that changed nothing: the environment was observed.
     Heartbeat,
+    /// A policy version was created.
+    Policy,
+    /// Policies were attached to or detached from an environment.
+    PolicyAttachment,
+    /// A control was created or edited (a new version).
+    Control,
+    /// An artifact was allowlisted in an environment.
+    Allowlist,
+    /// An environment was judged against its policies: the inputs'
+    /// identities and every artifact's rule results.
+    Evaluation,
+    /// A notification action was created, changed or deleted.
+    Action,
 }
 
 impl EntryKind {
@@ -55,6 +68,12 @@ impl EntryKind {
             EntryKind::Environment => "environment",
             EntryKind::Snapshot => "snapshot",
             EntryKind::Heartbeat => "heartbeat",
+            EntryKind::Policy => "policy",
+            EntryKind::PolicyAttachment => "policy_attachment",
+            EntryKind::Control => "control",
+            EntryKind::Allowlist => "allowlist",
+            EntryKind::Evaluation => "evaluation",
+            EntryKind::Action => "action",
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod evaluate;
 pub mod expr;
 pub mod policy;
+pub mod rego;
 
 pub use evaluate::{ArtifactFacts, ArtifactVerdict, AttestationFact, RuleResult, TrailFacts};
 pub use expr::{Context, Expr, ExprError};

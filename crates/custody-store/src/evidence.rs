@@ -45,9 +45,41 @@ pub struct NewAttestation {
     pub evidence: Vec<NewEvidence>,
     /// For SBOM attestations: every component, stored row by row.
     pub components: Vec<custody_evidence::sbom::Component>,
+    /// For a decision: the control it was made for (which must exist).
+    pub control: Option<String>,
 }
 
 pub type NewEvidence = Evidence;
+
+/// The fingerprints an attestation can count for: the one it is bound by,
+/// those reported under its artifact name, or (for a trail attestation)
+/// every artifact of the trail.
+async fn trail_fingerprints(
+    c: &mut sqlx::AnyConnection,
+    trail_id: i64,
+    artifact: Option<&str>,
+    fingerprint: Option<&str>,
+) -> StoreResult<Vec<String>> {
+    if let Some(fp) = fingerprint {
+        return Ok(vec![fp.to_string()]);
+    }
+    let rows = match artifact {
+        Some(name) => {
+            sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1 AND template_name = $2")
+                .bind(trail_id)
+                .bind(name)
+                .fetch_all(&mut *c)
+                .await?
+        }
+        None => {
+            sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
+                .bind(trail_id)
+                .fetch_all(&mut *c)
+                .await?
+        }
+    };
+    rows.iter().map(|r| r.try_get(0).map_err(Into::into)).collect()
+}
 
 pub use Binding as AttestationBinding;
 
@@ -94,6 +126,18 @@ impl Store {
                             }
                         }
                     };
+                    let mut data = n.data;
+                    if let Some(control) = &n.control {
+                        let version = crate::policies::control_version(c, org_id, control)
+                            .await
+                            .map_err(|e| match e {
+                                StoreError::NotFound { .. } => StoreError::Unprocessable(format!(
+                                    "control '{control}' does not exist: create it with `custody create control {control} --name ...`"
+                                )),
+                                other => other,
+                            })?;
+                        data = json!({"control": control, "control_version": version});
+                    }
                     let now = now_ms();
                     let a = Attestation {
                         id: n.id,
@@ -105,7 +149,7 @@ impl Store {
                         fingerprint,
                         compliant: n.compliant,
                         reasons: n.reasons,
-                        data: n.data,
+                        data,
                         user_data: n.user_data,
                         annotations: n.annotations,
                         external_urls: n.external_urls,
@@ -117,8 +161,8 @@ impl Store {
                         created_at: now,
                     };
                     sqlx::query(
-                        "INSERT INTO attestations (id, org_id, trail_id, name, kind, artifact_name, fingerprint, compliant, doc, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        "INSERT INTO attestations (id, org_id, trail_id, name, kind, artifact_name, fingerprint, compliant, doc, created_at, control) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .bind(&a.id)
                     .bind(org_id)
@@ -130,6 +174,7 @@ impl Store {
                     .bind(i64::from(a.compliant))
                     .bind(to_json(&a)?)
                     .bind(now)
+                    .bind(n.control.clone())
                     .execute(&mut *c)
                     .await?;
                     for e in &a.evidence {
@@ -167,6 +212,10 @@ impl Store {
                             .append(c, EntryKind::Evidence, &json!({"attestation_id": a.id, "sha256": e.sha256, "filename": e.filename, "size": e.size}))
                             .await?;
                     }
+                    // Environments where the artifacts this evidence is
+                    // about run are judged again.
+                    let fps = trail_fingerprints(c, trail_id, a.artifact.as_deref(), a.fingerprint.as_deref()).await?;
+                    crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Attestation).await?;
                     Ok(a)
                 })
             })

@@ -205,6 +205,49 @@ impl Store {
             .await
     }
 
+    /// Sets and removes a flow's tags (read by policy conditions as
+    /// `flow.tags.<key>`).
+    pub async fn tag_flow(
+        &self,
+        p: &Principal,
+        name: &str,
+        set: std::collections::BTreeMap<String, String>,
+        unset: Vec<String>,
+    ) -> StoreResult<Flow> {
+        for k in set.keys().chain(unset.iter()) {
+            if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c == '=') {
+                return Err(StoreError::Unprocessable(format!(
+                    "invalid tag key '{k}': keys are non-empty, without spaces or '='"
+                )));
+            }
+        }
+        let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut flow = load_flow(c, org_id, &name).await?;
+                    for k in &unset {
+                        flow.tags.remove(k);
+                    }
+                    flow.tags.extend(set);
+                    let now = now_ms();
+                    sqlx::query("UPDATE flows SET tags = $3, updated_at = $4 WHERE org_id = $1 AND name = $2")
+                        .bind(org_id)
+                        .bind(&name)
+                        .bind(crate::policies::tags_json(&flow.tags)?)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?;
+                    ledger
+                        .append(c, EntryKind::Flow, &json!({"name": name, "tags": flow.tags}))
+                        .await?;
+                    load_flow(c, org_id, &name).await
+                })
+            })
+            .await
+    }
+
     pub async fn get_flow(&self, org_id: i64, name: &str) -> StoreResult<Flow> {
         let mut c = self.db.read.acquire().await?;
         load_flow(&mut c, org_id, name).await
@@ -422,6 +465,16 @@ impl Store {
                     .execute(&mut *c)
                     .await?;
                     ledger.append(c, EntryKind::Artifact, &a).await?;
+                    // The trail's compliance can change with a new artifact,
+                    // and with it the judgement of wherever its artifacts run.
+                    let fps: Vec<String> = sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
+                        .bind(trail_id)
+                        .fetch_all(&mut *c)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get(0))
+                        .collect::<Result<_, _>>()?;
+                    crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Artifact).await?;
                     Ok(a)
                 })
             })
@@ -528,7 +581,7 @@ impl Store {
     }
 }
 
-const FLOW_SELECT: &str = "SELECT f.name, f.description, f.template_version, t.yaml, f.created_at, f.updated_at \
+const FLOW_SELECT: &str = "SELECT f.name, f.description, f.template_version, t.yaml, f.created_at, f.updated_at, f.tags \
      FROM flows f LEFT JOIN flow_templates t ON t.flow_id = f.id AND t.version = f.template_version";
 
 async fn load_flow(c: &mut AnyConnection, org_id: i64, name: &str) -> StoreResult<Flow> {
@@ -551,6 +604,10 @@ fn flow_from_row(r: &AnyRow) -> StoreResult<Flow> {
         template_yaml: r.try_get(3)?,
         created_at: r.try_get(4)?,
         updated_at: r.try_get(5)?,
+        tags: match r.try_get::<Option<String>, _>(6)? {
+            Some(t) => from_json("flow tags", &t)?,
+            None => Default::default(),
+        },
     })
 }
 

@@ -19,11 +19,14 @@ mod blobs;
 mod components;
 mod db;
 mod environments;
+mod evaluation;
+mod facts;
 mod error;
 mod evidence;
 mod flows;
 pub mod interval_tree;
 pub mod ledger;
+mod policies;
 mod runtime;
 mod util;
 
@@ -34,6 +37,8 @@ pub use environments::NewEnvironment;
 pub use error::{StoreError, StoreResult};
 pub use evidence::{AttestationBinding, NewAttestation, NewEvidence};
 pub use flows::{NewTrail, TrailData};
+pub use evaluation::Judgement;
+pub use policies::NewPolicy;
 pub use runtime::{NewReport, ReportStored, RunningArtifact, StoredEvent, StoredSnapshot};
 
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::environments::{EnvRow, env_row, members, observe};
+use crate::evaluation::{self, Cause};
 use crate::interval_tree::{OPEN, fork, path, path_inclusive, sql_list};
 use crate::ledger::LedgerWriter;
 use crate::util::{Binds, from_json, to_json};
@@ -42,6 +43,9 @@ pub struct ReportStored {
     /// What the report said runs, handed back so the caller need not keep
     /// a copy of it.
     pub running: RunningSet,
+    /// The evaluation a new snapshot caused, when policies judge the
+    /// environment.
+    pub compliance: Option<custody_api::EnvironmentCompliance>,
 }
 
 /// An artifact running in a snapshot.
@@ -70,6 +74,9 @@ pub struct StoredSnapshot {
     pub changes: Vec<Change>,
     /// For a logical environment: the member snapshots it joins.
     pub members: Vec<(String, u64)>,
+    /// The latest evaluation of this snapshot against the environment's
+    /// policies; none when no policy judged it.
+    pub compliance: Option<custody_api::EnvironmentCompliance>,
 }
 
 #[derive(Debug, Clone)]
@@ -507,6 +514,7 @@ impl Store {
                             artifacts,
                             instances,
                             running: report.running,
+                            compliance: None,
                         });
                     }
 
@@ -588,6 +596,9 @@ impl Store {
                             }),
                         )
                         .await?;
+                    let keys: Vec<ArtifactKey> = report.running.iter().map(|(k, _)| k.clone()).collect();
+                    let env_ref = evaluation::EnvRef { id: e.id, name: &env, snapshot: n };
+                    let evaluated = evaluation::evaluate(c, &mut ledger, org_id, &env_ref, Some(&keys), Cause::Snapshot).await?;
                     Ok(ReportStored {
                         changed: true,
                         snapshot: n as u64,
@@ -595,6 +606,7 @@ impl Store {
                         artifacts,
                         instances,
                         running: report.running,
+                        compliance: evaluated.map(|ev| ev.now),
                     })
                 })
             })
@@ -815,6 +827,7 @@ async fn physical_snapshot(
         running: vec![],
         changes: vec![],
         members: vec![],
+        compliance: None,
     };
     if idx <= 0 {
         return Ok(empty);
@@ -831,12 +844,14 @@ async fn physical_snapshot(
         .into_iter()
         .map(|(ch, _)| ch)
         .collect();
+    let compliance = evaluation::for_snapshot(c, e.id, idx).await?;
     Ok(StoredSnapshot {
         index: idx as u64,
         timestamp: ts,
         replaced_at,
         running,
         changes,
+        compliance,
         ..empty
     })
 }
@@ -919,6 +934,7 @@ async fn logical_snapshot(
         running,
         changes: vec![],
         members: member_snaps,
+        compliance: None,
     })
 }
 

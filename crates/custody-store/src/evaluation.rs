@@ -1,0 +1,477 @@
+//! Judging an environment against its policies, inside the write that
+//! changed something it depends on: a new snapshot, a policy attached,
+//! detached or given a new version, an allowlist entry, or evidence for an
+//! artifact that runs there. Each evaluation is a row in `env_evaluations`
+//! and an `evaluation` ledger entry naming its inputs (snapshot, policy
+//! versions and their SHA-256, allowlisted fingerprints, the trails read)
+//! and every artifact's rule results.
+//!
+//! An environment with no policy is UNKNOWN, never compliant; it is only
+//! recorded as such when it stops being judged (the last policy detached).
+
+use std::collections::{BTreeMap, HashSet};
+
+use custody_api::{ComplianceStatus, EnvironmentCompliance, PolicyEvaluation, PolicyKind};
+use custody_ledger::EntryKind;
+use custody_policy::ArtifactFacts;
+use custody_policy::rego::Place;
+use custody_runtime::ArtifactKey;
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+
+use crate::facts;
+use crate::interval_tree::{OPEN, path_inclusive, sql_list};
+use crate::ledger::LedgerWriter;
+use crate::policies::{AttachedPolicy, attached};
+use crate::util::{from_json, now_ms, to_json};
+use crate::{StoreError, StoreResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    Snapshot,
+    PolicyAttached,
+    PolicyDetached,
+    PolicyUpdated,
+    Allowlist,
+    Attestation,
+    Artifact,
+}
+
+impl Cause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Snapshot => "snapshot",
+            Cause::PolicyAttached => "policy-attached",
+            Cause::PolicyDetached => "policy-detached",
+            Cause::PolicyUpdated => "policy-updated",
+            Cause::Allowlist => "allowlist",
+            Cause::Attestation => "attestation",
+            Cause::Artifact => "artifact",
+        }
+    }
+}
+
+/// An evaluation just recorded, and the status before it.
+#[derive(Debug, Clone)]
+pub(crate) struct Evaluated {
+    pub previous: ComplianceStatus,
+    pub now: EnvironmentCompliance,
+}
+
+/// Who the environment is, for an evaluation.
+pub(crate) struct EnvRef<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub snapshot: i64,
+}
+
+/// Judges a set of artifacts by policies: the pure part, also used by
+/// `assert artifact`.
+pub(crate) fn judge(
+    policies: &[AttachedPolicy],
+    facts: &[ArtifactFacts],
+    place: Place<'_>,
+) -> StoreResult<Vec<PolicyEvaluation>> {
+    policies
+        .iter()
+        .map(|p| {
+            let verdicts = match p.kind {
+                PolicyKind::Kosli => {
+                    let parsed = custody_policy::Policy::from_yaml(&p.content).map_err(|e| {
+                        StoreError::Corrupt(format!("stored policy '{}' v{}: {e}", p.name, p.version))
+                    })?;
+                    facts.iter().map(|f| parsed.evaluate(f)).collect::<Vec<_>>()
+                }
+                PolicyKind::Rego => {
+                    let rego = custody_policy::rego::EnvironmentPolicy::compile(&p.content)
+                        .map_err(|e| {
+                            StoreError::Corrupt(format!(
+                                "stored policy '{}' v{}: {e}",
+                                p.name, p.version
+                            ))
+                        })?;
+                    facts
+                        .iter()
+                        .map(|f| rego.evaluate(place, f))
+                        .collect::<Vec<_>>()
+                }
+            };
+            Ok(PolicyEvaluation {
+                policy: p.name.clone(),
+                version: p.version,
+                sha256: p.sha256.clone(),
+                compliant: verdicts.iter().all(|v| v.compliant),
+                artifacts: verdicts,
+            })
+        })
+        .collect()
+}
+
+/// What runs in the environment's latest snapshot.
+pub(crate) async fn running_keys(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<ArtifactKey>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT a.name, a.fingerprint FROM env_intervals i JOIN runtime_artifacts a ON a.id = i.artifact_id \
+         WHERE i.env_id = $1 AND i.node IN ({}) AND i.last_idx = {OPEN} ORDER BY a.name",
+        sql_list(&path_inclusive(OPEN))
+    )))
+    .bind(env_id)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ArtifactKey {
+                name: r.try_get(0)?,
+                fingerprint: hex::encode(r.try_get::<Vec<u8>, _>(1)?),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn allowlisted(c: &mut AnyConnection, env_id: i64) -> StoreResult<HashSet<String>> {
+    let rows = sqlx::query("SELECT fingerprint FROM allowlist WHERE env_id = $1")
+        .bind(env_id)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+async fn env_ref(c: &mut AnyConnection, env_id: i64) -> StoreResult<(String, i64)> {
+    let r = sqlx::query("SELECT name, latest_index FROM environments WHERE id = $1")
+        .bind(env_id)
+        .fetch_one(&mut *c)
+        .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+/// [`evaluate`] for an environment known by id, at its latest snapshot.
+pub(crate) async fn evaluate_by_id(
+    c: &mut AnyConnection,
+    ledger: &mut LedgerWriter,
+    org_id: i64,
+    env_id: i64,
+    cause: Cause,
+) -> StoreResult<Option<Evaluated>> {
+    let (name, snapshot) = env_ref(c, env_id).await?;
+    let env = EnvRef {
+        id: env_id,
+        name: &name,
+        snapshot,
+    };
+    evaluate(c, ledger, org_id, &env, None, cause).await
+}
+
+pub(crate) async fn evaluate_env(
+    c: &mut AnyConnection,
+    ledger: &mut LedgerWriter,
+    org_id: i64,
+    e: &crate::environments::EnvRow,
+    running: Option<&[ArtifactKey]>,
+    cause: Cause,
+) -> StoreResult<Option<Evaluated>> {
+    let env = EnvRef {
+        id: e.id,
+        name: &e.name,
+        snapshot: e.latest_index,
+    };
+    evaluate(c, ledger, org_id, &env, running, cause).await
+}
+
+/// Judges the environment and records the result. Nothing is recorded for
+/// an environment that has no policy and never had one judging it.
+pub(crate) async fn evaluate(
+    c: &mut AnyConnection,
+    ledger: &mut LedgerWriter,
+    org_id: i64,
+    env: &EnvRef<'_>,
+    running: Option<&[ArtifactKey]>,
+    cause: Cause,
+) -> StoreResult<Option<Evaluated>> {
+    let r = sqlx::query("SELECT compliance, evaluation_seq FROM environments WHERE id = $1")
+        .bind(env.id)
+        .fetch_one(&mut *c)
+        .await?;
+    let previous = match r.try_get::<Option<String>, _>(0)? {
+        Some(s) => ComplianceStatus::parse(&s)
+            .ok_or_else(|| StoreError::Corrupt(format!("environment compliance '{s}'")))?,
+        None => ComplianceStatus::Unknown,
+    };
+    let seq: i64 = r.try_get::<i64, _>(1)? + 1;
+    let policies = attached(c, env.id).await?;
+    if policies.is_empty() && previous == ComplianceStatus::Unknown {
+        return Ok(None);
+    }
+    let keys = match running {
+        Some(k) => k.to_vec(),
+        None => running_keys(c, env.id).await?,
+    };
+    let allow = allowlisted(c, env.id).await?;
+    let facts = facts::gather(c, org_id, &keys, &allow).await?;
+    let place = Place {
+        environment: Some(env.name),
+        snapshot: Some(env.snapshot.max(0) as u64),
+    };
+    let evaluations = judge(&policies, &facts, place)?;
+    let status = if policies.is_empty() {
+        ComplianceStatus::Unknown
+    } else if evaluations.iter().all(|p| p.compliant) {
+        ComplianceStatus::Compliant
+    } else {
+        ComplianceStatus::NonCompliant
+    };
+    let now = now_ms();
+    let value = EnvironmentCompliance {
+        environment: env.name.to_string(),
+        status,
+        evaluation: seq,
+        snapshot: env.snapshot.max(0) as u64,
+        evaluated_at: now,
+        cause: cause.as_str().into(),
+        policies: evaluations,
+    };
+    sqlx::query(
+        "INSERT INTO env_evaluations (env_id, seq, snapshot_idx, ts, status, cause, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(env.id)
+    .bind(seq)
+    .bind(env.snapshot)
+    .bind(now)
+    .bind(status.as_str())
+    .bind(cause.as_str())
+    .bind(to_json(&value)?)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("UPDATE environments SET compliance = $2, evaluation_seq = $3 WHERE id = $1")
+        .bind(env.id)
+        .bind(status.as_str())
+        .bind(seq)
+        .execute(&mut *c)
+        .await?;
+    let trails: BTreeMap<&str, Vec<String>> = facts
+        .iter()
+        .filter(|f| !f.trails.is_empty())
+        .map(|f| {
+            (
+                f.fingerprint.as_str(),
+                f.trails
+                    .iter()
+                    .map(|t| format!("{}/{}", t.flow, t.trail))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut allowed: Vec<&String> = allow.iter().collect();
+    allowed.sort();
+    ledger
+        .append(
+            c,
+            EntryKind::Evaluation,
+            &json!({
+                "environment": env.name,
+                "evaluation": seq,
+                "snapshot": env.snapshot,
+                "cause": cause.as_str(),
+                "status": status.as_str(),
+                "inputs": {
+                    "policies": policies.iter().map(|p| json!({"name": p.name, "version": p.version, "sha256": p.sha256})).collect::<Vec<_>>(),
+                    "allowlisted": allowed,
+                    "trails": trails,
+                },
+                "results": value.policies,
+            }),
+        )
+        .await?;
+    Ok(Some(Evaluated {
+        previous,
+        now: value,
+    }))
+}
+
+/// Environments with policies where any of `fingerprints` runs now:
+/// those that evidence about the fingerprints can change.
+pub(crate) async fn environments_running(
+    c: &mut AnyConnection,
+    org_id: i64,
+    fingerprints: &[String],
+) -> StoreResult<Vec<i64>> {
+    let mut out: Vec<i64> = Vec::new();
+    for fp in fingerprints.iter().collect::<HashSet<_>>() {
+        let Ok(bytes) = hex::decode(fp) else { continue };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT i.env_id FROM runtime_artifacts a JOIN env_intervals i ON i.artifact_id = a.id \
+             JOIN environment_policies ep ON ep.env_id = i.env_id \
+             WHERE a.org_id = $1 AND a.fingerprint = $2 AND i.last_idx = {OPEN}"
+        )))
+        .bind(org_id)
+        .bind(bytes)
+        .fetch_all(&mut *c)
+        .await?;
+        for r in rows {
+            let id: i64 = r.try_get(0)?;
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Re-judges the environments where any of `fingerprints` runs.
+pub(crate) async fn evidence_changed(
+    c: &mut AnyConnection,
+    ledger: &mut LedgerWriter,
+    org_id: i64,
+    fingerprints: &[String],
+    cause: Cause,
+) -> StoreResult<Vec<Evaluated>> {
+    let mut out = Vec::new();
+    for env in environments_running(c, org_id, fingerprints).await? {
+        if let Some(e) = evaluate_by_id(c, ledger, org_id, env, cause).await? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// The latest evaluation of an environment that judged snapshot `idx` or
+/// an earlier one: what was known about that snapshot when it was current.
+pub(crate) async fn for_snapshot(
+    c: &mut AnyConnection,
+    env_id: i64,
+    idx: i64,
+) -> StoreResult<Option<EnvironmentCompliance>> {
+    let r = sqlx::query(
+        "SELECT doc FROM env_evaluations WHERE env_id = $1 AND snapshot_idx = $2 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(env_id)
+    .bind(idx)
+    .fetch_optional(&mut *c)
+    .await?;
+    match r {
+        Some(r) => Ok(Some(from_json("evaluation", &r.try_get::<String, _>(0)?)?)),
+        None => Ok(None),
+    }
+}
+
+/// Attached policies and facts for an ad-hoc judgement (assert).
+pub(crate) async fn facts_for(
+    c: &mut AnyConnection,
+    org_id: i64,
+    keys: &[ArtifactKey],
+    env_id: Option<i64>,
+) -> StoreResult<Vec<ArtifactFacts>> {
+    let allow = match env_id {
+        Some(id) => allowlisted(c, id).await?,
+        None => HashSet::new(),
+    };
+    facts::gather(c, org_id, keys, &allow).await
+}
+
+/// An artifact judged on demand (`assert artifact`).
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub facts: ArtifactFacts,
+    pub policies: Vec<PolicyEvaluation>,
+}
+
+impl crate::Store {
+    /// Judges one fingerprint by the policies attached to `environment`
+    /// (with its allowlist) and by `policies`, as they are now. Nothing is
+    /// recorded: this answers a question, it changes nothing.
+    pub async fn judge_artifact(
+        &self,
+        org_id: i64,
+        fingerprint: &str,
+        environment: Option<&str>,
+        policies: &[String],
+    ) -> StoreResult<Judgement> {
+        let mut c = self.db.read.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *c).await?;
+        let mut chosen = Vec::new();
+        let mut env_id = None;
+        let mut place = Place::default();
+        let mut name = None;
+        let env_row;
+        if let Some(env) = environment {
+            env_row = crate::environments::env_row(&mut tx, org_id, env).await?;
+            env_id = Some(env_row.id);
+            place = Place {
+                environment: Some(&env_row.name),
+                snapshot: Some(env_row.latest_index.max(0) as u64),
+            };
+            chosen = attached(&mut tx, env_row.id).await?;
+            if chosen.is_empty() && policies.is_empty() {
+                return Err(StoreError::Unprocessable(format!(
+                    "environment '{env}' has no policy attached, so its compliance is unknown: attach one with `custody attach-policy NAME --environment {env}`"
+                )));
+            }
+            name = running_keys(&mut tx, env_row.id)
+                .await?
+                .into_iter()
+                .find(|k| k.fingerprint == fingerprint)
+                .map(|k| k.name);
+        }
+        for (_, p) in crate::policies::by_names(&mut tx, org_id, policies).await? {
+            if !chosen.iter().any(|c: &AttachedPolicy| c.name == p.name) {
+                chosen.push(p);
+            }
+        }
+        let name = match name {
+            Some(n) => n,
+            None => sqlx::query(
+                "SELECT template_name FROM artifacts WHERE org_id = $1 AND fingerprint = $2 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(org_id)
+            .bind(fingerprint)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .unwrap_or_default(),
+        };
+        let key = ArtifactKey {
+            name,
+            fingerprint: fingerprint.to_string(),
+        };
+        let mut facts = facts_for(&mut tx, org_id, std::slice::from_ref(&key), env_id).await?;
+        let facts = facts
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("no facts for the artifact".into()))?;
+        let evaluations = judge(&chosen, std::slice::from_ref(&facts), place)?;
+        tx.commit().await?;
+        Ok(Judgement {
+            facts,
+            policies: evaluations,
+        })
+    }
+
+    /// Every trail that reported the fingerprint, as (flow, trail), in
+    /// report order; only those of `flow` when it is given.
+    pub async fn artifact_trails(
+        &self,
+        org_id: i64,
+        fingerprint: &str,
+        flow: Option<&str>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut c = self.db.read.acquire().await?;
+        // PostgreSQL cannot type a parameter that is only compared to NULL,
+        // so the flow filter is in the text or not at all.
+        let filter = if flow.is_some() { " AND f.name = $3" } else { "" };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT f.name, t.name, MIN(a.id) AS first FROM artifacts a JOIN trails t ON t.id = a.trail_id \
+             JOIN flows f ON f.id = a.flow_id WHERE a.org_id = $1 AND a.fingerprint = $2{filter} \
+             GROUP BY f.name, t.name ORDER BY first"
+        )))
+        .bind(org_id)
+        .bind(fingerprint);
+        if let Some(f) = flow {
+            q = q.bind(f);
+        }
+        let rows = q.fetch_all(&mut *c).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
