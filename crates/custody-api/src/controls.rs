@@ -191,7 +191,8 @@ pub struct TrailVerdict {
     pub status: custody_domain::compliance::Status,
     #[serde(default)]
     pub reasons: Vec<String>,
-    pub html_url: String,
+    /// The trail in the API, relative to the server.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

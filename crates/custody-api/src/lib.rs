@@ -299,6 +299,9 @@ pub struct AttestationInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub results: Option<Box<serde_json::value::RawValue>>,
+    /// For `decision`: the control it is made for (it must exist).
+    #[serde(default)]
+    pub control: Option<String>,
     /// For `sarif`: the lowest level that fails, `error` (default),
     /// `warning` or `note`.
     #[serde(default)]

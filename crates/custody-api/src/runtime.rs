@@ -43,7 +43,14 @@ pub struct Environment {
     /// The last report: who sent it, what it could not read, what runs.
     #[serde(default)]
     pub last_report: Option<LastReport>,
+    /// As of its latest evaluation; UNKNOWN while no policy judges it.
+    #[serde(default = "unknown")]
+    pub compliance: crate::ComplianceStatus,
     pub created_at: i64,
+}
+
+fn unknown() -> crate::ComplianceStatus {
+    crate::ComplianceStatus::Unknown
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -181,6 +188,10 @@ pub struct Snapshot {
     /// For a logical environment: which snapshot of each member it joins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MemberSnapshot>,
+    /// The latest judgement of this snapshot by the environment's
+    /// policies; absent when none judged it (compliance UNKNOWN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<crate::EnvironmentCompliance>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod controls;
 mod runtime;
+pub use controls::*;
 pub use runtime::*;
 
 #[derive(Parser, Debug)]
@@ -97,6 +99,22 @@ pub enum Command {
     /// Archive an environment.
     #[command(subcommand)]
     Archive(ArchiveCmd),
+    /// Attach policies to environments (they are judged again at once).
+    AttachPolicy(AttachPolicyArgs),
+    /// Detach policies from environments (with none left, compliance is UNKNOWN).
+    DetachPolicy(AttachPolicyArgs),
+    /// Allowlist an artifact in an environment.
+    #[command(subcommand)]
+    Allow(AllowCmd),
+    /// Gate a deployment: exit 0 when compliant, 1 when not.
+    #[command(subcommand)]
+    Assert(AssertCmd),
+    /// Evaluate a Rego policy against trails or any JSON, here.
+    #[command(subcommand)]
+    Evaluate(EvaluateCmd),
+    /// Set or remove tags.
+    #[command(subcommand)]
+    Tag(TagCmd),
     /// Show the organisation, account and role of the API key.
     Whoami,
 }
@@ -200,6 +218,10 @@ pub enum CreateCmd {
     },
     /// Create or update an environment.
     Environment(CreateEnvironmentArgs),
+    /// Create a policy, or its next version (policy v1 YAML or Rego).
+    Policy(CreatePolicyArgs),
+    /// Create a control, or its next version.
+    Control(CreateControlArgs),
     /// Create a custom attestation type (or its next version).
     AttestationType {
         name: String,
@@ -277,6 +299,25 @@ pub enum AttestCmd {
     Grype(AttestSeverityArgs),
     /// Report an SBOM (CycloneDX JSON/XML or SPDX JSON/tag-value).
     Sbom(AttestSbomArgs),
+    /// Report a decision, optionally for a control.
+    Decision(AttestDecisionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AttestDecisionArgs {
+    /// Artifact to fingerprint and bind to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// The control the decision is for (it must exist).
+    #[arg(long, env = "CUSTODY_CONTROL", value_parser = NonEmptyStringValueParser::new())]
+    pub control: Option<String>,
+    /// The verdict: --compliant=false for a rejection.
+    #[arg(long, short = 'C', env = "CUSTODY_COMPLIANT", num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub compliant: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 /// Where an attestation goes.
@@ -510,6 +551,20 @@ pub enum GetCmd {
     Snapshot {
         expression: String,
     },
+    /// A policy, at its latest version or --version.
+    Policy {
+        name: String,
+        #[arg(long, env = "CUSTODY_VERSION")]
+        version: Option<i64>,
+    },
+    /// A control and its versions.
+    Control {
+        identifier: String,
+    },
+    /// An environment's latest evaluation against its policies.
+    Compliance {
+        environment: String,
+    },
     /// Download an evidence file, checking its SHA-256.
     Evidence {
         sha256: String,
@@ -536,6 +591,12 @@ pub enum ListCmd {
     },
     ServiceAccounts,
     AttestationTypes,
+    Policies,
+    Controls,
+    /// The artifacts allowlisted in an environment.
+    Allowlist {
+        environment: String,
+    },
     Environments {
         /// Include archived environments.
         #[arg(long, env = "CUSTODY_ARCHIVED")]

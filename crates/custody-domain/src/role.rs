@@ -32,6 +32,12 @@ pub enum Permission {
     ReportAttestations,
     ManageAttestationTypes,
     ManageServiceAccounts,
+    /// Create policy versions, attach and detach them, allowlist artifacts.
+    ManagePolicies,
+    /// Create and edit controls.
+    ManageControls,
+    /// Create, change and delete notification actions.
+    ManageActions,
 }
 
 impl Role {
@@ -59,7 +65,12 @@ impl Role {
         match p {
             Read => true,
             ReportSnapshots => self >= Role::Snapshotter,
-            WriteFlows | ReportAttestations | ManageAttestationTypes => self >= Role::Member,
+            WriteFlows
+            | ReportAttestations
+            | ManageAttestationTypes
+            | ManagePolicies
+            | ManageActions => self >= Role::Member,
+            ManageControls => self >= Role::Admin,
             // Managing accounts is restricted further by `can_grant`: nobody
             // hands out more than they hold.
             ManageServiceAccounts => self >= Role::Member,

@@ -90,13 +90,14 @@ impl RegoPolicy {
     /// policy fails before any input is read.
     pub fn compile(text: &str) -> Result<RegoPolicy, RegoError> {
         let mut engine = Engine::new();
-        let package = engine
-            .add_policy(FILE.into(), text.into())
-            .map_err(|e| {
-                let (line, message) = diagnostic(&e.to_string());
-                RegoError::Parse(at(line, "rego_parse_error", &message))
-            })?;
-        let package = package.strip_prefix("data.").unwrap_or(&package).to_string();
+        let package = engine.add_policy(FILE.into(), text.into()).map_err(|e| {
+            let (line, message) = diagnostic(&e.to_string());
+            RegoError::Parse(at(line, "rego_parse_error", &message))
+        })?;
+        let package = package
+            .strip_prefix("data.")
+            .unwrap_or(&package)
+            .to_string();
         if package != "policy" {
             return Err(RegoError::Package(package));
         }
@@ -276,7 +277,11 @@ impl EnvironmentPolicy {
                     .into_iter()
                     .map(|v| rule(false, false, Some(v)))
                     .collect(),
-                Err(e) => vec![rule(false, false, Some(format!("policy evaluation error: {e}")))],
+                Err(e) => vec![rule(
+                    false,
+                    false,
+                    Some(format!("policy evaluation error: {e}")),
+                )],
             }
         };
         ArtifactVerdict {
@@ -299,11 +304,11 @@ mod tests {
     const DENY_ALL: &str = "package policy\n\nimport rego.v1\n\ndefault allow := false\n\nviolations contains \"always denied\" if true\n";
     const DENY_NO_VIOLATIONS: &str = "package policy\n\ndefault allow := false\n";
     const NO_PACKAGE_POLICY: &str = "package foo\n\nallow := true\n";
-    const NO_ALLOW: &str = "package policy\n\nimport rego.v1\n\nviolations contains \"x\" if true\n";
+    const NO_ALLOW: &str =
+        "package policy\n\nimport rego.v1\n\nviolations contains \"x\" if true\n";
     const INVALID: &str = "package policy\n\nallow if {{ \n";
     const UNSAFE: &str = "package policy\n\nimport rego.v1\n\nallow if {\n    true\n}\n\nviolations contains msg if {\n    x == 1\n    msg := \"m\"\n}\n";
-    const UNDEFINED_ALLOW: &str =
-        "package policy\n\nimport rego.v1\n\nallow if input.score > 3\n";
+    const UNDEFINED_ALLOW: &str = "package policy\n\nimport rego.v1\n\nallow if input.score > 3\n";
     const THRESHOLD: &str = r#"package policy
 
 import rego.v1
@@ -346,14 +351,18 @@ violations contains msg if {
 
     fn trail_input() -> serde_json::Value {
         json!({"trail": {"name": "release-42", "compliance_state": "COMPLIANT",
-            "compliance_status": {"status": "COMPLIANT", "is_compliant": true, "attestations_statuses": {
-                "pull-request": {"attestation_name": "pull-request", "attestation_type": "pull_request", "is_compliant": true},
-                "unit-tests": {"attestation_name": "unit-tests", "attestation_type": "junit", "is_compliant": true},
-                "snyk-scan": {"attestation_name": "snyk-scan", "attestation_type": "snyk", "is_compliant": false}
-            }}}})
+        "compliance_status": {"status": "COMPLIANT", "is_compliant": true, "attestations_statuses": {
+            "pull-request": {"attestation_name": "pull-request", "attestation_type": "pull_request", "is_compliant": true},
+            "unit-tests": {"attestation_name": "unit-tests", "attestation_type": "junit", "is_compliant": true},
+            "snyk-scan": {"attestation_name": "snyk-scan", "attestation_type": "snyk", "is_compliant": false}
+        }}}})
     }
 
-    fn eval(policy: &str, input: serde_json::Value, params: Option<serde_json::Value>) -> Result<Decision, RegoError> {
+    fn eval(
+        policy: &str,
+        input: serde_json::Value,
+        params: Option<serde_json::Value>,
+    ) -> Result<Decision, RegoError> {
         RegoPolicy::compile(policy)?.evaluate(input, params)
     }
 
@@ -361,18 +370,29 @@ violations contains msg if {
     fn kosli_cases() {
         assert_eq!(
             eval(ALLOW_ALL, trail_input(), None).unwrap(),
-            Decision { allow: true, violations: vec![] }
+            Decision {
+                allow: true,
+                violations: vec![]
+            }
         );
         assert_eq!(
             eval(DENY_ALL, trail_input(), None).unwrap(),
-            Decision { allow: false, violations: vec!["always denied".into()] }
+            Decision {
+                allow: false,
+                violations: vec!["always denied".into()]
+            }
         );
         assert_eq!(
             eval(DENY_NO_VIOLATIONS, trail_input(), None).unwrap(),
-            Decision { allow: false, violations: vec![] }
+            Decision {
+                allow: false,
+                violations: vec![]
+            }
         );
         assert_eq!(
-            eval(NO_PACKAGE_POLICY, trail_input(), None).unwrap_err().to_string(),
+            eval(NO_PACKAGE_POLICY, trail_input(), None)
+                .unwrap_err()
+                .to_string(),
             "policy package must be 'package policy', got 'foo'"
         );
         assert_eq!(
@@ -382,16 +402,30 @@ violations contains msg if {
         let e = eval(INVALID, trail_input(), None).unwrap_err().to_string();
         assert!(e.starts_with("failed to parse policy: policy.rego:"), "{e}");
         let e = eval(UNSAFE, trail_input(), None).unwrap_err().to_string();
-        assert!(e.starts_with("policy.rego:10: rego_unsafe_var_error"), "{e}");
+        assert!(
+            e.starts_with("policy.rego:10: rego_unsafe_var_error"),
+            "{e}"
+        );
         assert_eq!(
             eval(UNDEFINED_ALLOW, json!({"score": 1}), None).unwrap_err(),
             RegoError::Undefined
         );
         assert_eq!(
             eval(THRESHOLD, json!({"score": 5}), None).unwrap(),
-            Decision { allow: false, violations: vec!["score 5 is below threshold 10".into()] }
+            Decision {
+                allow: false,
+                violations: vec!["score 5 is below threshold 10".into()]
+            }
         );
-        assert!(eval(THRESHOLD, json!({"score": 5}), Some(json!({"threshold": 3}))).unwrap().allow);
+        assert!(
+            eval(
+                THRESHOLD,
+                json!({"score": 5}),
+                Some(json!({"threshold": 3}))
+            )
+            .unwrap()
+            .allow
+        );
         assert!(eval(REALISTIC, trail_input(), None).unwrap().allow);
         let d = eval(
             REALISTIC,
@@ -401,7 +435,10 @@ violations contains msg if {
         .unwrap();
         assert_eq!(
             d.violations,
-            ["attestation 'sbom' is missing", "attestation 'snyk-scan' is non-compliant"]
+            [
+                "attestation 'sbom' is missing",
+                "attestation 'snyk-scan' is non-compliant"
+            ]
         );
     }
 
@@ -416,11 +453,20 @@ violations contains msg if {
             fingerprint: "ab".repeat(32),
             ..Default::default()
         };
-        let place = Place { environment: Some("prod"), snapshot: Some(3) };
+        let place = Place {
+            environment: Some("prod"),
+            snapshot: Some(3),
+        };
         let v = p.evaluate(place, &a);
         assert!(!v.compliant);
-        assert_eq!(v.reasons().collect::<Vec<_>>(), ["nginx has no provenance in prod"]);
-        let allowed = ArtifactFacts { allowlisted: true, ..a };
+        assert_eq!(
+            v.reasons().collect::<Vec<_>>(),
+            ["nginx has no provenance in prod"]
+        );
+        let allowed = ArtifactFacts {
+            allowlisted: true,
+            ..a
+        };
         assert!(p.evaluate(place, &allowed).compliant);
     }
 }

@@ -43,6 +43,7 @@ pub(crate) struct EnvRow {
     pub created_at: i64,
     /// What runs in the latest snapshot: artifacts and instances.
     pub latest_counts: Option<(i64, i64)>,
+    pub compliance: Option<String>,
 }
 
 /// Every environment query reads the same columns, with the latest
@@ -51,7 +52,7 @@ pub(crate) struct EnvRow {
 const ENV_SELECT: &str = "SELECT e.id, e.name, e.kind, e.description, e.archived_at, e.latest_index, \
      e.counts_digest, e.last_reported_at, e.last_changed_at, e.observed_from, e.observed_to, \
      e.observed_interval_ms, e.observed_reports, e.created_at, e.last_reporter, e.last_warnings, \
-     s.artifacts, s.instances FROM environments e \
+     s.artifacts, s.instances, e.compliance FROM environments e \
      LEFT JOIN env_snapshots s ON s.env_id = e.id AND s.idx = e.latest_index";
 
 fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
@@ -81,6 +82,7 @@ fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
             (Some(a), Some(i)) => Some((a, i)),
             _ => None,
         },
+        compliance: r.try_get(18)?,
     })
 }
 
@@ -158,6 +160,11 @@ async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
         latest_snapshot: latest.max(0) as u64,
         last_reported_at: e.last_reported_at,
         last_changed_at: e.last_changed_at,
+        compliance: e
+            .compliance
+            .as_deref()
+            .and_then(custody_api::ComplianceStatus::parse)
+            .unwrap_or(custody_api::ComplianceStatus::Unknown),
         created_at: e.created_at,
     })
 }

@@ -78,7 +78,10 @@ pub(crate) fn judge(
             let verdicts = match p.kind {
                 PolicyKind::Kosli => {
                     let parsed = custody_policy::Policy::from_yaml(&p.content).map_err(|e| {
-                        StoreError::Corrupt(format!("stored policy '{}' v{}: {e}", p.name, p.version))
+                        StoreError::Corrupt(format!(
+                            "stored policy '{}' v{}: {e}",
+                            p.name, p.version
+                        ))
                     })?;
                     facts.iter().map(|f| parsed.evaluate(f)).collect::<Vec<_>>()
                 }
@@ -108,7 +111,10 @@ pub(crate) fn judge(
 }
 
 /// What runs in the environment's latest snapshot.
-pub(crate) async fn running_keys(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<ArtifactKey>> {
+pub(crate) async fn running_keys(
+    c: &mut AnyConnection,
+    env_id: i64,
+) -> StoreResult<Vec<ArtifactKey>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT a.name, a.fingerprint FROM env_intervals i JOIN runtime_artifacts a ON a.id = i.artifact_id \
          WHERE i.env_id = $1 AND i.node IN ({}) AND i.last_idx = {OPEN} ORDER BY a.name",
@@ -127,7 +133,10 @@ pub(crate) async fn running_keys(c: &mut AnyConnection, env_id: i64) -> StoreRes
         .collect()
 }
 
-pub(crate) async fn allowlisted(c: &mut AnyConnection, env_id: i64) -> StoreResult<HashSet<String>> {
+pub(crate) async fn allowlisted(
+    c: &mut AnyConnection,
+    env_id: i64,
+) -> StoreResult<HashSet<String>> {
     let rows = sqlx::query("SELECT fingerprint FROM allowlist WHERE env_id = $1")
         .bind(env_id)
         .fetch_all(&mut *c)
@@ -447,6 +456,27 @@ impl crate::Store {
         })
     }
 
+    /// The latest evaluation of an environment, if any policy ever judged
+    /// it.
+    pub async fn latest_evaluation(
+        &self,
+        org_id: i64,
+        env: &str,
+    ) -> StoreResult<Option<EnvironmentCompliance>> {
+        let mut c = self.db.read.acquire().await?;
+        let e = crate::environments::env_row(&mut c, org_id, env).await?;
+        let r = sqlx::query(
+            "SELECT doc FROM env_evaluations WHERE env_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(e.id)
+        .fetch_optional(&mut *c)
+        .await?;
+        match r {
+            Some(r) => Ok(Some(from_json("evaluation", &r.try_get::<String, _>(0)?)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Every trail that reported the fingerprint, as (flow, trail), in
     /// report order; only those of `flow` when it is given.
     pub async fn artifact_trails(
@@ -458,7 +488,11 @@ impl crate::Store {
         let mut c = self.db.read.acquire().await?;
         // PostgreSQL cannot type a parameter that is only compared to NULL,
         // so the flow filter is in the text or not at all.
-        let filter = if flow.is_some() { " AND f.name = $3" } else { "" };
+        let filter = if flow.is_some() {
+            " AND f.name = $3"
+        } else {
+            ""
+        };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT f.name, t.name, MIN(a.id) AS first FROM artifacts a JOIN trails t ON t.id = a.trail_id \
              JOIN flows f ON f.id = a.flow_id WHERE a.org_id = $1 AND a.fingerprint = $2{filter} \

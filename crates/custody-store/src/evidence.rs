@@ -64,13 +64,13 @@ async fn trail_fingerprints(
         return Ok(vec![fp.to_string()]);
     }
     let rows = match artifact {
-        Some(name) => {
-            sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1 AND template_name = $2")
-                .bind(trail_id)
-                .bind(name)
-                .fetch_all(&mut *c)
-                .await?
-        }
+        Some(name) => sqlx::query(
+            "SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1 AND template_name = $2",
+        )
+        .bind(trail_id)
+        .bind(name)
+        .fetch_all(&mut *c)
+        .await?,
         None => {
             sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
                 .bind(trail_id)
@@ -78,7 +78,9 @@ async fn trail_fingerprints(
                 .await?
         }
     };
-    rows.iter().map(|r| r.try_get(0).map_err(Into::into)).collect()
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
 }
 
 pub use Binding as AttestationBinding;

@@ -101,7 +101,8 @@ pub(crate) async fn gather(
     )
     .await?
     {
-        let (fp, trail, name): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let (fp, trail, name): (String, i64, String) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
         let list = reported.entry(fp).or_default();
         if !list.iter().any(|(t, n)| *t == trail && *n == name) {
             list.push((trail, name));
@@ -233,7 +234,11 @@ pub(crate) async fn gather(
             allowlisted: !a.fingerprint.is_empty() && allowlisted.contains(&a.fingerprint),
             trails: vec![],
         };
-        for (trail_id, template_name) in reported.get(&a.fingerprint).map(|v| v.as_slice()).unwrap_or(&[]) {
+        for (trail_id, template_name) in reported
+            .get(&a.fingerprint)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+        {
             let Some(t) = trails.get(trail_id) else {
                 continue;
             };

@@ -75,7 +75,10 @@ async fn policy_environments(c: &mut AnyConnection, policy_id: i64) -> StoreResu
 }
 
 /// The latest version of each policy attached to an environment, by name.
-pub(crate) async fn attached(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<AttachedPolicy>> {
+pub(crate) async fn attached(
+    c: &mut AnyConnection,
+    env_id: i64,
+) -> StoreResult<Vec<AttachedPolicy>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{POLICY_SELECT} AND v.version = p.latest_version \
          JOIN environment_policies ep ON ep.policy_id = p.id WHERE ep.env_id = $1 ORDER BY p.name"
@@ -445,7 +448,11 @@ impl Store {
     }
 
     /// Every version of a control, oldest first.
-    pub async fn control_versions(&self, org_id: i64, identifier: &str) -> StoreResult<Vec<Control>> {
+    pub async fn control_versions(
+        &self,
+        org_id: i64,
+        identifier: &str,
+    ) -> StoreResult<Vec<Control>> {
         let mut c = self.db.read.acquire().await?;
         let head = control_row(&mut c, org_id, identifier).await?;
         let rows = sqlx::query(
@@ -493,7 +500,12 @@ impl Store {
                 "an allowlist entry needs a reason".into(),
             ));
         }
-        let (org_id, org, env, who) = (p.org_id, p.org.clone(), env.to_string(), p.service_account.clone());
+        let (org_id, org, env, who) = (
+            p.org_id,
+            p.org.clone(),
+            env.to_string(),
+            p.service_account.clone(),
+        );
         self.db
             .write(move |c| {
                 Box::pin(async move {
@@ -586,12 +598,14 @@ async fn control_row(c: &mut AnyConnection, org_id: i64, identifier: &str) -> St
 }
 
 async fn control_id(c: &mut AnyConnection, org_id: i64, identifier: &str) -> StoreResult<i64> {
-    Ok(sqlx::query("SELECT id FROM controls WHERE org_id = $1 AND identifier = $2")
-        .bind(org_id)
-        .bind(identifier)
-        .fetch_one(&mut *c)
-        .await?
-        .try_get(0)?)
+    Ok(
+        sqlx::query("SELECT id FROM controls WHERE org_id = $1 AND identifier = $2")
+            .bind(org_id)
+            .bind(identifier)
+            .fetch_one(&mut *c)
+            .await?
+            .try_get(0)?,
+    )
 }
 
 /// The current version of a control, for a decision made now.

@@ -52,6 +52,14 @@ pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
         AttestCmd::Snyk(a) => severity(ctx, "snyk", a).await,
         AttestCmd::Trivy(a) => severity(ctx, "trivy", a).await,
         AttestCmd::Grype(a) => severity(ctx, "grype", a).await,
+        AttestCmd::Decision(a) => {
+            let extra = Extra {
+                compliant: Some(a.compliant),
+                control: a.control,
+                ..Extra::new("decision")
+            };
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
         AttestCmd::Sbom(a) => {
             check_target(&a.target)?;
             let report = reports::single("sbom", &a.file, "--file")?;
@@ -157,6 +165,7 @@ struct Extra {
     results: Option<Box<serde_json::value::RawValue>>,
     fail_on: Option<String>,
     severity_threshold: Option<String>,
+    control: Option<String>,
     /// The report files, uploaded next to --attachments.
     files: Vec<Attachment>,
 }
@@ -171,6 +180,7 @@ impl Extra {
             results: None,
             fail_on: None,
             severity_threshold: None,
+            control: None,
             files: vec![],
         }
     }
@@ -217,6 +227,7 @@ async fn evidence(
         results: extra.results,
         fail_on: extra.fail_on,
         severity_threshold: extra.severity_threshold,
+        control: extra.control,
         user_data: p.user_data,
         annotations: annotations(&e.annotate)?,
         external_urls: p.external_urls,

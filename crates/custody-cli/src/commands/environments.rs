@@ -233,6 +233,10 @@ fn print_snapshot(s: &Snapshot) {
         ("artifacts", s.artifacts.len().to_string()),
         ("unknown", s.unknown.to_string()),
     ]);
+    match &s.compliance {
+        Some(c) => super::controls::print_compliance(c),
+        None => println!("compliance   UNKNOWN (no policy judged this snapshot)"),
+    }
     if !s.members.is_empty() {
         let m: Vec<String> = s
             .members

@@ -160,6 +160,15 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
         GetCmd::Snapshot { expression } => {
             return super::environments::get_snapshot(&ctx, &expression).await;
         }
+        GetCmd::Policy { name, version } => {
+            return super::controls::get_policy(&ctx, &name, version).await;
+        }
+        GetCmd::Control { identifier } => {
+            return super::controls::get_control(&ctx, &identifier).await;
+        }
+        GetCmd::Compliance { environment } => {
+            return super::controls::get_compliance(&ctx, &environment).await;
+        }
         GetCmd::Evidence {
             sha256,
             output_file,
@@ -265,6 +274,11 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
                         .collect(),
                 )
             })?;
+        }
+        ListCmd::Policies => return super::controls::list_policies(&ctx).await,
+        ListCmd::Controls => return super::controls::list_controls(&ctx).await,
+        ListCmd::Allowlist { environment } => {
+            return super::controls::list_allowlist(&ctx, &environment).await;
         }
         ListCmd::Environments { archived } => {
             return super::environments::list(&ctx, archived).await;

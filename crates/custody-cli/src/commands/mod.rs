@@ -1,6 +1,8 @@
 mod admin;
 mod attest;
+mod controls;
 mod environments;
+mod evaluate;
 mod fingerprint;
 mod flows;
 mod parse;
@@ -23,7 +25,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn new(global: Global) -> anyhow::Result<Ctx> {
+    pub fn new(global: Global) -> anyhow::Result<Ctx> {
         if global.api_token.is_none() && !global.dry_run {
             bail!("--api-token is not set (or CUSTODY_API_TOKEN, or api-token in the config file)");
         }
@@ -80,6 +82,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(c) => environments::log(Ctx::new(cli.global)?, c).await,
         Command::Rename(c) => environments::rename(Ctx::new(cli.global)?, c).await,
         Command::Archive(c) => environments::archive(Ctx::new(cli.global)?, c).await,
+        Command::AttachPolicy(a) => controls::attach(Ctx::new(cli.global)?, a, true).await,
+        Command::DetachPolicy(a) => controls::attach(Ctx::new(cli.global)?, a, false).await,
+        Command::Allow(crate::cli::AllowCmd::Artifact(a)) => {
+            controls::allow(Ctx::new(cli.global)?, a).await
+        }
+        Command::Assert(crate::cli::AssertCmd::Artifact(a)) => {
+            controls::assert_artifact(Ctx::new(cli.global)?, a).await
+        }
+        Command::Assert(crate::cli::AssertCmd::Snapshot { expression }) => {
+            controls::assert_snapshot(Ctx::new(cli.global)?, &expression).await
+        }
+        Command::Evaluate(c) => evaluate::run(cli.global, c).await,
+        Command::Tag(crate::cli::TagCmd::Flow { name, set, unset }) => {
+            controls::tag_flow(Ctx::new(cli.global)?, name, set, unset).await
+        }
     }
 }
 

@@ -184,6 +184,18 @@ async fn evaluate(
             };
             ("generic".to_string(), ok, reasons, json!({}))
         }
+        "decision" => {
+            let ok = input.compliant.unwrap_or(true);
+            let reasons = if ok {
+                vec![]
+            } else {
+                vec!["the decision was non-compliant".to_string()]
+            };
+            if let Some(c) = &input.control {
+                custody_domain::names::validate("control identifier", c).map_err(|e| bad(&e))?;
+            }
+            ("decision".to_string(), ok, reasons, json!({}))
+        }
         "custom" => {
             let spec = input
                 .type_name
@@ -220,7 +232,7 @@ async fn evaluate(
         }
         other => {
             return Err(ApiError::bad_request(format!(
-                "unsupported attestation type '{other}': expected generic, custom, {}",
+                "unsupported attestation type '{other}': expected generic, custom, decision, {}",
                 tool_evidence::KINDS.join(", ")
             )));
         }
@@ -242,6 +254,7 @@ async fn evaluate(
         repo_info: input.repo_info,
         evidence: vec![],
         components,
+        control: input.control,
     })
 }
 

@@ -342,6 +342,7 @@ async fn snapshot_view(s: &AppState, org_id: i64, snap: StoredSnapshot) -> ApiRe
             .into_iter()
             .map(|(environment, index)| MemberSnapshot { environment, index })
             .collect(),
+        compliance: snap.compliance,
     })
 }
 

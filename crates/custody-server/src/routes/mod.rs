@@ -3,6 +3,7 @@
 
 mod attestations;
 mod components;
+mod controls;
 mod environments;
 mod evidence;
 mod flows;
@@ -29,7 +30,8 @@ pub const JSON_LIMIT: usize = 16 << 20;
     security(("bearer" = [])),
     tags(
         (name = "health"), (name = "orgs"), (name = "flows"), (name = "trails"),
-        (name = "artifacts"), (name = "attestations"), (name = "evidence"), (name = "environments")
+        (name = "artifacts"), (name = "attestations"), (name = "evidence"), (name = "environments"),
+        (name = "policies")
     )
 )]
 struct ApiDoc;
@@ -85,6 +87,19 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(environments::list_snapshots))
         .routes(routes!(environments::environment_events))
         .routes(routes!(environments::diff_snapshots))
+        .routes(routes!(controls::list_policies))
+        .routes(routes!(controls::put_policy, controls::get_policy))
+        .routes(routes!(
+            controls::attach_policies,
+            controls::detach_policies
+        ))
+        .routes(routes!(controls::list_controls))
+        .routes(routes!(controls::put_control, controls::get_control))
+        .routes(routes!(controls::control_versions))
+        .routes(routes!(controls::allow_artifact, controls::allowlist))
+        .routes(routes!(controls::compliance))
+        .routes(routes!(controls::tag_flow))
+        .routes(routes!(controls::assert_artifact))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(attestations::report_attestation))
