@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 mod controls;
+mod notifications;
 mod runtime;
 pub use controls::*;
+pub use notifications::*;
 pub use runtime::*;
 
 use serde::{Deserialize, Serialize};

@@ -136,6 +136,18 @@ pub struct ServerArgs {
     /// Largest upload one request may make, e.g. 1GiB, 500MB, 1048576.
     #[arg(long, env = "CUSTODY_MAX_UPLOAD", default_value = "1GiB", value_parser = parse_size)]
     pub max_upload: u64,
+    /// The server's address as users reach it, for links in notifications [default: http://<listen>]
+    #[arg(long, env = "CUSTODY_PUBLIC_URL", value_parser = NonEmptyStringValueParser::new())]
+    pub public_url: Option<String>,
+    /// Delay before a failed notification's first retry; each next one doubles (up to 1h), with jitter.
+    #[arg(long, env = "CUSTODY_NOTIFY_RETRY_BASE", default_value = "1s", value_parser = parse_delay)]
+    pub notify_retry_base: std::time::Duration,
+    /// How long a notification is retried before it is given up.
+    #[arg(long, env = "CUSTODY_NOTIFY_MAX_AGE", default_value = "24h", value_parser = parse_delay)]
+    pub notify_max_age: std::time::Duration,
+    /// How long one delivery attempt may take.
+    #[arg(long, env = "CUSTODY_NOTIFY_TIMEOUT", default_value = "10s", value_parser = parse_delay)]
+    pub notify_timeout: std::time::Duration,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +234,8 @@ pub enum CreateCmd {
     Policy(CreatePolicyArgs),
     /// Create a control, or its next version.
     Control(CreateControlArgs),
+    /// Create or replace a notification action (webhook or Slack).
+    Action(CreateActionArgs),
     /// Create a custom attestation type (or its next version).
     AttestationType {
         name: String,
@@ -593,6 +607,16 @@ pub enum ListCmd {
     AttestationTypes,
     Policies,
     Controls,
+    Actions,
+    /// Notification deliveries, newest first, with every attempt.
+    Deliveries {
+        /// Only this action's.
+        #[arg(long, env = "CUSTODY_ACTION")]
+        action: Option<String>,
+        /// At most this many (up to 1000).
+        #[arg(long, env = "CUSTODY_LIMIT", default_value_t = 50)]
+        limit: u32,
+    },
     /// The artifacts allowlisted in an environment.
     Allowlist {
         environment: String,

@@ -6,6 +6,7 @@
 //! handlers, is served at `/api/v1/openapi.json`.
 
 mod auth;
+pub mod delivery;
 mod error;
 mod routes;
 mod state;
@@ -39,6 +40,9 @@ pub struct ServerConfig {
     pub max_upload: u64,
     /// The admin key to create on first start; random when absent.
     pub bootstrap_token: Option<String>,
+    /// How notifications are delivered; `public_url` empty means the
+    /// address listened on.
+    pub delivery: delivery::DeliveryConfig,
 }
 
 /// Builds the application: every route, with its state.
@@ -98,10 +102,20 @@ pub async fn run(
         blobs,
         max_upload: cfg.max_upload,
     };
-    axum::serve(listener, app(state))
+    let mut delivery = cfg.delivery.clone();
+    if delivery.public_url.is_empty() {
+        delivery.public_url = format!("http://{addr}");
+    }
+    let worker = tokio::spawn(delivery::run(store.clone(), delivery));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("server failed")?;
+        .context("server failed");
+    // Attempts cut short here are still pending in the outbox, and go out
+    // on the next start.
+    worker.abort();
+    let _ = worker.await;
+    served?;
     store.close().await;
     Ok(())
 }

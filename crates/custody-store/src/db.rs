@@ -33,6 +33,9 @@ const MAX_BATCH: usize = 512;
 pub(crate) struct Db {
     pub backend: Backend,
     pub read: AnyPool,
+    /// Notified after every commit: the delivery worker waits on it, so an
+    /// enqueued event is sent as soon as its transaction is durable.
+    pub committed: std::sync::Arc<tokio::sync::Notify>,
     writer: Writer,
 }
 
@@ -101,6 +104,7 @@ impl Db {
         Ok(Db {
             backend: Backend::Sqlite,
             read,
+            committed: Default::default(),
             writer: Writer::Batched(tx),
         })
     }
@@ -119,6 +123,7 @@ impl Db {
         Ok(Db {
             backend: Backend::Postgres,
             read: pool.clone(),
+            committed: Default::default(),
             writer: Writer::Pool(pool),
         })
     }
@@ -138,6 +143,7 @@ impl Db {
                         tx.commit()
                             .await
                             .map_err(|e| StoreError::Commit(e.to_string()))?;
+                        self.committed.notify_one();
                         Ok(v)
                     }
                     Err(e) => {
@@ -168,9 +174,13 @@ impl Db {
                 jobs.send(job)
                     .await
                     .map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
-                answer.await.map_err(|_| {
+                let out = answer.await.map_err(|_| {
                     StoreError::Commit("the write could not be started; see the server log".into())
-                })?
+                })?;
+                if out.is_ok() {
+                    self.committed.notify_one();
+                }
+                out
             }
         }
     }

@@ -291,10 +291,13 @@ pub(crate) async fn evaluate(
             }),
         )
         .await?;
-    Ok(Some(Evaluated {
+    let evaluated = Evaluated {
         previous,
         now: value,
-    }))
+    };
+    let org = ledger.org().to_string();
+    crate::notifications::compliance_event(c, org_id, &org, env.id, &evaluated).await?;
+    Ok(Some(evaluated))
 }
 
 /// Environments with policies where any of `fingerprints` runs now:

@@ -45,6 +45,10 @@ impl LedgerWriter {
         })
     }
 
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
     pub async fn append(
         &mut self,
         conn: &mut AnyConnection,

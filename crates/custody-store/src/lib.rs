@@ -26,6 +26,7 @@ mod facts;
 mod flows;
 pub mod interval_tree;
 pub mod ledger;
+mod notifications;
 mod policies;
 mod runtime;
 mod util;
@@ -38,6 +39,7 @@ pub use error::{StoreError, StoreResult};
 pub use evaluation::Judgement;
 pub use evidence::{AttestationBinding, NewAttestation, NewEvidence};
 pub use flows::{NewTrail, TrailData};
+pub use notifications::{DueDelivery, Outcome};
 pub use policies::NewPolicy;
 pub use runtime::{NewReport, ReportStored, RunningArtifact, StoredEvent, StoredSnapshot};
 
@@ -49,6 +51,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<db::Db>,
+    /// Notified after writes that may have enqueued deliveries.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -56,7 +60,10 @@ impl Store {
     /// `postgres://...`.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let db = db::Db::open(url).await?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            outbox: db.committed.clone(),
+            db: Arc::new(db),
+        })
     }
 
     pub fn backend(&self) -> Backend {

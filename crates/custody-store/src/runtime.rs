@@ -599,6 +599,7 @@ impl Store {
                     let keys: Vec<ArtifactKey> = report.running.iter().map(|(k, _)| k.clone()).collect();
                     let env_ref = evaluation::EnvRef { id: e.id, name: &env, snapshot: n };
                     let evaluated = evaluation::evaluate(c, &mut ledger, org_id, &env_ref, Some(&keys), Cause::Snapshot).await?;
+                    crate::notifications::snapshot_events(c, org_id, &org, e.id, &env, n, now, &changes).await?;
                     Ok(ReportStored {
                         changed: true,
                         snapshot: n as u64,

@@ -175,3 +175,27 @@ pub enum TagCmd {
         unset: Vec<String>,
     },
 }
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["webhook", "slack"])))]
+pub struct CreateActionArgs {
+    pub name: String,
+    /// Environments it watches (repeatable, or comma-separated).
+    #[arg(long, short = 'e', env = "CUSTODY_ENVIRONMENT", required = true, value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub environment: Vec<String>,
+    /// non-compliant, compliant-again, unknown-artifact, artifact-started, artifact-stopped, reporter-silent (comma-separated or repeated).
+    #[arg(long, env = "CUSTODY_ON", required = true, value_delimiter = ',', value_parser = NonEmptyStringValueParser::new())]
+    pub on: Vec<String>,
+    /// POST a JSON body here.
+    #[arg(long, env = "CUSTODY_WEBHOOK", value_parser = NonEmptyStringValueParser::new())]
+    pub webhook: Option<String>,
+    /// Post a message to this Slack incoming-webhook URL.
+    #[arg(long, env = "CUSTODY_SLACK", value_parser = NonEmptyStringValueParser::new())]
+    pub slack: Option<String>,
+    /// Sign webhook bodies with HMAC-SHA256 under this key (X-Custody-Signature).
+    #[arg(long, env = "CUSTODY_SECRET", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
+    pub secret: Option<String>,
+    /// For reporter-silent: how many reporting intervals may pass without a report.
+    #[arg(long, env = "CUSTODY_SILENT_INTERVALS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub silent_intervals: Option<u32>,
+}

@@ -116,6 +116,28 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// `250ms`, `30s`, `5m`, `1h`, `7d` or plain seconds: for the server's
+/// delivery settings, where tests and tuning want sub-second values.
+pub fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("invalid duration '{s}': use e.g. 250ms, 30s, 5m, 1h or 1d");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => n,
+        "" | "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
+        _ => return Err(bad()),
+    };
+    if ms == 0 {
+        return Err(format!("duration '{s}' must be more than zero"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SnapshotCmd {
     /// Report the running containers of a Docker Engine (DOCKER_HOST honoured).

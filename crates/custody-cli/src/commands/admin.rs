@@ -18,6 +18,7 @@ pub async fn create(ctx: Ctx, cmd: CreateCmd) -> anyhow::Result<ExitCode> {
         CreateCmd::Environment(a) => return super::environments::create(ctx, a).await,
         CreateCmd::Policy(a) => return super::controls::create_policy(ctx, a).await,
         CreateCmd::Control(a) => return super::controls::create_control(ctx, a).await,
+        CreateCmd::Action(a) => return super::notifications::create_action(ctx, a).await,
         CreateCmd::Org { name } => {
             names::validate("org name", &name)?;
             let url = ctx.client.url(&["api", "v1", "orgs"]);

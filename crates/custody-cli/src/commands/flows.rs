@@ -277,6 +277,10 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
         }
         ListCmd::Policies => return super::controls::list_policies(&ctx).await,
         ListCmd::Controls => return super::controls::list_controls(&ctx).await,
+        ListCmd::Actions => return super::notifications::list_actions(&ctx).await,
+        ListCmd::Deliveries { action, limit } => {
+            return super::notifications::list_deliveries(&ctx, action.as_deref(), limit).await;
+        }
         ListCmd::Allowlist { environment } => {
             return super::controls::list_allowlist(&ctx, &environment).await;
         }

@@ -5,6 +5,7 @@ mod environments;
 mod evaluate;
 mod fingerprint;
 mod flows;
+mod notifications;
 mod parse;
 mod provenance;
 mod server;

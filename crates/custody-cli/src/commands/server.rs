@@ -24,6 +24,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         bootstrap_token: std::env::var("CUSTODY_BOOTSTRAP_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
+        delivery: custody_server::delivery::DeliveryConfig {
+            public_url: args.public_url.unwrap_or_default(),
+            retry_base: args.notify_retry_base,
+            max_age: args.notify_max_age,
+            timeout: args.notify_timeout,
+            ..Default::default()
+        },
     };
     custody_server::run(cfg, shutdown_signal())
         .await

@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod kube_api;
 pub mod moto;
+pub mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,33 @@ pub struct Server {
     child: Child,
     pub url: String,
     pub dir: tempfile::TempDir,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+}
+
+fn spawn(args: &[std::ffi::OsString], env: &[(String, String)]) -> (Child, String) {
+    let mut cmd = Command::new(bin());
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.args(args)
+        .env("CUSTODY_BOOTSTRAP_TOKEN", TOKEN)
+        .env_remove("CUSTODY_DATABASE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("custody server listening on ") {
+            break u.to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
 }
 
 impl Drop for Server {
@@ -75,33 +103,40 @@ impl Server {
 
     pub fn start_env(db: Db, extra: &[&str], env: &[(&str, &str)]) -> Option<Server> {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.envs(env.iter().copied());
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(extra)
-            .env("CUSTODY_BOOTSTRAP_TOKEN", TOKEN)
-            .env_remove("CUSTODY_DATABASE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "server".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            dir.path().join("data").into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
         if let Db::Postgres = db {
-            cmd.arg("--database").arg(postgres_url()?);
+            args.push("--database".into());
+            args.push(postgres_url()?.into());
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(u) = line.strip_prefix("custody server listening on ") {
-                break u.to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Some(Server { child, url, dir })
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, url) = spawn(&args, &env);
+        Some(Server {
+            child,
+            url,
+            dir,
+            args,
+            env,
+        })
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown of any kind) and
+    /// starts it again on the same data, on a new port.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url) = spawn(&self.args, &self.env);
+        self.child = child;
+        self.url = url;
     }
 
     pub fn custody(&self) -> Cli {

@@ -8,6 +8,7 @@ mod environments;
 mod evidence;
 mod flows;
 mod health;
+mod notifications;
 mod orgs;
 mod tool_evidence;
 mod types;
@@ -31,7 +32,7 @@ pub const JSON_LIMIT: usize = 16 << 20;
     tags(
         (name = "health"), (name = "orgs"), (name = "flows"), (name = "trails"),
         (name = "artifacts"), (name = "attestations"), (name = "evidence"), (name = "environments"),
-        (name = "policies")
+        (name = "policies"), (name = "notifications")
     )
 )]
 struct ApiDoc;
@@ -100,6 +101,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(controls::compliance))
         .routes(routes!(controls::tag_flow))
         .routes(routes!(controls::assert_artifact))
+        .routes(routes!(notifications::list_actions))
+        .routes(routes!(notifications::put_action))
+        .routes(routes!(notifications::list_deliveries))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(attestations::report_attestation))

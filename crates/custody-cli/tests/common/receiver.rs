@@ -1,0 +1,141 @@
+//! Webhook receivers on loopback: real HTTP/1.1 servers (keep-alive,
+//! Content-Length bodies) that record every request and answer as told.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    Ok,
+    /// 500 for the first N requests, then 200.
+    FailFirst(usize),
+    /// Never answers within the client's patience.
+    Hang(Duration),
+    /// 500, forever.
+    Always500,
+    /// 200 after a pause (a slow but healthy receiver).
+    Slow(Duration),
+}
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+    }
+}
+
+pub struct Receiver {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    pub fn start(behaviour: Behaviour) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || serve(conn, behaviour, seen));
+            }
+        });
+        Receiver { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve(conn: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Vec<Request>>>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = {
+            let mut s = seen.lock().unwrap();
+            s.push(Request {
+                path,
+                headers,
+                body,
+            });
+            s.len()
+        };
+        let status = match behaviour {
+            Behaviour::Ok => 200,
+            Behaviour::FailFirst(k) if n <= k => 500,
+            Behaviour::FailFirst(_) => 200,
+            Behaviour::Always500 => 500,
+            Behaviour::Hang(d) => {
+                std::thread::sleep(d);
+                200
+            }
+            Behaviour::Slow(d) => {
+                std::thread::sleep(d);
+                200
+            }
+        };
+        let reason = if status == 200 {
+            "OK"
+        } else {
+            "Internal Server Error"
+        };
+        let body = if status == 200 {
+            ""
+        } else {
+            "receiver is down"
+        };
+        let resp = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+            body.len()
+        );
+        if out.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
