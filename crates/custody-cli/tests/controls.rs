@@ -419,14 +419,14 @@ fn rego_evaluates_trails_and_inputs(db: Db) {
         "not-json",
     ])
     .fails(2, "failed to parse --params");
-    let foo = s.write("foo.rego", "package foo\n\nallow := true\n");
+    let wrong_package = s.write("foo.rego", "package foo\n\nallow := true\n");
     c.run(&[
         "evaluate",
         "input",
         "--input-file",
         input,
         "--policy",
-        foo.to_str().unwrap(),
+        wrong_package.to_str().unwrap(),
     ])
     .fails(2, "policy package must be 'package policy', got 'foo'");
     let undefined = s.write(

@@ -42,13 +42,14 @@ struct AttRow {
 
 /// Runs `sql` (with `{}` where the placeholders go) once per chunk of
 /// `values`, collecting the rows.
-async fn chunked<T: Clone + Send + Sync + 'static>(
+async fn chunked<T>(
     c: &mut AnyConnection,
     sql: &str,
     first: Option<i64>,
     values: &[T],
 ) -> StoreResult<Vec<sqlx::any::AnyRow>>
 where
+    T: Clone + Send + Sync + 'static,
     for<'q> T: sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     let mut out = Vec::new();

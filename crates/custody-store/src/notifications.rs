@@ -125,16 +125,29 @@ fn plural(n: usize, one: &str) -> String {
 
 /// Events for a new snapshot: what started (and what of it is unknown) and
 /// what stopped.
+/// Where and when a snapshot was taken, for its events.
+pub(crate) struct SnapshotTaken<'a> {
+    pub org_id: i64,
+    pub org: &'a str,
+    pub env_id: i64,
+    pub env: &'a str,
+    pub snapshot: i64,
+    pub at: i64,
+}
+
 pub(crate) async fn snapshot_events(
     c: &mut AnyConnection,
-    org_id: i64,
-    org: &str,
-    env_id: i64,
-    env: &str,
-    snapshot: i64,
-    at: i64,
+    taken: &SnapshotTaken<'_>,
     changes: &[Change],
 ) -> StoreResult<()> {
+    let SnapshotTaken {
+        org_id,
+        org,
+        env_id,
+        env,
+        snapshot,
+        at,
+    } = *taken;
     let wanted = wanted(
         c,
         env_id,

@@ -599,7 +599,15 @@ impl Store {
                     let keys: Vec<ArtifactKey> = report.running.iter().map(|(k, _)| k.clone()).collect();
                     let env_ref = evaluation::EnvRef { id: e.id, name: &env, snapshot: n };
                     let evaluated = evaluation::evaluate(c, &mut ledger, org_id, &env_ref, Some(&keys), Cause::Snapshot).await?;
-                    crate::notifications::snapshot_events(c, org_id, &org, e.id, &env, n, now, &changes).await?;
+                    let taken = crate::notifications::SnapshotTaken {
+                        org_id,
+                        org: &org,
+                        env_id: e.id,
+                        env: &env,
+                        snapshot: n,
+                        at: now,
+                    };
+                    crate::notifications::snapshot_events(c, &taken, &changes).await?;
                     Ok(ReportStored {
                         changed: true,
                         snapshot: n as u64,

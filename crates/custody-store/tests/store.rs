@@ -28,6 +28,7 @@ fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation 
         repo_info: None,
         evidence: vec![],
         components: vec![],
+        control: None,
     }
 }
 
