@@ -12,6 +12,7 @@ machine is shared and noisy. Build first: cargo build --release -p custody.
     bench/bench.py junit         # 30 MB JUnit report parsed and summarised vs Python junitparser (lxml)
     bench/bench.py reports       # 50 MB SARIF and SBOM, and a 10,000-component SBOM, ingested end to end
     bench/bench.py runtime       # reports of a 1,000-workload environment; 10,000 environments at ~170 reports/s
+    bench/bench.py controls      # policies over 1,000 running artifacts, assert latency, webhook latency and fan-out
 
 The history queries over 10 million change events are a Rust benchmark:
     cargo bench -p custody-store --bench runtime_history
@@ -464,10 +465,10 @@ class Http:
         u = urllib.parse.urlparse(url)
         self.conn = http.client.HTTPConnection(u.hostname, u.port)
 
-    def put(self, path, body):
+    def put(self, path, body, method="PUT"):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         t = time.perf_counter()
-        self.conn.request("PUT", path, body=data, headers={
+        self.conn.request(method, path, body=data, headers={
             "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
         r = self.conn.getresponse()
         out = r.read()
@@ -595,6 +596,147 @@ def bench_fleet():
         shutil.rmtree(data, ignore_errors=True)
 
 
+POLICY = """_schema: https://docs.kosli.com/schemas/policy/v1
+artifacts:
+  provenance:
+    required: true
+    exceptions:
+      - if: ${{ matches(artifact.name, "^registry.example.com/vendor/.*") }}
+  trail-compliance:
+    required: true
+  attestations:
+    - name: unit-tests
+      type: generic
+      if: ${{ flow.tags.risk-level == "high" }}
+"""
+
+
+def with_provenance(h, versions, flow):
+    """Reports every workload's fingerprint into its own trail of `flow`,
+    with a compliant unit-tests attestation."""
+    org = "/api/v1/orgs/default"
+    h.put(f"{org}/flows", {"name": flow})
+    h.put(f"{org}/flows/{flow}/tags", {"set": {"risk-level": "high"}}, method="PATCH")
+    for a in workloads(versions)["artifacts"]:
+        t = a["name"].rsplit("/", 1)[1].replace(":", "-")
+        h.put(f"{org}/flows/{flow}/trails", {"name": t})
+        h.put(f"{org}/flows/{flow}/trails/{t}/artifacts", {"name": "svc", "fingerprint": a["fingerprint"]}, method="POST")
+        h.put(f"{org}/flows/{flow}/trails/{t}/attestations",
+              {"name": "unit-tests", "type": "generic", "fingerprint": a["fingerprint"]}, method="POST")
+
+
+def bench_controls():
+    """Environment policies over 1,000 running artifacts, assert latency,
+    and notification latency and fan-out."""
+    import http.server
+    import threading
+    data = tempfile.mkdtemp(prefix="custody-controls-")
+    s = Server(data)
+    n = int(os.environ.get("CUSTODY_BENCH_REPORTS", "100"))
+    org = "/api/v1/orgs/default"
+    try:
+        h = Http(s.url)
+        versions = [0] * 1000
+        for env in ("judged", "unjudged"):
+            h.put(f"{org}/environments/{env}", {"type": "k8s"})
+            h.put(f"{org}/environments/{env}/report", json.dumps(workloads(versions)).encode())
+        with_provenance(h, versions, "svc")
+        h.put(f"{org}/policies/prod", {"content": POLICY})
+        h.put(f"{org}/environments/judged/policies", {"policy_names": ["prod"]}, method="POST")
+        print(f"## controls: an environment of 1,000 running artifacts, each with its own trail, "
+              f"judged by a policy v1 (provenance, trail compliance, one conditional attestation); SQLite, one node")
+        # Side by side: the same redeploy into an environment without a
+        # policy (the baseline) and one with (a full evaluation each time).
+        judged, unjudged = [], []
+        for i in range(n):
+            for env, out in (("judged", judged), ("unjudged", unjudged)):
+                v = list(versions)
+                v[i % 1000] = 0 if i % 2 else 1
+                dt, r = h.put(f"{org}/environments/{env}/report", workloads(v))
+                out.append(dt * 1000)
+        extra = [a - b for a, b in zip(judged, unjudged)]
+        print(f"  one redeploy, report latency: with policy p50 {pct(judged, .5):.1f} ms p99 {pct(judged, .99):.1f} ms; "
+              f"without p50 {pct(unjudged, .5):.1f} ms p99 {pct(unjudged, .99):.1f} ms; "
+              f"evaluation of 1,000 artifacts adds p50 {pct(extra, .5):.1f} ms p99 {pct(extra, .99):.1f} ms (target <= 100 ms)")
+        r = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"{s.url}{org}/environments/judged/compliance", headers={"Authorization": f"Bearer {TOKEN}"})).read())
+        fails = sum(1 for p in r["policies"] for a in p["artifacts"] if not a["compliant"])
+        print(f"  last evaluation: {r['status']}, {fails} of 1000 artifacts failing (the redeployed one has no provenance)")
+        fps = [a["fingerprint"] for a in workloads(versions)["artifacts"]]
+        lat = []
+        for i in range(1000):
+            dt, r = h.put(f"{org}/assert/artifact", {"fingerprint": fps[i], "environment": "judged"}, method="POST")
+            lat.append(dt * 1000)
+        print(f"  assert artifact --environment (policy evaluated on the request): p50 {pct(lat, .5):.2f} ms, "
+              f"p99 {pct(lat, .99):.2f} ms (target <= 10 ms), client-side over loopback")
+        lat = []
+        for i in range(1000):
+            dt, r = h.put(f"{org}/assert/artifact", {"fingerprint": fps[i], "flow": "svc"}, method="POST")
+            lat.append(dt * 1000)
+        print(f"  assert artifact --flow: p50 {pct(lat, .5):.2f} ms, p99 {pct(lat, .99):.2f} ms")
+
+        # Notifications: arrival time at a loopback receiver minus the
+        # moment the report that caused it was answered.
+        arrivals = []
+        lock = threading.Lock()
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with lock:
+                    arrivals.append((time.perf_counter(), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        hook = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+        h.put(f"{org}/environments/small", {"type": "k8s"})
+        h.put(f"{org}/actions/latency", {"environments": ["small"], "triggers": ["artifact-started"],
+                                         "target": {"type": "webhook", "url": hook}, "secret": "k"})
+        lat = []
+        for i in range(200):
+            arrivals.clear()
+            dt, r = h.put(f"{org}/environments/small/report", workloads([i]))
+            sent = time.perf_counter()
+            deadline = sent + 5
+            while not arrivals and time.perf_counter() < deadline:
+                time.sleep(0.0005)
+            lat.append((arrivals[0][0] - sent) * 1000)
+        print(f"  webhook, report answered -> body at the receiver: p50 {pct(lat, .5):.1f} ms, "
+              f"p99 {pct(lat, .99):.1f} ms (target p50 <= 100 ms)")
+        # Fan-out: 20 actions on one environment, 100 changing reports.
+        for k in range(20):
+            h.put(f"{org}/actions/fan-{k}", {"environments": ["small"], "triggers": ["artifact-stopped"],
+                                            "target": {"type": "webhook", "url": hook}})
+        arrivals.clear()
+        t0 = time.perf_counter()
+        reports = 100
+        for i in range(reports):
+            h.put(f"{org}/environments/small/report", workloads([1000 + i]))
+        want = reports * 20
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline:
+            with lock:
+                got = sum(1 for _, b in arrivals if b["trigger"] == "artifact-stopped")
+            if got >= want:
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+        print(f"  fan-out: {reports} reports x 20 actions = {want} webhook deliveries in {wall:.2f} s "
+              f"= {want / wall:.0f} deliveries/s end to end (target >= 1,000 events/s)")
+        srv.shutdown()
+    finally:
+        s.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if not os.path.exists(CUSTODY):
         raise SystemExit("build first: cargo build --release -p custody")
@@ -609,5 +751,6 @@ if __name__ == "__main__":
             "reports": bench_reports,
             "runtime": bench_runtime,
             "fleet": bench_fleet,
+            "controls": bench_controls,
         }[w]()
         print()
