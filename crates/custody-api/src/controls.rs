@@ -162,9 +162,31 @@ pub struct EnvironmentCompliance {
     pub snapshot: u64,
     pub evaluated_at: i64,
     /// Why it was evaluated: `snapshot`, `policy-attached`,
-    /// `policy-detached`, `allowlist`, `attestation`, `artifact`.
+    /// `policy-detached`, `policy-updated`, `allowlist`, `attestation`,
+    /// `artifact`, `flow-tags`, `template`.
     pub cause: String,
     pub policies: Vec<PolicyEvaluation>,
+    /// What it read, by identity.
+    #[serde(default)]
+    pub inputs: EvaluationInputs,
+}
+
+/// The identities of what an evaluation read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
+pub struct EvaluationInputs {
+    pub policies: Vec<PolicyRef>,
+    /// Fingerprints the environment allowlisted.
+    pub allowlisted: Vec<String>,
+    /// For each running fingerprint with provenance: its trails, as
+    /// `FLOW/TRAIL`.
+    pub trails: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyRef {
+    pub name: String,
+    pub version: i64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]

@@ -266,6 +266,21 @@ fn policies_judge_what_runs_and_gate_deployments(db: Db) {
     assert_eq!(comp["cause"], "allowlist");
     let out = c.run(&["assert", "snapshot", "prod"]).ok();
     assert!(out.stdout.starts_with("COMPLIANT"), "{}", out.stdout);
+    // Flow tags feed conditions: changing them judges again.
+    c.run(&["tag", "flow", "backend", "--unset", "risk-level"])
+        .ok();
+    let comp = json(&s, &["get", "compliance", "prod"]);
+    assert_eq!(comp["cause"], "flow-tags");
+    let unit = comp["policies"][0]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "app")
+        .unwrap()["rules"][2]
+        .clone();
+    assert_eq!(unit["ignored"], true, "{unit}");
+    c.run(&["tag", "flow", "backend", "--set", "risk-level=high"])
+        .ok();
     let list = json(&s, &["list", "allowlist", "prod"]);
     assert_eq!(list[0]["fingerprint"], motd.as_str());
 
@@ -279,6 +294,24 @@ fn policies_judge_what_runs_and_gate_deployments(db: Db) {
     assert_eq!(snap["compliance"]["cause"], "snapshot");
     c.run(&["assert", "snapshot", "prod"])
         .fails(1, "NON-COMPLIANT");
+    // A snapshot reuses the verdicts of what still runs; judging whole
+    // (anything but a snapshot does) finds the same.
+    let incremental = json(&s, &["get", "compliance", "prod"]);
+    c.run(&[
+        "allow",
+        "artifact",
+        "--fingerprint",
+        &motd,
+        "--environment",
+        "prod",
+        "--reason",
+        "static welcome file",
+    ])
+    .ok();
+    let whole = json(&s, &["get", "compliance", "prod"]);
+    assert_eq!(whole["cause"], "allowlist");
+    assert_eq!(incremental["policies"], whole["policies"]);
+    assert_eq!(incremental["inputs"], whole["inputs"]);
     // The earlier snapshot keeps the judgement it had.
     let first = json(&s, &["get", "snapshot", "prod#1"]);
     assert_eq!(first["compliance"]["status"], "COMPLIANT");

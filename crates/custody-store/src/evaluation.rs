@@ -2,21 +2,26 @@
 //! changed something it depends on: a new snapshot, a policy attached,
 //! detached or given a new version, an allowlist entry, or evidence for an
 //! artifact that runs there. Each evaluation is a row in `env_evaluations`
-//! and an `evaluation` ledger entry naming its inputs (snapshot, policy
-//! versions and their SHA-256, allowlisted fingerprints, the trails read)
-//! and every artifact's rule results.
+//! holding its inputs (snapshot, policy versions and their SHA-256,
+//! allowlisted fingerprints, the trails read) and every artifact's rule
+//! results, and an `evaluation` ledger entry with the row's SHA-256, the
+//! policy versions and what failed.
 //!
 //! An environment with no policy is UNKNOWN, never compliant; it is only
 //! recorded as such when it stops being judged (the last policy detached).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use custody_api::{ComplianceStatus, EnvironmentCompliance, PolicyEvaluation, PolicyKind};
+use custody_api::{
+    ComplianceStatus, EnvironmentCompliance, EvaluationInputs, PolicyEvaluation, PolicyKind,
+    PolicyRef,
+};
 use custody_ledger::EntryKind;
 use custody_policy::ArtifactFacts;
 use custody_policy::rego::Place;
 use custody_runtime::ArtifactKey;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 use crate::facts;
@@ -35,6 +40,8 @@ pub(crate) enum Cause {
     Allowlist,
     Attestation,
     Artifact,
+    FlowTags,
+    Template,
 }
 
 impl Cause {
@@ -47,6 +54,8 @@ impl Cause {
             Cause::Allowlist => "allowlist",
             Cause::Attestation => "attestation",
             Cause::Artifact => "artifact",
+            Cause::FlowTags => "flow-tags",
+            Cause::Template => "template",
         }
     }
 }
@@ -216,12 +225,42 @@ pub(crate) async fn evaluate(
         None => running_keys(c, env.id).await?,
     };
     let allow = allowlisted(c, env.id).await?;
-    let facts = facts::gather(c, org_id, &keys, &allow).await?;
-    let place = Place {
-        environment: Some(env.name),
-        snapshot: Some(env.snapshot.max(0) as u64),
+    let mut allowed: Vec<String> = allow.iter().cloned().collect();
+    allowed.sort();
+    let refs: Vec<PolicyRef> = policies
+        .iter()
+        .map(|p| PolicyRef {
+            name: p.name.clone(),
+            version: p.version,
+            sha256: p.sha256.clone(),
+        })
+        .collect();
+    // A new snapshot changes only what runs: every other input change
+    // judges the environment whole. So when the policies (policy v1, a
+    // pure function of an artifact's facts) and the allowlist are those of
+    // the last evaluation, artifacts that still run keep their verdicts and
+    // only the new ones are read and judged.
+    let reusable = if cause == Cause::Snapshot
+        && !policies.is_empty()
+        && policies.iter().all(|p| p.kind == PolicyKind::Kosli)
+    {
+        latest(c, env.id).await?.filter(|prev| {
+            same_refs(&prev.inputs.policies, &refs) && prev.inputs.allowlisted == allowed
+        })
+    } else {
+        None
     };
-    let evaluations = judge(&policies, &facts, place)?;
+    let (evaluations, trails) = match reusable {
+        Some(prev) => reuse(c, org_id, &policies, &keys, &allow, prev, env).await?,
+        None => {
+            let facts = facts::gather(c, org_id, &keys, &allow).await?;
+            let place = Place {
+                environment: Some(env.name),
+                snapshot: Some(env.snapshot.max(0) as u64),
+            };
+            (judge(&policies, &facts, place)?, trails_of(&facts))
+        }
+    };
     let status = if policies.is_empty() {
         ComplianceStatus::Unknown
     } else if evaluations.iter().all(|p| p.compliant) {
@@ -238,7 +277,17 @@ pub(crate) async fn evaluate(
         evaluated_at: now,
         cause: cause.as_str().into(),
         policies: evaluations,
+        inputs: EvaluationInputs {
+            policies: refs,
+            allowlisted: allowed,
+            trails,
+        },
     };
+    // The whole judgement is kept in its row; the ledger entry commits to
+    // that text by its SHA-256 and names what failed, so an environment of
+    // thousands of artifacts does not copy every passing rule into the log.
+    let doc = to_json(&value)?;
+    let doc_sha256 = hex::encode(Sha256::digest(doc.as_bytes()));
     sqlx::query(
         "INSERT INTO env_evaluations (env_id, seq, snapshot_idx, ts, status, cause, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -248,7 +297,7 @@ pub(crate) async fn evaluate(
     .bind(now)
     .bind(status.as_str())
     .bind(cause.as_str())
-    .bind(to_json(&value)?)
+    .bind(doc)
     .execute(&mut *c)
     .await?;
     sqlx::query("UPDATE environments SET compliance = $2, evaluation_seq = $3 WHERE id = $1")
@@ -257,21 +306,20 @@ pub(crate) async fn evaluate(
         .bind(seq)
         .execute(&mut *c)
         .await?;
-    let trails: BTreeMap<&str, Vec<String>> = facts
+    let failing: Vec<_> = value
+        .policies
         .iter()
-        .filter(|f| !f.trails.is_empty())
-        .map(|f| {
-            (
-                f.fingerprint.as_str(),
-                f.trails
-                    .iter()
-                    .map(|t| format!("{}/{}", t.flow, t.trail))
-                    .collect(),
-            )
+        .flat_map(|p| {
+            p.artifacts.iter().filter(|a| !a.compliant).map(move |a| {
+                json!({
+                    "policy": p.policy,
+                    "name": a.name,
+                    "fingerprint": a.fingerprint,
+                    "reasons": a.reasons().collect::<Vec<_>>(),
+                })
+            })
         })
         .collect();
-    let mut allowed: Vec<&String> = allow.iter().collect();
-    allowed.sort();
     ledger
         .append(
             c,
@@ -282,12 +330,10 @@ pub(crate) async fn evaluate(
                 "snapshot": env.snapshot,
                 "cause": cause.as_str(),
                 "status": status.as_str(),
-                "inputs": {
-                    "policies": policies.iter().map(|p| json!({"name": p.name, "version": p.version, "sha256": p.sha256})).collect::<Vec<_>>(),
-                    "allowlisted": allowed,
-                    "trails": trails,
-                },
-                "results": value.policies,
+                "policies": value.inputs.policies,
+                "artifacts": keys.len(),
+                "failing": failing,
+                "doc_sha256": doc_sha256,
             }),
         )
         .await?;
@@ -298,6 +344,109 @@ pub(crate) async fn evaluate(
     let org = ledger.org().to_string();
     crate::notifications::compliance_event(c, org_id, &org, env.id, &evaluated).await?;
     Ok(Some(evaluated))
+}
+
+fn same_refs(a: &[PolicyRef], b: &[PolicyRef]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.name == y.name && x.version == y.version && x.sha256 == y.sha256)
+}
+
+fn trails_of(facts: &[ArtifactFacts]) -> BTreeMap<String, Vec<String>> {
+    facts
+        .iter()
+        .filter(|f| !f.trails.is_empty())
+        .map(|f| {
+            (
+                f.fingerprint.clone(),
+                f.trails
+                    .iter()
+                    .map(|t| format!("{}/{}", t.flow, t.trail))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The verdicts of `prev` for artifacts that still run, and fresh ones for
+/// the rest, in `keys` order.
+async fn reuse(
+    c: &mut AnyConnection,
+    org_id: i64,
+    policies: &[AttachedPolicy],
+    keys: &[ArtifactKey],
+    allow: &HashSet<String>,
+    mut prev: EnvironmentCompliance,
+    env: &EnvRef<'_>,
+) -> StoreResult<(Vec<PolicyEvaluation>, BTreeMap<String, Vec<String>>)> {
+    type Key = (String, String);
+    let mut old: Vec<HashMap<Key, custody_policy::ArtifactVerdict>> = prev
+        .policies
+        .iter_mut()
+        .map(|p| {
+            std::mem::take(&mut p.artifacts)
+                .into_iter()
+                .map(|v| ((v.name.clone(), v.fingerprint.clone()), v))
+                .collect()
+        })
+        .collect();
+    let missing: Vec<ArtifactKey> = keys
+        .iter()
+        .filter(|k| {
+            let key = (k.name.clone(), k.fingerprint.clone());
+            !old.iter().all(|m| m.contains_key(&key))
+        })
+        .cloned()
+        .collect();
+    let facts = facts::gather(c, org_id, &missing, allow).await?;
+    let place = Place {
+        environment: Some(env.name),
+        snapshot: Some(env.snapshot.max(0) as u64),
+    };
+    let fresh = judge(policies, &facts, place)?;
+    let mut trails = std::mem::take(&mut prev.inputs.trails);
+    let running: HashSet<&str> = keys.iter().map(|k| k.fingerprint.as_str()).collect();
+    trails.retain(|fp, _| running.contains(fp.as_str()));
+    trails.extend(trails_of(&facts));
+    let mut out = Vec::with_capacity(policies.len());
+    for (i, p) in policies.iter().enumerate() {
+        let mut new: HashMap<Key, custody_policy::ArtifactVerdict> = fresh[i]
+            .artifacts
+            .iter()
+            .map(|v| ((v.name.clone(), v.fingerprint.clone()), v.clone()))
+            .collect();
+        let mut verdicts = Vec::with_capacity(keys.len());
+        for k in keys {
+            let key = (k.name.clone(), k.fingerprint.clone());
+            let v = new
+                .remove(&key)
+                .or_else(|| old[i].remove(&key))
+                .ok_or_else(|| StoreError::Corrupt(format!("no verdict for '{}'", k.name)))?;
+            verdicts.push(v);
+        }
+        out.push(PolicyEvaluation {
+            policy: p.name.clone(),
+            version: p.version,
+            sha256: p.sha256.clone(),
+            compliant: verdicts.iter().all(|v| v.compliant),
+            artifacts: verdicts,
+        });
+    }
+    Ok((out, trails))
+}
+
+/// The latest evaluation of an environment.
+async fn latest(c: &mut AnyConnection, env_id: i64) -> StoreResult<Option<EnvironmentCompliance>> {
+    let r =
+        sqlx::query("SELECT doc FROM env_evaluations WHERE env_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(env_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    match r {
+        Some(r) => Ok(Some(from_json("evaluation", &r.try_get::<String, _>(0)?)?)),
+        None => Ok(None),
+    }
 }
 
 /// Environments with policies where any of `fingerprints` runs now:

@@ -196,6 +196,16 @@ impl Store {
                                     &json!({"flow": name, "version": version, "yaml": yaml}),
                                 )
                                 .await?;
+                            // Every trail of the flow is judged by the new
+                            // template: so is wherever their artifacts run.
+                            let fps: Vec<String> = sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE flow_id = $1")
+                                .bind(flow_id)
+                                .fetch_all(&mut *c)
+                                .await?
+                                .iter()
+                                .map(|r| r.try_get(0))
+                                .collect::<Result<_, _>>()?;
+                            crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Template).await?;
                         }
                     }
                     let value = load_flow(c, org_id, &name).await?;
@@ -242,6 +252,20 @@ impl Store {
                     ledger
                         .append(c, EntryKind::Flow, &json!({"name": name, "tags": flow.tags}))
                         .await?;
+                    // Conditions read flow tags: where the flow's artifacts
+                    // run, judge again.
+                    let fps: Vec<String> = sqlx::query(
+                        "SELECT DISTINCT a.fingerprint FROM artifacts a JOIN flows f ON f.id = a.flow_id \
+                         WHERE f.org_id = $1 AND f.name = $2",
+                    )
+                    .bind(org_id)
+                    .bind(&name)
+                    .fetch_all(&mut *c)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                    crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::FlowTags).await?;
                     load_flow(c, org_id, &name).await
                 })
             })
@@ -289,6 +313,16 @@ impl Store {
                                 .bind(now)
                                 .execute(&mut *c)
                                 .await?;
+                            // Its template may have changed, and with it its
+                            // compliance.
+                            let fps: Vec<String> = sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
+                                .bind(id)
+                                .fetch_all(&mut *c)
+                                .await?
+                                .iter()
+                                .map(|r| r.try_get(0))
+                                .collect::<Result<_, _>>()?;
+                            crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Template).await?;
                             (t, false)
                         }
                         Err(StoreError::NotFound { .. }) => {
