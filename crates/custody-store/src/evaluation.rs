@@ -568,11 +568,22 @@ impl crate::Store {
                     "environment '{env}' has no policy attached, so its compliance is unknown: attach one with `custody attach-policy NAME --environment {env}`"
                 )));
             }
-            name = running_keys(&mut tx, env_row.id)
+            // The name it runs under there, found by fingerprint: one
+            // index range, not the whole running set.
+            if let Ok(bytes) = hex::decode(fingerprint) {
+                name = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT a.name FROM runtime_artifacts a JOIN env_intervals i ON i.artifact_id = a.id \
+                     WHERE a.org_id = $1 AND a.fingerprint = $2 AND i.env_id = $3 AND i.last_idx = {OPEN} \
+                     ORDER BY a.name LIMIT 1"
+                )))
+                .bind(org_id)
+                .bind(bytes)
+                .bind(env_row.id)
+                .fetch_optional(&mut *tx)
                 .await?
-                .into_iter()
-                .find(|k| k.fingerprint == fingerprint)
-                .map(|k| k.name);
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()?;
+            }
         }
         for (_, p) in crate::policies::by_names(&mut tx, org_id, policies).await? {
             if !chosen.iter().any(|c: &AttachedPolicy| c.name == p.name) {
