@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 use crate::facts;
-use crate::interval_tree::{OPEN, path_inclusive, sql_list};
+use crate::interval_tree::OPEN;
 use crate::ledger::LedgerWriter;
 use crate::policies::{AttachedPolicy, attached};
 use crate::util::{from_json, now_ms, to_json};
@@ -124,22 +124,13 @@ pub(crate) async fn running_keys(
     c: &mut AnyConnection,
     env_id: i64,
 ) -> StoreResult<Vec<ArtifactKey>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT a.name, a.fingerprint FROM env_intervals i JOIN runtime_artifacts a ON a.id = i.artifact_id \
-         WHERE i.env_id = $1 AND i.node IN ({}) AND i.last_idx = {OPEN} ORDER BY a.name",
-        sql_list(&path_inclusive(OPEN))
-    )))
-    .bind(env_id)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ArtifactKey {
-                name: r.try_get(0)?,
-                fingerprint: hex::encode(r.try_get::<Vec<u8>, _>(1)?),
-            })
-        })
-        .collect()
+    let mut keys: Vec<ArtifactKey> = crate::runtime::open_intervals(c, env_id)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    Ok(keys)
 }
 
 pub(crate) async fn allowlisted(
@@ -477,6 +468,46 @@ pub(crate) async fn environments_running(
     }
     out.sort_unstable();
     Ok(out)
+}
+
+/// Whose artifacts a change is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reported {
+    Trail(i64),
+    Flow(i64),
+}
+
+/// The fingerprints reported into a trail or a flow.
+pub(crate) async fn fingerprints_of(
+    c: &mut AnyConnection,
+    r: Reported,
+) -> StoreResult<Vec<String>> {
+    let (sql, id) = match r {
+        Reported::Trail(id) => (
+            "SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1",
+            id,
+        ),
+        Reported::Flow(id) => (
+            "SELECT DISTINCT fingerprint FROM artifacts WHERE flow_id = $1",
+            id,
+        ),
+    };
+    let rows = sqlx::query(sql).bind(id).fetch_all(&mut *c).await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+/// Re-judges the environments where the artifacts of a trail or flow run.
+pub(crate) async fn reported_changed(
+    c: &mut AnyConnection,
+    ledger: &mut LedgerWriter,
+    org_id: i64,
+    r: Reported,
+    cause: Cause,
+) -> StoreResult<Vec<Evaluated>> {
+    let fps = fingerprints_of(c, r).await?;
+    evidence_changed(c, ledger, org_id, &fps, cause).await
 }
 
 /// Re-judges the environments where any of `fingerprints` runs.

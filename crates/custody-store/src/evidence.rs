@@ -63,21 +63,17 @@ async fn trail_fingerprints(
     if let Some(fp) = fingerprint {
         return Ok(vec![fp.to_string()]);
     }
-    let rows = match artifact {
-        Some(name) => sqlx::query(
-            "SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1 AND template_name = $2",
-        )
-        .bind(trail_id)
-        .bind(name)
-        .fetch_all(&mut *c)
-        .await?,
-        None => {
-            sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
-                .bind(trail_id)
-                .fetch_all(&mut *c)
-                .await?
-        }
+    let Some(name) = artifact else {
+        return crate::evaluation::fingerprints_of(c, crate::evaluation::Reported::Trail(trail_id))
+            .await;
     };
+    let rows = sqlx::query(
+        "SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1 AND template_name = $2",
+    )
+    .bind(trail_id)
+    .bind(name)
+    .fetch_all(&mut *c)
+    .await?;
     rows.iter()
         .map(|r| r.try_get(0).map_err(Into::into))
         .collect()

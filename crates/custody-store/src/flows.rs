@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::evaluation::{Cause, Reported};
 use crate::ledger::LedgerWriter;
 use crate::util::{from_json, now_ms, to_json};
 use crate::{Principal, Store, StoreError, StoreResult};
@@ -198,14 +199,7 @@ impl Store {
                                 .await?;
                             // Every trail of the flow is judged by the new
                             // template: so is wherever their artifacts run.
-                            let fps: Vec<String> = sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE flow_id = $1")
-                                .bind(flow_id)
-                                .fetch_all(&mut *c)
-                                .await?
-                                .iter()
-                                .map(|r| r.try_get(0))
-                                .collect::<Result<_, _>>()?;
-                            crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Template).await?;
+                            crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Flow(flow_id), Cause::Template).await?;
                         }
                     }
                     let value = load_flow(c, org_id, &name).await?;
@@ -254,18 +248,8 @@ impl Store {
                         .await?;
                     // Conditions read flow tags: where the flow's artifacts
                     // run, judge again.
-                    let fps: Vec<String> = sqlx::query(
-                        "SELECT DISTINCT a.fingerprint FROM artifacts a JOIN flows f ON f.id = a.flow_id \
-                         WHERE f.org_id = $1 AND f.name = $2",
-                    )
-                    .bind(org_id)
-                    .bind(&name)
-                    .fetch_all(&mut *c)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                    crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::FlowTags).await?;
+                    let flow_id = flow_row(c, org_id, &name).await?.id;
+                    crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Flow(flow_id), Cause::FlowTags).await?;
                     load_flow(c, org_id, &name).await
                 })
             })
@@ -315,14 +299,7 @@ impl Store {
                                 .await?;
                             // Its template may have changed, and with it its
                             // compliance.
-                            let fps: Vec<String> = sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
-                                .bind(id)
-                                .fetch_all(&mut *c)
-                                .await?
-                                .iter()
-                                .map(|r| r.try_get(0))
-                                .collect::<Result<_, _>>()?;
-                            crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Template).await?;
+                            crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Trail(id), Cause::Template).await?;
                             (t, false)
                         }
                         Err(StoreError::NotFound { .. }) => {
@@ -501,14 +478,7 @@ impl Store {
                     ledger.append(c, EntryKind::Artifact, &a).await?;
                     // The trail's compliance can change with a new artifact,
                     // and with it the judgement of wherever its artifacts run.
-                    let fps: Vec<String> = sqlx::query("SELECT DISTINCT fingerprint FROM artifacts WHERE trail_id = $1")
-                        .bind(trail_id)
-                        .fetch_all(&mut *c)
-                        .await?
-                        .iter()
-                        .map(|r| r.try_get(0))
-                        .collect::<Result<_, _>>()?;
-                    crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Artifact).await?;
+                    crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Trail(trail_id), Cause::Artifact).await?;
                     Ok(a)
                 })
             })

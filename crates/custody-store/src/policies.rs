@@ -29,6 +29,18 @@ pub(crate) struct AttachedPolicy {
     pub sha256: String,
 }
 
+impl From<Policy> for AttachedPolicy {
+    fn from(p: Policy) -> Self {
+        AttachedPolicy {
+            name: p.name,
+            kind: p.kind,
+            version: p.version,
+            content: p.content,
+            sha256: p.sha256,
+        }
+    }
+}
+
 /// A policy ready to be stored: checked by the caller (its syntax), with
 /// the controls it names, which must exist.
 #[derive(Debug, Clone)]
@@ -87,16 +99,7 @@ pub(crate) async fn attached(
     .fetch_all(&mut *c)
     .await?;
     rows.iter()
-        .map(|r| {
-            let (_, p) = policy_from_row(r)?;
-            Ok(AttachedPolicy {
-                name: p.name,
-                kind: p.kind,
-                version: p.version,
-                content: p.content,
-                sha256: p.sha256,
-            })
-        })
+        .map(|r| Ok(AttachedPolicy::from(policy_from_row(r)?.1)))
         .collect()
 }
 
@@ -117,16 +120,7 @@ pub(crate) async fn by_names(
         .await?
         .ok_or_else(|| StoreError::not_found("policy", n))?;
         let (id, p) = policy_from_row(&r)?;
-        out.push((
-            id,
-            AttachedPolicy {
-                name: p.name,
-                kind: p.kind,
-                version: p.version,
-                content: p.content,
-                sha256: p.sha256,
-            },
-        ));
+        out.push((id, AttachedPolicy::from(p)));
     }
     Ok(out)
 }

@@ -89,7 +89,10 @@ pub struct StoredEvent {
 }
 
 /// Open intervals of an environment: what runs now.
-async fn open_intervals(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<OpenInterval>> {
+pub(crate) async fn open_intervals(
+    c: &mut AnyConnection,
+    env_id: i64,
+) -> StoreResult<Vec<OpenInterval>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT i.id, a.name, a.fingerprint, i.instances, i.first_idx FROM env_intervals i \
          JOIN runtime_artifacts a ON a.id = i.artifact_id \
@@ -114,9 +117,9 @@ async fn open_intervals(c: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<O
         .collect()
 }
 
-struct OpenInterval {
+pub(crate) struct OpenInterval {
     id: i64,
-    key: ArtifactKey,
+    pub key: ArtifactKey,
     instances: u32,
     first_idx: i64,
 }

@@ -113,16 +113,26 @@ pub async fn attach_policies(
     Path((_org, env)): Path<(String, String)>,
     body: Result<Json<PolicyAttachmentRequest>, JsonRejection>,
 ) -> ApiResult<Json<Vec<String>>> {
+    attachment(s, caller, env, body, true).await
+}
+
+/// Attaches or detaches; answers the policies attached afterwards.
+async fn attachment(
+    s: AppState,
+    caller: Caller,
+    env: String,
+    body: Result<Json<PolicyAttachmentRequest>, JsonRejection>,
+    attach: bool,
+) -> ApiResult<Json<Vec<String>>> {
     caller.require(Permission::ManagePolicies)?;
     let Json(req) = body.map_err(json_rejection)?;
     Ok(Json(
         s.store
-            .attach_policies(&caller.0, &env, req.policy_names, true)
+            .attach_policies(&caller.0, &env, req.policy_names, attach)
             .await?,
     ))
 }
 
-/// Detaches policies; without any left the environment is UNKNOWN.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/environments/{env}/policies", tag = "policies",
     params(("org" = String, Path), ("env" = String, Path)), request_body = PolicyAttachmentRequest,
     responses((status = 200, body = Vec<String>), (status = 404), (status = 422)))]
@@ -132,13 +142,7 @@ pub async fn detach_policies(
     Path((_org, env)): Path<(String, String)>,
     body: Result<Json<PolicyAttachmentRequest>, JsonRejection>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require(Permission::ManagePolicies)?;
-    let Json(req) = body.map_err(json_rejection)?;
-    Ok(Json(
-        s.store
-            .attach_policies(&caller.0, &env, req.policy_names, false)
-            .await?,
-    ))
+    attachment(s, caller, env, body, false).await
 }
 
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/controls/{id}", tag = "policies",
