@@ -16,6 +16,11 @@ use crate::evaluate::{ArtifactFacts, ArtifactVerdict, RuleResult};
 /// The name compile errors carry, as in Kosli's CLI (`policy.rego:9: ...`).
 const FILE: &str = "policy.rego";
 
+/// How long one evaluation may run. Environment policies run inside the
+/// write that judges an environment, so a policy that loops must fail its
+/// artifact, not hold the database.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Why a policy cannot be used or gave no answer. Every one of these is an
 /// error, never a silent denial.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +95,10 @@ impl RegoPolicy {
     /// policy fails before any input is read.
     pub fn compile(text: &str) -> Result<RegoPolicy, RegoError> {
         let mut engine = Engine::new();
+        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+            limit: TIME_LIMIT,
+            check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
+        });
         let package = engine.add_policy(FILE.into(), text.into()).map_err(|e| {
             let (line, message) = diagnostic(&e.to_string());
             RegoError::Parse(at(line, "rego_parse_error", &message))
@@ -440,6 +449,18 @@ violations contains msg if {
                 "attestation 'snyk-scan' is non-compliant"
             ]
         );
+    }
+
+    #[test]
+    fn a_policy_that_runs_too_long_is_stopped() {
+        let p = RegoPolicy::compile(
+            "package policy\n\nimport rego.v1\n\nallow if {\n    input.go\n    count([x | some x in numbers.range(1, 20000000); x > 0]) > 0\n}\n",
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let e = p.evaluate(json!({"go": true}), None).unwrap_err();
+        assert!(matches!(e, RegoError::Eval(_)), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
