@@ -134,6 +134,14 @@ fn policies_judge_what_runs_and_gate_deployments(db: Db) {
         json(&s, &["create", "policy", "prod-rules", file])["version"],
         1
     );
+    let got = json(&s, &["get", "policy", "prod-rules", "--version", "1"]);
+    assert_eq!(got["content"], POLICY);
+    assert_eq!(json(&s, &["get", "policy", "prod-rules"])["version"], 1);
+    c.run(&["get", "policy", "prod-rules", "--version", "9"])
+        .fails(2, "policy version 'prod-rules@v9' does not exist");
+    let control = json(&s, &["get", "control", "RCTL-1"]);
+    assert_eq!(control[0]["version"], 1);
+    assert_eq!(control[0]["name"], "Change approval");
 
     c.run(&["attach-policy", "prod-rules", "--environment", "prod"])
         .ok();

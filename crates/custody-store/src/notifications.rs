@@ -15,7 +15,6 @@ use custody_ledger::EntryKind;
 use custody_runtime::{ArtifactKey, Change};
 use sqlx::{AnyConnection, Row};
 
-use crate::environments::env_row;
 use crate::ledger::LedgerWriter;
 use crate::util::{from_json, now_ms, to_json};
 use crate::{Principal, Store, StoreError, StoreResult};
@@ -66,13 +65,25 @@ pub(crate) async fn wanted(
     env_id: i64,
     triggers: &[Trigger],
 ) -> StoreResult<Vec<Trigger>> {
-    let mut out = Vec::new();
-    for t in triggers {
-        if !subscribed(c, env_id, *t).await?.is_empty() {
-            out.push(*t);
-        }
+    // One read on every snapshot, whatever the number of triggers asked.
+    let rows = sqlx::query(
+        "SELECT a.triggers FROM actions a JOIN action_environments ae ON ae.action_id = a.id WHERE ae.env_id = $1",
+    )
+    .bind(env_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut on = Vec::with_capacity(rows.len());
+    for r in &rows {
+        on.push(r.try_get::<String, _>(0)?);
     }
-    Ok(out)
+    Ok(triggers
+        .iter()
+        .copied()
+        .filter(|t| {
+            let needle = format!(",{},", t.as_str());
+            on.iter().any(|list| list.contains(&needle))
+        })
+        .collect())
 }
 
 /// Writes one outbox row per action on `env_id` that fires on the event's
@@ -348,15 +359,14 @@ impl Store {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
                     let mut env_ids = Vec::new();
                     for e in &req.environments {
-                        let row = env_row(c, org_id, e).await.map_err(|err| match err {
-                            StoreError::NotFound { .. } => StoreError::Unprocessable(format!("environment '{e}' does not exist")),
-                            other => other,
-                        })?;
-                        if row.kind.is_logical() {
-                            return Err(StoreError::Unprocessable(format!(
-                                "environment '{e}' is logical: name its physical members"
-                            )));
-                        }
+                        let row = crate::policies::physical_env(c, org_id, e, "name")
+                            .await
+                            .map_err(|err| match err {
+                                StoreError::NotFound { .. } => {
+                                    StoreError::Unprocessable(format!("environment '{e}' does not exist"))
+                                }
+                                other => other,
+                            })?;
                         env_ids.push(row.id);
                     }
                     let mut triggers = req.triggers.clone();
@@ -679,9 +689,7 @@ impl Store {
                 })
             })
             .await?;
-        if n > 0 {
-            self.outbox.notify_one();
-        }
+        // The commit has woken the delivery worker already.
         Ok(n)
     }
 

@@ -103,6 +103,51 @@ pub(crate) async fn attached(
         .collect()
 }
 
+/// A policy at `version`, or at its latest.
+async fn policy_at(
+    c: &mut AnyConnection,
+    org_id: i64,
+    name: &str,
+    version: Option<i64>,
+) -> StoreResult<Option<(i64, Policy)>> {
+    // The version goes in the text, not as a NULL-able parameter that
+    // PostgreSQL would have to guess the type of.
+    let which = if version.is_some() {
+        "v.version = $3"
+    } else {
+        "v.version = p.latest_version"
+    };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{POLICY_SELECT} AND {which} WHERE p.org_id = $1 AND p.name = $2"
+    )))
+    .bind(org_id)
+    .bind(name);
+    if let Some(v) = version {
+        q = q.bind(v);
+    }
+    q.fetch_optional(&mut *c)
+        .await?
+        .map(|r| policy_from_row(&r))
+        .transpose()
+}
+
+/// The environment named, which must be physical: `doing` says what a
+/// logical one cannot have done to it.
+pub(crate) async fn physical_env(
+    c: &mut AnyConnection,
+    org_id: i64,
+    name: &str,
+    doing: &str,
+) -> StoreResult<crate::environments::EnvRow> {
+    let e = env_row(c, org_id, name).await?;
+    if e.kind.is_logical() {
+        return Err(StoreError::Unprocessable(format!(
+            "environment '{name}' is logical: {doing} its physical members"
+        )));
+    }
+    Ok(e)
+}
+
 /// Policies by name at their latest versions, refusing unknown names.
 pub(crate) async fn by_names(
     c: &mut AnyConnection,
@@ -111,15 +156,9 @@ pub(crate) async fn by_names(
 ) -> StoreResult<Vec<(i64, AttachedPolicy)>> {
     let mut out = Vec::new();
     for n in names {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{POLICY_SELECT} AND v.version = p.latest_version WHERE p.org_id = $1 AND p.name = $2"
-        )))
-        .bind(org_id)
-        .bind(n)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or_else(|| StoreError::not_found("policy", n))?;
-        let (id, p) = policy_from_row(&r)?;
+        let (id, p) = policy_at(c, org_id, n, None)
+            .await?
+            .ok_or_else(|| StoreError::not_found("policy", n))?;
         out.push((id, AttachedPolicy::from(p)));
     }
     Ok(out)
@@ -157,16 +196,9 @@ impl Store {
                     }
                     let sha256 = hex::encode(Sha256::digest(new.content.as_bytes()));
                     let now = now_ms();
-                    let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "{POLICY_SELECT} AND v.version = p.latest_version WHERE p.org_id = $1 AND p.name = $2"
-                    )))
-                    .bind(org_id)
-                    .bind(&new.name)
-                    .fetch_optional(&mut *c)
-                    .await?;
+                    let existing = policy_at(c, org_id, &new.name, None).await?;
                     let (id, version, created) = match existing {
-                        Some(r) => {
-                            let (id, old) = policy_from_row(&r)?;
+                        Some((id, old)) => {
                             if old.kind != new.kind {
                                 return Err(StoreError::Conflict(format!(
                                     "policy '{}' is a {} policy; a new version cannot be {}",
@@ -266,19 +298,12 @@ impl Store {
         version: Option<i64>,
     ) -> StoreResult<Policy> {
         let mut c = self.db.read.acquire().await?;
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{POLICY_SELECT} AND v.version = COALESCE($3, p.latest_version) WHERE p.org_id = $1 AND p.name = $2"
-        )))
-        .bind(org_id)
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or_else(|| match version {
-            Some(v) => StoreError::not_found("policy version", format!("{name}@v{v}")),
-            None => StoreError::not_found("policy", name),
-        })?;
-        let (id, mut p) = policy_from_row(&r)?;
+        let (id, mut p) = policy_at(&mut c, org_id, name, version)
+            .await?
+            .ok_or_else(|| match version {
+                Some(v) => StoreError::not_found("policy version", format!("{name}@v{v}")),
+                None => StoreError::not_found("policy", name),
+            })?;
         p.environments = policy_environments(&mut c, id).await?;
         Ok(p)
     }
@@ -318,12 +343,7 @@ impl Store {
             .write(move |c| {
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
-                    let e = env_row(c, org_id, &env).await?;
-                    if e.kind.is_logical() {
-                        return Err(StoreError::Unprocessable(format!(
-                            "environment '{env}' is logical: attach policies to its physical members"
-                        )));
-                    }
+                    let e = physical_env(c, org_id, &env, "attach policies to").await?;
                     let policies = by_names(c, org_id, &names).await?;
                     let now = now_ms();
                     for (id, pol) in &policies {
@@ -388,11 +408,10 @@ impl Store {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
                     let now = now_ms();
                     let (id, version, created, created_at) = match control_row(c, org_id, &identifier).await {
-                        Ok(old) => {
+                        Ok((id, old)) => {
                             if to_json(&old.fields)? == to_json(&fields)? {
                                 return Ok(Saved { created: false, value: old });
                             }
-                            let id = control_id(c, org_id, &identifier).await?;
                             (id, old.version + 1, false, old.created_at)
                         }
                         Err(StoreError::NotFound { .. }) => {
@@ -438,7 +457,7 @@ impl Store {
 
     pub async fn get_control(&self, org_id: i64, identifier: &str) -> StoreResult<Control> {
         let mut c = self.db.read.acquire().await?;
-        control_row(&mut c, org_id, identifier).await
+        Ok(control_row(&mut c, org_id, identifier).await?.1)
     }
 
     /// Every version of a control, oldest first.
@@ -448,7 +467,7 @@ impl Store {
         identifier: &str,
     ) -> StoreResult<Vec<Control>> {
         let mut c = self.db.read.acquire().await?;
-        let head = control_row(&mut c, org_id, identifier).await?;
+        let (_, head) = control_row(&mut c, org_id, identifier).await?;
         let rows = sqlx::query(
             "SELECT v.version, v.doc, v.created_at FROM control_versions v JOIN controls k ON k.id = v.control_id \
              WHERE k.org_id = $1 AND k.identifier = $2 ORDER BY v.version",
@@ -479,7 +498,7 @@ impl Store {
         .bind(org_id)
         .fetch_all(&mut *c)
         .await?;
-        rows.iter().map(control_from_row).collect()
+        rows.iter().map(|r| Ok(control_from_row(r)?.1)).collect()
     }
 
     /// Allowlists an artifact in an environment and judges it again.
@@ -504,12 +523,7 @@ impl Store {
             .write(move |c| {
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
-                    let e = env_row(c, org_id, &env).await?;
-                    if e.kind.is_logical() {
-                        return Err(StoreError::Unprocessable(format!(
-                            "environment '{env}' is logical: allowlist in its physical members"
-                        )));
-                    }
+                    let e = physical_env(c, org_id, &env, "allowlist in").await?;
                     let now = now_ms();
                     sqlx::query(
                         "INSERT INTO allowlist (env_id, fingerprint, artifact_name, reason, created_by, created_at) \
@@ -565,21 +579,29 @@ impl Store {
     }
 }
 
-const CONTROL_SELECT: &str = "SELECT k.identifier, k.latest_version, k.archived_at, k.created_at, v.doc, v.created_at \
+const CONTROL_SELECT: &str = "SELECT k.identifier, k.latest_version, k.archived_at, k.created_at, v.doc, v.created_at, k.id \
      FROM controls k JOIN control_versions v ON v.control_id = k.id AND v.version = k.latest_version";
 
-fn control_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Control> {
-    Ok(Control {
-        identifier: r.try_get(0)?,
-        version: r.try_get(1)?,
-        archived: r.try_get::<Option<i64>, _>(2)?.is_some(),
-        created_at: r.try_get(3)?,
-        fields: from_json("control", &r.try_get::<String, _>(4)?)?,
-        updated_at: r.try_get(5)?,
-    })
+/// A control at its latest version, with its row id.
+fn control_from_row(r: &sqlx::any::AnyRow) -> StoreResult<(i64, Control)> {
+    Ok((
+        r.try_get(6)?,
+        Control {
+            identifier: r.try_get(0)?,
+            version: r.try_get(1)?,
+            archived: r.try_get::<Option<i64>, _>(2)?.is_some(),
+            created_at: r.try_get(3)?,
+            fields: from_json("control", &r.try_get::<String, _>(4)?)?,
+            updated_at: r.try_get(5)?,
+        },
+    ))
 }
 
-async fn control_row(c: &mut AnyConnection, org_id: i64, identifier: &str) -> StoreResult<Control> {
+async fn control_row(
+    c: &mut AnyConnection,
+    org_id: i64,
+    identifier: &str,
+) -> StoreResult<(i64, Control)> {
     let r = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{CONTROL_SELECT} WHERE k.org_id = $1 AND k.identifier = $2"
     )))
@@ -591,24 +613,13 @@ async fn control_row(c: &mut AnyConnection, org_id: i64, identifier: &str) -> St
     control_from_row(&r)
 }
 
-async fn control_id(c: &mut AnyConnection, org_id: i64, identifier: &str) -> StoreResult<i64> {
-    Ok(
-        sqlx::query("SELECT id FROM controls WHERE org_id = $1 AND identifier = $2")
-            .bind(org_id)
-            .bind(identifier)
-            .fetch_one(&mut *c)
-            .await?
-            .try_get(0)?,
-    )
-}
-
 /// The current version of a control, for a decision made now.
 pub(crate) async fn control_version(
     c: &mut AnyConnection,
     org_id: i64,
     identifier: &str,
 ) -> StoreResult<i64> {
-    Ok(control_row(c, org_id, identifier).await?.version)
+    Ok(control_row(c, org_id, identifier).await?.1.version)
 }
 
 /// Tags as stored on a flow.

@@ -35,7 +35,8 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
                         .map_or("standard input".into(), |p| p.display().to_string())
                 )
             })?;
-            evaluate(out, &rego, input)
+            let loaded = load(&rego)?;
+            evaluate(out, &rego, loaded, input)
         }
         EvaluateCmd::Trail {
             name,
@@ -44,10 +45,10 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
             attestations,
         } => {
             // Compile first: a bad policy fails before anything is fetched.
-            load(&rego)?;
+            let loaded = load(&rego)?;
             let ctx = Ctx::new(global)?;
             let doc = trail_document(&ctx, &flow, &name, &attestations).await?;
-            evaluate(out, &rego, json!({ "trail": doc }))
+            evaluate(out, &rego, loaded, json!({ "trail": doc }))
         }
         EvaluateCmd::Trails {
             names,
@@ -55,13 +56,13 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
             rego,
             attestations,
         } => {
-            load(&rego)?;
+            let loaded = load(&rego)?;
             let ctx = Ctx::new(global)?;
             let mut docs = Vec::with_capacity(names.len());
             for n in &names {
                 docs.push(trail_document(&ctx, &flow, n, &attestations).await?);
             }
-            evaluate(out, &rego, json!({ "trails": docs }))
+            evaluate(out, &rego, loaded, json!({ "trails": docs }))
         }
     }
 }
@@ -93,8 +94,12 @@ fn load(a: &RegoArgs) -> anyhow::Result<(RegoPolicy, Option<Value>)> {
     Ok((policy, params))
 }
 
-fn evaluate(out: Output, a: &RegoArgs, input: Value) -> anyhow::Result<ExitCode> {
-    let (policy, params) = load(a)?;
+fn evaluate(
+    out: Output,
+    a: &RegoArgs,
+    (policy, params): (RegoPolicy, Option<Value>),
+    input: Value,
+) -> anyhow::Result<ExitCode> {
     let d = policy.evaluate(input.clone(), params.clone())?;
     let mut doc = json!({
         "allow": d.allow,

@@ -313,64 +313,47 @@ pub async fn assert_artifact(
             ),
         });
     }
+    if let Some(f) = &req.flow
+        && trails.is_empty()
+    {
+        return Err(ApiError::not_found(format!(
+            "Artifact with fingerprint '{fp}' does not exist in flow '{f}' belonging to organization '{org}'"
+        )));
+    }
     let judged_by_policy = req.environment.is_some() || !req.policies.is_empty();
-    let (scope, policy_evaluations, mut reasons) = if judged_by_policy {
+    let mut reasons = Vec::new();
+    let (scope, policy_evaluations) = if judged_by_policy {
         let j = s
             .store
             .judge_artifact(org_id, &fp, req.environment.as_deref(), &req.policies)
             .await?;
-        let reasons: Vec<String> = j
-            .policies
-            .iter()
-            .flat_map(|p| {
-                p.artifacts.iter().flat_map(move |a| {
-                    a.reasons()
-                        .map(move |r| format!("policy '{}': {r}", p.policy))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
+        for p in &j.policies {
+            for a in &p.artifacts {
+                reasons.extend(a.reasons().map(|r| format!("policy '{}': {r}", p.policy)));
+            }
+        }
         let scope = if req.environment.is_some() {
             "environment"
         } else {
             "policy"
         };
-        (scope, j.policies, reasons)
+        (scope, j.policies)
     } else {
-        let mut reasons = vec![];
-        if let Some(f) = &req.flow
-            && trails.is_empty()
-        {
-            return Err(ApiError::not_found(format!(
-                "Artifact with fingerprint '{fp}' does not exist in flow '{f}' belonging to organization '{org}'"
-            )));
-        }
         if trails.is_empty() {
             reasons.push(format!(
                 "artifact with fingerprint '{fp}' has no provenance: no flow reported it"
             ));
         }
-        for t in flows.iter().filter(|t| !t.compliant) {
-            reasons.push(format!(
-                "artifact is not compliant in trail '{}' of flow '{}'",
-                t.trail, t.flow
-            ));
-        }
-        ("flow", vec![], reasons)
+        ("flow", vec![])
     };
-    // With a flow named alongside policies, the trail must also pass.
-    if judged_by_policy && req.flow.is_some() {
+    // Judged by its flows, or by policies with a flow named too: its
+    // trails must pass.
+    if !judged_by_policy || req.flow.is_some() {
         for t in flows.iter().filter(|t| !t.compliant) {
             reasons.push(format!(
                 "artifact is not compliant in trail '{}' of flow '{}'",
                 t.trail, t.flow
             ));
-        }
-        if trails.is_empty() {
-            return Err(ApiError::not_found(format!(
-                "Artifact with fingerprint '{fp}' does not exist in flow '{}' belonging to organization '{org}'",
-                req.flow.as_deref().unwrap_or_default()
-            )));
         }
     }
     Ok(Json(AssertResult {
