@@ -89,12 +89,34 @@ impl Op {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} at column {column} of '{expr}'")]
 pub struct ExprError {
     pub expr: String,
     /// From 1, in characters.
     pub column: usize,
     pub message: String,
+}
+
+impl fmt::Display for ExprError {
+    /// A long expression is shown around the column, not whole: the
+    /// message goes back to whoever sent it and into logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 160;
+        let n = self.expr.chars().count();
+        if n <= SHOWN {
+            return write!(f, "{} at column {} of '{}'", self.message, self.column, self.expr);
+        }
+        let start = self.column.saturating_sub(SHOWN / 2 + 1).min(n - SHOWN);
+        let part: String = self.expr.chars().skip(start).take(SHOWN).collect();
+        let (pre, post) = (
+            if start > 0 { "..." } else { "" },
+            if start + SHOWN < n { "..." } else { "" },
+        );
+        write!(
+            f,
+            "{} at column {} of '{pre}{part}{post}' ({n} characters)",
+            self.message, self.column
+        )
+    }
 }
 
 /// What an expression is evaluated against: one artifact and, when it has
@@ -143,6 +165,13 @@ pub fn parse_wrapped(text: &str) -> Result<Expr, ExprError> {
     })
 }
 
+/// How deep an expression may nest: parentheses, lists, `not` and
+/// function calls for the parser's recursion, and the height of the tree
+/// (a chain of `and`s is a tree as tall as the chain) for everything that
+/// walks it afterwards: evaluation, printing, dropping. Real conditions
+/// are a few levels deep; this keeps every walk far from any stack limit.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses an expression without its `${{ }}`.
 pub fn parse(text: &str) -> Result<Expr, ExprError> {
     let tokens = lex(text)?;
@@ -150,6 +179,8 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
         text,
         tokens,
         pos: 0,
+        nesting: 0,
+        height: 0,
     };
     let e = p.or()?;
     if let Some(t) = p.tokens.get(p.pos) {
@@ -299,6 +330,10 @@ struct Parser<'t> {
     text: &'t str,
     tokens: Vec<Token>,
     pos: usize,
+    /// How many parsing functions are on the stack for nested forms.
+    nesting: usize,
+    /// The height of the expression the last parsing function returned.
+    height: usize,
 }
 
 impl Parser<'_> {
@@ -334,30 +369,75 @@ impl Parser<'_> {
         }
     }
 
+    fn too_deep(&self) -> ExprError {
+        let at = self
+            .tokens
+            .get(self.pos.saturating_sub(1))
+            .map_or(1, |t| t.at);
+        self.error_at(
+            at,
+            format!("the expression nests too deeply (more than {MAX_DEPTH} levels)"),
+        )
+    }
+
+    /// Enters a nested form (parentheses, a list, `not`, a function's
+    /// arguments), refusing to go deeper than [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
+        if self.nesting >= MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        self.nesting += 1;
+        let r = f(self);
+        self.nesting -= 1;
+        r
+    }
+
+    /// Records the height of a node over children of height `below`.
+    fn grew(&mut self, below: usize) -> Result<(), ExprError> {
+        self.height = below + 1;
+        if self.height > MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Expr, ExprError> {
         let mut left = self.and()?;
+        let mut h = self.height;
         while self.peek() == Some(&Tok::Or) {
             self.pos += 1;
             let right = self.and()?;
+            self.grew(h.max(self.height))?;
+            h = self.height;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
+        self.height = h;
         Ok(left)
     }
 
     fn and(&mut self) -> Result<Expr, ExprError> {
         let mut left = self.not()?;
+        let mut h = self.height;
         while self.peek() == Some(&Tok::And) {
             self.pos += 1;
             let right = self.not()?;
+            self.grew(h.max(self.height))?;
+            h = self.height;
             left = Expr::And(Box::new(left), Box::new(right));
         }
+        self.height = h;
         Ok(left)
     }
 
     fn not(&mut self) -> Result<Expr, ExprError> {
         if self.peek() == Some(&Tok::Not) {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let inner = self.nested(|p| p.not())?;
+            self.grew(self.height)?;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.comparison()
     }
@@ -379,11 +459,13 @@ impl Parser<'_> {
             _ => return Ok(left),
         };
         self.pos += 1;
+        let h = self.height;
         let right = self.primary()?;
         if let Some(Tok::Op(_)) = self.peek() {
             let at = self.tokens[self.pos].at;
             return Err(self.error_at(at, "comparisons do not chain: use 'and'".into()));
         }
+        self.grew(h.max(self.height))?;
         Ok(Expr::Cmp(Box::new(left), op, Box::new(right)))
     }
 
@@ -391,11 +473,12 @@ impl Parser<'_> {
         let Some((tok, at)) = self.next() else {
             return Err(self.error_at(self.end_column(), "expected a value at the end".into()));
         };
+        self.height = 1;
         match tok {
             Tok::Str(s) => Ok(Expr::Str(s)),
             Tok::Num(n) => Ok(Expr::Num(n)),
             Tok::LParen => {
-                let e = self.or()?;
+                let e = self.nested(|p| p.or())?;
                 self.expect(Tok::RParen, "')'")?;
                 Ok(e)
             }
@@ -405,11 +488,16 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(Expr::List(items));
                 }
+                let mut h = 0;
                 loop {
-                    items.push(self.or()?);
+                    items.push(self.nested(|p| p.or())?);
+                    h = h.max(self.height);
                     match self.next() {
                         Some((Tok::Comma, _)) => continue,
-                        Some((Tok::RBracket, _)) => break,
+                        Some((Tok::RBracket, _)) => {
+                            self.grew(h)?;
+                            break;
+                        }
                         Some((t, at)) => {
                             return Err(self.error_at(
                                 at,
@@ -437,7 +525,8 @@ impl Parser<'_> {
             "null" => return Ok(Expr::Null),
             "exists" | "matches" if self.peek() == Some(&Tok::LParen) => {
                 self.pos += 1;
-                let first = self.or()?;
+                let first = self.nested(|p| p.or())?;
+                self.grew(self.height)?;
                 if word == "exists" {
                     self.expect(Tok::RParen, "')'")?;
                     return Ok(Expr::Exists(Box::new(first)));
@@ -738,6 +827,39 @@ mod tests {
         assert!(yes(r#"${{ "dog" in artifact.name }}"#));
         assert!(!yes(r#"${{ flow.tags.missing == "high" }}"#));
         assert!(!yes(r#"${{ flow.tags.missing < "z" }}"#));
+    }
+
+    #[test]
+    fn depth_is_bounded_whatever_the_shape() {
+        let deep = |open: &str, atom: &str, close: &str, n: usize| {
+            format!("{}{atom}{}", open.repeat(n), close.repeat(n))
+        };
+        let chain = |op: &str, n: usize| vec!["true"; n].join(op);
+        // Within the limit: parsed, evaluated and printed.
+        for text in [
+            deep("(", "true", ")", MAX_DEPTH - 1),
+            deep("[", "1", "]", MAX_DEPTH - 2),
+            deep("not ", "true", "", MAX_DEPTH - 1),
+            chain(" and ", MAX_DEPTH - 1),
+        ] {
+            let e = parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let _ = e.eval(&cx());
+            let _ = e.to_string();
+        }
+        // Far beyond it (these overflowed the stack before): an error that
+        // says so, for nesting and for long chains alike.
+        for text in [
+            deep("(", "true", ")", 5_000),
+            deep("[", "1", "]", 5_000),
+            deep("not ", "true", "", 5_000),
+            deep("exists(", "true", ")", 5_000),
+            chain(" and ", 100_000),
+            chain(" or ", 100_000),
+            format!("{} == 1", deep("[", "1", "]", 70)),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.contains("nests too deeply"), "{}", e.message);
+        }
     }
 
     #[test]
