@@ -10,10 +10,12 @@
 //! PostgreSQL handles concurrent writers itself: each write is its own
 //! transaction on the pool.
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -138,7 +140,11 @@ impl Db {
         match &self.writer {
             Writer::Pool(pool) => {
                 let mut tx = pool.begin().await?;
-                match f(&mut tx).await {
+                let result = AssertUnwindSafe(f(&mut tx))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|p| Err(panicked(p)));
+                match result {
                     Ok(v) => {
                         tx.commit()
                             .await
@@ -158,7 +164,13 @@ impl Db {
                 let (reply, answer) = oneshot::channel::<StoreResult<T>>();
                 let job: Job = Box::new(move |conn| {
                     Box::pin(async move {
-                        let result = f(conn).await;
+                        // A bug that panics inside one write fails that
+                        // write; the writer task, and every write after
+                        // it, carry on.
+                        let result = AssertUnwindSafe(f(conn))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|p| Err(panicked(p)));
                         let ok = result.is_ok();
                         let deliver: Deliver = Box::new(move |commit_error| {
                             let out = match (result, commit_error) {
@@ -193,6 +205,18 @@ impl Db {
     }
 }
 
+/// A write that panicked, as an error for its caller; the panic's message
+/// goes to the log, not to the client.
+fn panicked(p: Box<dyn std::any::Any + Send>) -> StoreError {
+    let what = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "a write panicked; it was rolled back");
+    StoreError::Commit("the write failed on an internal error and was rolled back".into())
+}
+
 async fn run_writer(mut conn: AnyConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
@@ -217,7 +241,14 @@ async fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>) {
         return;
     }
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+    // Set when a savepoint could not be ended: the transaction's state is
+    // then unknown, so nothing of the batch may be committed.
+    let mut poisoned: Option<String> = None;
     for job in batch.drain(..) {
+        if poisoned.is_some() {
+            // Dropping the job answers its caller that it did not happen.
+            continue;
+        }
         if let Err(e) = conn.execute("SAVEPOINT w").await {
             tracing::error!(error = %e, "cannot open a savepoint; the write is refused");
             continue;
@@ -229,19 +260,82 @@ async fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>) {
             "ROLLBACK TO w; RELEASE w"
         };
         if let Err(e) = conn.execute(end).await {
-            tracing::error!(error = %e, "savepoint handling failed");
+            tracing::error!(error = %e, "savepoint handling failed; the batch is rolled back");
+            poisoned = Some(e.to_string());
         }
         delivers.push(deliver);
     }
-    let commit_error = match conn.execute("COMMIT").await {
-        Ok(_) => None,
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed; rolling back the batch");
+    let commit_error = match poisoned {
+        Some(e) => {
             let _ = conn.execute("ROLLBACK").await;
-            Some(e.to_string())
+            Some(e)
         }
+        None => match conn.execute("COMMIT").await {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; rolling back the batch");
+                let _ = conn.execute("ROLLBACK").await;
+                Some(e.to_string())
+            }
+        },
     };
     for deliver in delivers {
         deliver(commit_error.as_deref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn count(db: &Db) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orgs")
+            .fetch_one(&db.read)
+            .await
+            .unwrap()
+    }
+
+    fn insert(
+        name: &'static str,
+    ) -> impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<()>> + Send + 'static
+    {
+        move |c| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO orgs (name, created_at) VALUES ($1, 0)")
+                    .bind(name)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        // A panic after the write's first statement: its row must not stay.
+        let r = db
+            .write(|c| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO orgs (name, created_at) VALUES ('half', 0)")
+                        .execute(&mut *c)
+                        .await?;
+                    panic!("a bug in a write");
+                    #[allow(unreachable_code)]
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Commit(_))), "{r:?}");
+        assert_eq!(count(&db).await, 0);
+        // The writer lives on: later writes, alone or batched, commit.
+        db.write(insert("a")).await.unwrap();
+        let (x, y) = tokio::join!(db.write(insert("b")), db.write(insert("c")));
+        x.unwrap();
+        y.unwrap();
+        assert_eq!(count(&db).await, 3);
     }
 }
