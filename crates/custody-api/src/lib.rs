@@ -13,6 +13,7 @@ pub use runtime::*;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 pub use custody_domain::compliance::{ArtifactStatus, SlotStatus, Status, TrailCompliance};
@@ -20,6 +21,7 @@ pub use custody_domain::provenance::{
     Annotations, ExternalUrl, ExternalUrls, GitCommitInfo, RepoInfo,
 };
 pub use custody_domain::role::Role;
+pub use custody_ledger::Actor;
 
 /// Every error leaves the server in this shape.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -58,6 +60,9 @@ pub struct WhoAmI {
     pub service_account: String,
     pub role: Role,
     pub server_admin: bool,
+    /// The id of the key the request was made with.
+    #[serde(default)]
+    pub key_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -76,15 +81,81 @@ pub struct ServiceAccount {
     pub description: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// The account created at first start, which may create organisations.
+    #[serde(default)]
+    pub server_admin: bool,
+    /// When it was deleted (its keys were revoked then).
+    #[serde(default)]
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpdateServiceAccountRequest {
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateApiKeyRequest {
     #[serde(default)]
     pub description: Option<String>,
-    /// Milliseconds since the Unix epoch; none means the key does not expire.
+    /// Milliseconds since the Unix epoch. With neither this nor
+    /// `expires_in_ms`, the key lives as long as the organisation's maximum
+    /// allows (forever when it sets none).
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// How long the key lives, in milliseconds from its creation.
+    #[serde(default)]
+    pub expires_in_ms: Option<i64>,
+}
+
+/// A key as it can be shown: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub service_account: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub created_at: i64,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    /// To the minute: a key's use is noted at most once a minute.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+    /// The key this one replaced.
+    #[serde(default)]
+    pub rotated_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RotateApiKeyRequest {
+    /// How long the old key keeps working, in milliseconds; 0 revokes it
+    /// at once.
+    #[serde(default)]
+    pub grace_period_ms: i64,
+    /// How long the new key lives, in milliseconds.
+    #[serde(default)]
+    pub expires_in_ms: Option<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyRotated {
+    /// The new key; its secret is shown this once.
+    pub new: ApiKeyCreated,
+    /// The old key, with the time it stops working.
+    pub old: ApiKeyInfo,
+}
+
+/// Settings an organisation's admins set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct OrgSettings {
+    /// The longest a new key may live, in milliseconds; keys asked for
+    /// without an expiry get this one. None: no limit.
+    #[serde(default)]
+    pub max_key_lifetime_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -151,7 +222,9 @@ pub struct BeginTrailRequest {
     #[serde(default)]
     pub repo_info: Option<RepoInfo>,
     #[serde(default)]
-    pub user_data: Option<Value>,
+    /// Free-form JSON, kept as the text it was sent as.
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Box<RawValue>>,
     #[serde(default)]
     pub origin_url: Option<String>,
     #[serde(default)]
@@ -171,13 +244,21 @@ pub struct Trail {
     #[serde(default)]
     pub repo_info: Option<RepoInfo>,
     #[serde(default)]
-    pub user_data: Option<Value>,
+    /// Free-form JSON, kept as the text it was sent as.
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Box<RawValue>>,
     #[serde(default)]
     pub origin_url: Option<String>,
     #[serde(default)]
     pub external_urls: ExternalUrls,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who began the trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
+    /// Who last changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<Actor>,
 }
 
 /// A trail with its evidence and its compliance, computed when read so
@@ -269,6 +350,9 @@ pub struct Artifact {
     #[serde(default)]
     pub annotations: Annotations,
     pub created_at: i64,
+    /// Who reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<Actor>,
 }
 
 // ---- Attestations ------------------------------------------------------------
@@ -291,9 +375,11 @@ pub struct AttestationInput {
     /// For `custom`: the type name, optionally `NAME@vN`.
     #[serde(default)]
     pub type_name: Option<String>,
-    /// For `custom`: the data checked against the type.
+    /// For `custom`: the data checked against the type, kept as the text
+    /// it was sent as (it is parsed only in the sandbox that checks it).
     #[serde(default)]
-    pub attestation_data: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub attestation_data: Option<Box<RawValue>>,
     /// For `junit`, `sarif`, `snyk`, `trivy`, `grype` and `sbom`: the summary
     /// parsed from the tool's report (the shapes of `custody-evidence`).
     /// Kept as text until its type is known, so that a large SBOM is read
@@ -313,7 +399,9 @@ pub struct AttestationInput {
     #[serde(default)]
     pub severity_threshold: Option<String>,
     #[serde(default)]
-    pub user_data: Option<Value>,
+    /// Free-form JSON, kept as the text it was sent as.
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Box<RawValue>>,
     #[serde(default)]
     pub annotations: Annotations,
     #[serde(default)]
@@ -346,11 +434,17 @@ pub struct Attestation {
     /// Why it is non-compliant, when it is.
     #[serde(default)]
     pub reasons: Vec<String>,
-    /// Type-specific data, e.g. `{type_name, type_version, attestation_data}`.
+    /// Type-specific data, e.g. `{type_name, type_version}` or a tool's
+    /// summary.
     #[serde(default)]
     pub data: Value,
-    #[serde(default)]
-    pub user_data: Value,
+    /// For `custom`: the data that was checked against the type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub attestation_data: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Box<RawValue>>,
     #[serde(default)]
     pub annotations: Annotations,
     #[serde(default)]
@@ -366,6 +460,9 @@ pub struct Attestation {
     #[serde(default)]
     pub evidence: Vec<Evidence>,
     pub created_at: i64,
+    /// Who reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<Actor>,
 }
 
 /// A package listed by an SBOM attestation, and where that SBOM was

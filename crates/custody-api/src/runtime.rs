@@ -84,6 +84,13 @@ pub struct Coverage {
     /// Whether a report is due: the last came longer ago than its
     /// reporter's interval allows.
     pub overdue: bool,
+    /// Older stretches not listed (only the latest ones are).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub earlier_stretches: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -192,6 +199,9 @@ pub struct Snapshot {
     /// policies; absent when none judged it (compliance UNKNOWN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<crate::EnvironmentCompliance>,
+    /// Who sent the report that made this snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<crate::Actor>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -210,6 +220,9 @@ pub struct SnapshotSummary {
     pub artifacts: u64,
     pub instances: u64,
     pub changes: u64,
+    /// Who sent the report that made this snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<crate::Actor>,
 }
 
 /// How two snapshots differ, possibly of different environments.
@@ -262,6 +275,9 @@ pub struct EnvironmentEvent {
     pub instances: Vec<Instance>,
     /// The flows that know the fingerprint.
     pub flows: Vec<String>,
+    /// Who sent the report that recorded the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<crate::Actor>,
 }
 
 /// Where an artifact ran: an environment and the stretch of time.

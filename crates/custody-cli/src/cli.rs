@@ -47,6 +47,9 @@ pub struct Global {
     /// Print what would be sent, and send nothing.
     #[arg(long, global = true, env = "CUSTODY_DRY_RUN")]
     pub dry_run: bool,
+    /// How long a request may wait for the server, e.g. 60s (uploads may take longer, but not stall this long).
+    #[arg(long, global = true, env = "CUSTODY_TIMEOUT", default_value = "60s", value_parser = parse_delay)]
+    pub timeout: std::time::Duration,
     /// TOML file of flag values (keys are flag names).
     #[arg(long, global = true, env = "CUSTODY_CONFIG_FILE", value_parser = NonEmptyStringValueParser::new())]
     pub config_file: Option<String>,
@@ -117,6 +120,82 @@ pub enum Command {
     Tag(TagCmd),
     /// Show the organisation, account and role of the API key.
     Whoami,
+    /// Revoke an API key: the next request made with it is refused.
+    #[command(subcommand)]
+    Revoke(RevokeCmd),
+    /// Replace an API key with a new one.
+    #[command(subcommand)]
+    Rotate(RotateCmd),
+    /// Delete a service account (its keys are revoked).
+    #[command(subcommand)]
+    Delete(DeleteCmd),
+    /// Change a service account's role or the organisation's settings.
+    #[command(subcommand)]
+    Update(UpdateCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RevokeCmd {
+    ApiKey { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RotateCmd {
+    ApiKey {
+        id: String,
+        /// How long the old key keeps working, e.g. 24h; 0 revokes it at once.
+        #[arg(long, env = "CUSTODY_GRACE_PERIOD", default_value = "0", value_parser = parse_delay_or_zero)]
+        grace_period: std::time::Duration,
+        /// Lifetime of the new key, e.g. 90d [default: the organisation's maximum, if it sets one].
+        #[arg(long, env = "CUSTODY_EXPIRES_IN", value_parser = parse_delay)]
+        expires_in: Option<std::time::Duration>,
+        #[arg(long, env = "CUSTODY_DESCRIPTION")]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeleteCmd {
+    ServiceAccount { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpdateCmd {
+    ServiceAccount {
+        name: String,
+        /// The new role.
+        #[arg(long, env = "CUSTODY_ROLE")]
+        role: custody_domain::Role,
+    },
+    /// The organisation's settings (admins).
+    Org {
+        /// The longest a new API key may live, e.g. 90d; `none` for no limit.
+        #[arg(long, env = "CUSTODY_MAX_KEY_LIFETIME", value_parser = parse_lifetime)]
+        max_key_lifetime: Option<Lifetime>,
+    },
+}
+
+/// A limit, or explicitly none.
+#[derive(Debug, Clone, Copy)]
+pub enum Lifetime {
+    Unlimited,
+    Limited(std::time::Duration),
+}
+
+fn parse_lifetime(s: &str) -> Result<Lifetime, String> {
+    if s == "none" {
+        Ok(Lifetime::Unlimited)
+    } else {
+        parse_delay(s).map(Lifetime::Limited)
+    }
+}
+
+/// A duration that may be zero.
+fn parse_delay_or_zero(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_delay(s)
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +227,51 @@ pub struct ServerArgs {
     /// How long one delivery attempt may take.
     #[arg(long, env = "CUSTODY_NOTIFY_TIMEOUT", default_value = "10s", value_parser = parse_delay)]
     pub notify_timeout: std::time::Duration,
+    /// Largest JSON request body, e.g. 16MiB (attestations: their fields other than a tool's results).
+    #[arg(long, env = "CUSTODY_MAX_JSON_BODY", default_value = "16MiB", value_parser = parse_size)]
+    pub max_json_body: u64,
+    /// Largest attestation JSON with a tool's results (an SBOM's components), e.g. 128MiB.
+    #[arg(long, env = "CUSTODY_MAX_EVIDENCE_JSON", default_value = "128MiB", value_parser = parse_size)]
+    pub max_evidence_json: u64,
+    /// Largest free-form JSON field (user_data, attestation_data), e.g. 1MiB.
+    #[arg(long, env = "CUSTODY_MAX_FIELD", default_value = "1MiB", value_parser = parse_size)]
+    pub max_field: u64,
+    /// How long a client may take to send a request's head.
+    #[arg(long, env = "CUSTODY_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_delay)]
+    pub header_timeout: std::time::Duration,
+    /// How long a request body may go without a byte arriving.
+    #[arg(long, env = "CUSTODY_BODY_TIMEOUT", default_value = "30s", value_parser = parse_delay)]
+    pub body_timeout: std::time::Duration,
+    /// How long a request may take in all (uploads of evidence files aside).
+    #[arg(long, env = "CUSTODY_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_delay)]
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once; more wait their turn.
+    #[arg(long, env = "CUSTODY_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+    /// Requests per second one API key may make (0: no limit); over it, 429 with Retry-After.
+    #[arg(long, env = "CUSTODY_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// File holding the 256-bit key (64 hex characters) that seals secrets at rest; replicas share one [default: <data-dir>/secret.key, created at first start].
+    #[arg(long, env = "CUSTODY_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Let notifications go to private, loopback and link-local addresses (for receivers inside your network).
+    #[arg(long, env = "CUSTODY_NOTIFY_ALLOW_PRIVATE")]
+    pub notify_allow_private: bool,
+    /// Memory one sandbox worker may use (it runs users' jq rules, JSON Schemas and Rego policies).
+    #[arg(long, env = "CUSTODY_SANDBOX_MEMORY", default_value = "512MiB", value_parser = parse_size)]
+    pub sandbox_memory: u64,
+    /// How long one user program may run: a type's rules on one attestation, a Rego policy on one artifact.
+    #[arg(long, env = "CUSTODY_PROGRAM_TIME_LIMIT", default_value = "500ms", value_parser = parse_delay)]
+    pub program_time_limit: std::time::Duration,
+    /// Sandbox workers running at once [default: the number of CPUs].
+    #[arg(long, env = "CUSTODY_SANDBOX_WORKERS")]
+    pub sandbox_workers: Option<usize>,
+    /// Sandbox workers one organisation may use at once.
+    #[arg(long, env = "CUSTODY_SANDBOX_WORKERS_PER_ORG", default_value_t = 1)]
+    pub sandbox_workers_per_org: usize,
+    /// How long judging one environment by one Rego policy may take in all; artifacts left are judged non-compliant.
+    #[arg(long, env = "CUSTODY_JUDGEMENT_BUDGET", default_value = "10s", value_parser = parse_delay)]
+    pub judgement_budget: std::time::Duration,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +327,7 @@ pub enum CreateCmd {
     /// Create a service account.
     ServiceAccount {
         name: String,
-        /// admin, member, snapshotter or reader.
+        /// reader, snapshotter, ci, member, policy-admin or admin (docs/security.md).
         #[arg(long, env = "CUSTODY_ROLE")]
         role: custody_domain::Role,
         #[arg(long, env = "CUSTODY_DESCRIPTION")]
@@ -216,8 +340,11 @@ pub enum CreateCmd {
         #[arg(long, env = "CUSTODY_DESCRIPTION")]
         description: Option<String>,
         /// Expiry: RFC 3339 time, YYYY-MM-DD, or seconds since the epoch.
-        #[arg(long, env = "CUSTODY_EXPIRES_AT")]
+        #[arg(long, env = "CUSTODY_EXPIRES_AT", conflicts_with = "expires_in")]
         expires_at: Option<String>,
+        /// Lifetime from now, e.g. 90d or 12h [default: the organisation's maximum, if it sets one].
+        #[arg(long, env = "CUSTODY_EXPIRES_IN", value_parser = parse_delay)]
+        expires_in: Option<std::time::Duration>,
     },
     /// Create or update a flow.
     Flow {
@@ -604,6 +731,12 @@ pub enum ListCmd {
         paging: PagingArgs,
     },
     ServiceAccounts,
+    /// API keys (never their secrets): all of the organisation's for an admin, one's own otherwise.
+    ApiKeys {
+        /// Only this account's.
+        #[arg(long, env = "CUSTODY_SERVICE_ACCOUNT")]
+        service_account: Option<String>,
+    },
     AttestationTypes,
     Policies,
     Controls,

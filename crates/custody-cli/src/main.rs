@@ -20,6 +20,13 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
+    // A sandbox worker of a running server (see custody-sandbox): nothing
+    // of the command line is read, no runtime is started.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(custody_sandbox::worker::ARG))
+    {
+        custody_sandbox::worker::main();
+    }
     let args: Vec<String> = std::env::args().collect();
     let known = known_env_vars();
     if let Err(e) = config::prepare(&args, &known) {

@@ -66,10 +66,27 @@ pub struct Client {
     http: reqwest::Client,
     base: url::Url,
     token: Option<String>,
+    timeout: std::time::Duration,
 }
 
 impl Client {
+    /// How long a request may take by default ([`Client::with_timeout`]).
+    pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
     pub fn new(host: &str, token: Option<String>) -> Result<Self> {
+        Self::with_timeout(host, token, Self::TIMEOUT)
+    }
+
+    /// A client whose requests fail after `timeout` rather than wait on a
+    /// server that stopped answering (a half-open connection would
+    /// otherwise hold `snapshot --watch` for ever). Uploads of evidence
+    /// files may take longer in all, but not go `timeout` without the
+    /// server answering, nor without its socket taking data.
+    pub fn with_timeout(
+        host: &str,
+        token: Option<String>,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
         let base = url::Url::parse(host)
             .map_err(|e| ClientError::Local(format!("invalid --host '{host}': {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
@@ -79,10 +96,17 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect_timeout(std::time::Duration::from_secs(10).min(timeout))
+            .read_timeout(timeout)
+            .tcp_keepalive(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| ClientError::Local(e.to_string()))?;
-        Ok(Client { http, base, token })
+        Ok(Client {
+            http,
+            base,
+            token,
+            timeout,
+        })
     }
 
     /// The URL of an API path given as segments (each is escaped).
@@ -112,8 +136,15 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {
-        self.send(self.request(Method::GET, url.clone()), &url)
-            .await
+        let rb = self.request(Method::GET, url.clone()).timeout(self.timeout);
+        self.send(rb, &url).await
+    }
+
+    pub async fn delete<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {
+        let rb = self
+            .request(Method::DELETE, url.clone())
+            .timeout(self.timeout);
+        self.send(rb, &url).await
     }
 
     pub async fn send_json<B: Serialize, T: DeserializeOwned>(
@@ -122,8 +153,11 @@ impl Client {
         url: url::Url,
         body: &B,
     ) -> Result<T> {
-        self.send(self.request(method, url.clone()).json(body), &url)
-            .await
+        let rb = self
+            .request(method, url.clone())
+            .json(body)
+            .timeout(self.timeout);
+        self.send(rb, &url).await
     }
 
     /// Posts `data_json` followed by each attachment, streamed from disk.
@@ -140,9 +174,17 @@ impl Client {
         let json = serde_json::to_string(data).map_err(|e| ClientError::Local(e.to_string()))?;
         let mut form = reqwest::multipart::Form::new().text("data_json", json);
         for a in attachments {
-            let file = tokio::fs::File::open(&a.path).await.map_err(|e| {
-                ClientError::Local(format!("cannot read attachment {}: {e}", a.path.display()))
-            })?;
+            // Not through a link: what was checked when the attachments were
+            // collected (a file inside the attached tree) is what is read,
+            // even if a link was put in its place since.
+            let file = tokio::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&a.path)
+                .await
+                .map_err(|e| {
+                    ClientError::Local(format!("cannot read attachment {}: {e}", a.path.display()))
+                })?;
             let p = progress.clone();
             let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).inspect(
                 move |chunk| {
@@ -248,7 +290,11 @@ impl Client {
 }
 
 fn network(url: &url::Url, e: reqwest::Error) -> ClientError {
-    let mut reason = e.to_string();
+    let mut reason = if e.is_timeout() {
+        "no answer in time (the server or the network stalled): ".to_string() + &e.to_string()
+    } else {
+        e.to_string()
+    };
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
         reason = format!("{reason}: {s}");

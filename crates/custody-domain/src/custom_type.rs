@@ -7,7 +7,7 @@ use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum CustomTypeError {
     #[error("invalid JSON Schema: {0}")]
     Schema(String),
@@ -21,7 +21,7 @@ pub enum CustomTypeError {
 /// Schema (no remote references) and every rule is valid jq.
 pub fn validate_definition(schema: &Value, rules: &[String]) -> Result<(), CustomTypeError> {
     jsonschema::meta::validate(schema).map_err(|e| CustomTypeError::Schema(e.to_string()))?;
-    jsonschema::validator_for(schema).map_err(|e| CustomTypeError::Schema(e.to_string()))?;
+    validator(schema)?;
     for rule in rules {
         compile(rule)?;
     }
@@ -29,7 +29,7 @@ pub fn validate_definition(schema: &Value, rules: &[String]) -> Result<(), Custo
 }
 
 /// The verdict on one attestation's data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verdict {
     pub compliant: bool,
     /// One line per rule that did not yield `true`.
@@ -44,8 +44,7 @@ pub fn evaluate(
     rules: &[String],
     data: &Value,
 ) -> Result<Verdict, CustomTypeError> {
-    let validator =
-        jsonschema::validator_for(schema).map_err(|e| CustomTypeError::Schema(e.to_string()))?;
+    let validator = validator(schema)?;
     let problems: Vec<String> = validator
         .iter_errors(data)
         .take(10)
@@ -75,6 +74,20 @@ pub fn evaluate(
         compliant: reasons.is_empty(),
         reasons,
     })
+}
+
+/// Steps one `pattern` match may backtrack before it fails. ECMA regexes
+/// (lookaround, backreferences) need a backtracking engine; this bounds
+/// each match, and the server's sandbox bounds the whole evaluation.
+const PATTERN_BACKTRACK_LIMIT: usize = 100_000;
+
+fn validator(schema: &Value) -> Result<jsonschema::Validator, CustomTypeError> {
+    jsonschema::options()
+        .with_pattern_options(
+            jsonschema::PatternOptions::fancy_regex().backtrack_limit(PATTERN_BACKTRACK_LIMIT),
+        )
+        .build(schema)
+        .map_err(|e| CustomTypeError::Schema(e.to_string()))
 }
 
 enum RuleOutcome {

@@ -42,7 +42,7 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
     match kind {
         "junit" => {
             let mut s: JunitSummary = summary(kind, results)?;
-            s.recount();
+            s.recount()?;
             Ok(plain(s.verdict(), json!({ "results": s })))
         }
         "sarif" => {
@@ -55,6 +55,7 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
                     })?,
             };
             let s: SarifSummary = summary(kind, results)?;
+            s.check()?;
             Ok(plain(
                 s.verdict(fail_on),
                 json!({ "results": s, "fail_on": fail_on }),
@@ -71,13 +72,7 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
                 Some(x) => x.parse::<Severity>()?,
             };
             let s: ScanSummary = summary(kind, results)?;
-            let counted: u64 = s.targets.iter().map(|t| t.counts.total()).sum();
-            if !s.targets.is_empty() && counted != s.totals.total() {
-                return Err(format!(
-                    "{kind} results: totals ({}) do not add up to the targets' counts ({counted})",
-                    s.totals.total()
-                ));
-            }
+            s.check(kind)?;
             Ok(plain(
                 s.verdict(threshold),
                 json!({ "results": s, "severity_threshold": threshold }),
@@ -112,4 +107,75 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
 
 fn summary<T: DeserializeOwned>(kind: &str, results: &str) -> Result<T, String> {
     serde_json::from_str(results).map_err(|e| format!("invalid {kind} results: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+
+    fn trivy() -> String {
+        let report = r#"{"SchemaVersion": 2, "ArtifactName": "app:1", "Results": [{"Target": "app:1 (debian 12)",
+            "Vulnerabilities": [{"VulnerabilityID": "CVE-2024-1", "PkgName": "openssl", "InstalledVersion": "3.0.1",
+            "Severity": "CRITICAL", "Title": "bad"}]}]}"#;
+        let s = crate::trivy::parse(report.as_bytes(), Limits::default()).unwrap();
+        serde_json::to_string(&s).unwrap()
+    }
+
+    fn junit() -> String {
+        let xml = r#"<testsuites><testsuite name="a"><testcase name="t1"/><testcase name="t2"><failure message="x"/></testcase></testsuite>
+            <testsuite name="b"><testcase name="t3"/></testsuite></testsuites>"#;
+        let mut p = crate::junit::JunitParser::new(Limits::default());
+        p.add_file("r.xml", xml.as_bytes()).unwrap();
+        serde_json::to_string(&p.finish()).unwrap()
+    }
+
+    #[test]
+    fn what_the_parsers_write_is_accepted() {
+        let t = Thresholds::default();
+        assert!(!judge("trivy", &trivy(), &t).unwrap().verdict.compliant);
+        assert!(!judge("junit", &junit(), &t).unwrap().verdict.compliant);
+    }
+
+    #[test]
+    fn counts_that_wrap_around_are_refused() {
+        let t = Thresholds::default();
+        // A critical finding hidden by a count that overflows the total.
+        let mut v: Value = serde_json::from_str(&trivy()).unwrap();
+        v["totals"]["high"] = json!(u64::MAX);
+        let e = judge("trivy", &v.to_string(), &t).unwrap_err();
+        assert!(e.contains("64 bits"), "{e}");
+        // Two suites of 2^63 failures each sum to 2^64, which wraps to 0.
+        let mut v: Value = serde_json::from_str(&junit()).unwrap();
+        for s in v["suites"].as_array_mut().unwrap() {
+            s["tests"] = json!(1u64 << 63);
+            s["passed"] = json!(0);
+            s["failed"] = json!(1u64 << 63);
+        }
+        let e = judge("junit", &v.to_string(), &t).unwrap_err();
+        assert!(e.contains("64 bits"), "{e}");
+    }
+
+    #[test]
+    fn listed_findings_must_agree_with_the_totals() {
+        let t = Thresholds::default();
+        // A critical finding listed, but the totals say there is none.
+        let mut v: Value = serde_json::from_str(&trivy()).unwrap();
+        v["totals"]["critical"] = json!(0);
+        v["totals"]["low"] = json!(1);
+        v["targets"][0]["counts"] = v["totals"].clone();
+        let e = judge("trivy", &v.to_string(), &t).unwrap_err();
+        assert!(e.contains("critical findings are listed"), "{e}");
+        // Failures listed with suites that count none.
+        let mut v: Value = serde_json::from_str(&junit()).unwrap();
+        v["suites"][0]["failed"] = json!(0);
+        v["suites"][0]["passed"] = json!(2);
+        let e = judge("junit", &v.to_string(), &t).unwrap_err();
+        assert!(e.contains("failing cases listed"), "{e}");
+        // A suite whose parts do not add up.
+        let mut v: Value = serde_json::from_str(&junit()).unwrap();
+        v["suites"][1]["tests"] = json!(5);
+        let e = judge("junit", &v.to_string(), &t).unwrap_err();
+        assert!(e.contains("suite 'b' counts 5 tests"), "{e}");
+    }
 }

@@ -35,14 +35,39 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, o: &Counts) {
-        self.tests += o.tests;
-        self.passed += o.passed;
-        self.failed += o.failed;
-        self.errored += o.errored;
-        self.skipped += o.skipped;
-        self.flaky += o.flaky;
-        self.duration += o.duration;
+    /// Adds `o`, or None when a count would not fit a u64.
+    fn checked_add(&self, o: &Counts) -> Option<Counts> {
+        Some(Counts {
+            tests: self.tests.checked_add(o.tests)?,
+            passed: self.passed.checked_add(o.passed)?,
+            failed: self.failed.checked_add(o.failed)?,
+            errored: self.errored.checked_add(o.errored)?,
+            skipped: self.skipped.checked_add(o.skipped)?,
+            flaky: self.flaky.checked_add(o.flaky)?,
+            duration: self.duration + o.duration,
+        })
+    }
+
+    fn saturating_add(&self, o: &Counts) -> Counts {
+        Counts {
+            tests: self.tests.saturating_add(o.tests),
+            passed: self.passed.saturating_add(o.passed),
+            failed: self.failed.saturating_add(o.failed),
+            errored: self.errored.saturating_add(o.errored),
+            skipped: self.skipped.saturating_add(o.skipped),
+            flaky: self.flaky.saturating_add(o.flaky),
+            duration: self.duration + o.duration,
+        }
+    }
+
+    /// Whether the parts add up: `tests` = passed + failed + errored +
+    /// skipped, and flaky cases are among the passed.
+    fn consistent(&self) -> bool {
+        [self.failed, self.errored, self.skipped]
+            .iter()
+            .try_fold(self.passed, |acc, n| acc.checked_add(*n))
+            == Some(self.tests)
+            && self.flaky <= self.passed
     }
 }
 
@@ -116,13 +141,53 @@ pub struct JunitSummary {
 
 impl JunitSummary {
     /// Totals from the suites: what a summary received from elsewhere is
-    /// judged by.
-    pub fn recount(&mut self) {
+    /// judged by. Refused when a suite's counts do not add up, a sum does
+    /// not fit a u64 (it would wrap around to look clean), or the cases
+    /// listed disagree with the counts.
+    pub fn recount(&mut self) -> Result<(), String> {
         let mut totals = Counts::default();
         for s in &self.suites {
-            totals.add(&s.counts);
+            if !s.counts.consistent() {
+                return Err(format!(
+                    "junit results: suite '{}' counts {} tests, but {} passed, {} failed, {} errored and {} skipped ({} flaky)",
+                    s.name,
+                    s.counts.tests,
+                    s.counts.passed,
+                    s.counts.failed,
+                    s.counts.errored,
+                    s.counts.skipped,
+                    s.counts.flaky
+                ));
+            }
+            totals = totals
+                .checked_add(&s.counts)
+                .ok_or("junit results: the suites' counts do not fit in 64 bits")?;
+        }
+        let failing = totals
+            .failed
+            .checked_add(totals.errored)
+            .ok_or("junit results: the suites' counts do not fit in 64 bits")?;
+        let listed = self.failures.len() as u64;
+        if listed.checked_add(self.failures_not_listed) != Some(failing)
+            || self
+                .failures
+                .iter()
+                .any(|c| !matches!(c.outcome, Outcome::Failed | Outcome::Errored))
+        {
+            return Err(format!(
+                "junit results: {listed} failing cases listed and {} not listed, but the suites count {failing} failed or errored",
+                self.failures_not_listed
+            ));
+        }
+        let listed = self.flaky.len() as u64;
+        if listed.checked_add(self.flaky_not_listed) != Some(totals.flaky) {
+            return Err(format!(
+                "junit results: {listed} flaky cases listed and {} not listed, but the suites count {}",
+                self.flaky_not_listed, totals.flaky
+            ));
         }
         self.totals = totals;
+        Ok(())
     }
 
     /// Compliant iff at least one test ran and none failed or errored.
@@ -245,7 +310,13 @@ impl JunitParser {
     }
 
     pub fn finish(mut self) -> JunitSummary {
-        self.summary.recount();
+        // Counted here, one case at a time: the parts add up by
+        // construction, and no file holds 2^64 cases.
+        let mut totals = Counts::default();
+        for s in &self.summary.suites {
+            totals = totals.saturating_add(&s.counts);
+        }
+        self.summary.totals = totals;
         self.summary
     }
 

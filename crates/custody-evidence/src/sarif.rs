@@ -452,7 +452,61 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<SarifSummary, ParseError> {
     Ok(s)
 }
 
+impl LevelCounts {
+    fn checked_add(&self, o: &LevelCounts) -> Option<LevelCounts> {
+        Some(LevelCounts {
+            error: self.error.checked_add(o.error)?,
+            warning: self.warning.checked_add(o.warning)?,
+            note: self.note.checked_add(o.note)?,
+            none: self.none.checked_add(o.none)?,
+        })
+    }
+}
+
 impl SarifSummary {
+    /// Checks a summary received from elsewhere: the runs add up to the
+    /// totals, as do the rules, every sum fits, and the findings listed
+    /// agree with the totals.
+    pub fn check(&self) -> Result<(), String> {
+        fn sum<'a>(mut counts: impl Iterator<Item = &'a LevelCounts>) -> Option<LevelCounts> {
+            counts.try_fold(LevelCounts::default(), |acc, c| acc.checked_add(c))
+        }
+        let overflow = || "sarif results: the counts do not fit in 64 bits".to_string();
+        let runs = sum(self.runs.iter().map(|r| &r.counts)).ok_or_else(overflow)?;
+        let rules = sum(self.by_rule.values()).ok_or_else(overflow)?;
+        if runs != self.totals || rules != self.totals {
+            return Err(format!(
+                "sarif results: the totals (error {}, warning {}, note {}) are not the sum of the runs and of the rules",
+                self.totals.error, self.totals.warning, self.totals.note
+            ));
+        }
+        let failing = [self.totals.warning, self.totals.note]
+            .iter()
+            .try_fold(self.totals.error, |a, n| a.checked_add(*n))
+            .ok_or_else(overflow)?;
+        let listed = self.findings.len() as u64;
+        if listed.checked_add(self.findings_not_listed) != Some(failing) {
+            return Err(format!(
+                "sarif results: {listed} findings listed and {} not listed, but the totals count {failing}",
+                self.findings_not_listed
+            ));
+        }
+        for (level, total) in [
+            (Level::Error, self.totals.error),
+            (Level::Warning, self.totals.warning),
+            (Level::Note, self.totals.note),
+        ] {
+            let n = self.findings.iter().filter(|f| f.level == level).count() as u64;
+            if n > total {
+                return Err(format!(
+                    "sarif results: {n} findings at level {} are listed but the totals count {total}",
+                    level.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Non-compliant if any counted result is at or above `fail_on`, or a
     /// run did not complete, or there was no run at all.
     pub fn verdict(&self, fail_on: Level) -> Verdict {

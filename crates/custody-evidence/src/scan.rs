@@ -115,6 +115,31 @@ impl SeverityCounts {
     pub fn total(&self) -> u64 {
         self.critical + self.high + self.medium + self.low + self.negligible + self.unknown
     }
+
+    /// [`SeverityCounts::total`], or None when it does not fit a u64: a
+    /// summary from elsewhere must not wrap around to look clean.
+    pub fn checked_total(&self) -> Option<u64> {
+        [
+            self.high,
+            self.medium,
+            self.low,
+            self.negligible,
+            self.unknown,
+        ]
+        .iter()
+        .try_fold(self.critical, |acc, n| acc.checked_add(*n))
+    }
+
+    fn get(&self, s: Severity) -> u64 {
+        match s {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+            Severity::Negligible => self.negligible,
+            Severity::Unknown => self.unknown,
+        }
+    }
 }
 
 /// What was scanned: an image, a lock file, a SARIF run.
@@ -209,6 +234,55 @@ impl ScanSummary {
             self.findings_not_listed += (self.findings.len() - MAX_LISTED) as u64;
             self.findings.truncate(MAX_LISTED);
         }
+    }
+
+    /// Checks a summary received from elsewhere: every sum fits, the
+    /// targets add up to the totals, and the findings listed agree with
+    /// them (none of a severity the totals have none of; listed and
+    /// unlisted together are the total).
+    pub fn check(&self, kind: &str) -> Result<(), String> {
+        let total = self
+            .totals
+            .checked_total()
+            .ok_or_else(|| format!("{kind} results: the totals do not fit in 64 bits"))?;
+        if !self.targets.is_empty() {
+            let counted = self
+                .targets
+                .iter()
+                .try_fold(0u64, |acc, t| acc.checked_add(t.counts.checked_total()?))
+                .ok_or_else(|| {
+                    format!("{kind} results: the targets' counts do not fit in 64 bits")
+                })?;
+            if counted != total {
+                return Err(format!(
+                    "{kind} results: totals ({total}) do not add up to the targets' counts ({counted})"
+                ));
+            }
+        }
+        let listed = self.findings.len() as u64;
+        if listed.checked_add(self.findings_not_listed) != Some(total) {
+            return Err(format!(
+                "{kind} results: {listed} findings listed and {} not listed, but the totals count {total}",
+                self.findings_not_listed
+            ));
+        }
+        for s in [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+            Severity::Negligible,
+            Severity::Unknown,
+        ] {
+            let n = self.findings.iter().filter(|f| f.severity == s).count() as u64;
+            if n > self.totals.get(s) {
+                return Err(format!(
+                    "{kind} results: {n} {s} findings are listed but the totals count {}",
+                    self.totals.get(s)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Non-compliant if the scan is incomplete or anything is at or above

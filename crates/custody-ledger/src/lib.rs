@@ -1,7 +1,7 @@
 //! The ledger's entry format.
 //!
 //! Every accepted write appends one entry to its organisation's ledger. An
-//! entry is an envelope `{seq, org, kind, ts, record}` serialised as
+//! entry is an envelope `{seq, org, kind, ts, actor, record}` serialised as
 //! canonical JSON (RFC 8785, JCS), and its leaf hash is
 //! `SHA-256(0x00 ‖ canonical bytes)` as in RFC 6962, so a Merkle tree over
 //! the leaves (proofs and signed checkpoints) can be built on top without
@@ -78,6 +78,45 @@ impl EntryKind {
     }
 }
 
+/// Who made a write: part of every entry, so the log says not only what
+/// happened but on whose key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    /// A request made with an API key: the key's organisation (a server
+    /// admin acts in organisations other than its own), service account
+    /// and key id (never the secret).
+    Key {
+        org: String,
+        service_account: String,
+        key_id: String,
+    },
+    /// The server on its own account: `bootstrap` at first start, `judge`
+    /// for the judgements that follow writes.
+    Server { task: String },
+}
+
+impl Actor {
+    pub fn server(task: &str) -> Actor {
+        Actor::Server {
+            task: task.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Key {
+                org,
+                service_account,
+                key_id,
+            } => write!(f, "{org}/{service_account} (key {key_id})"),
+            Actor::Server { task } => write!(f, "server ({task})"),
+        }
+    }
+}
+
 /// The hashed form of one ledger entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Envelope {
@@ -87,6 +126,7 @@ pub struct Envelope {
     pub kind: EntryKind,
     /// Milliseconds since the Unix epoch, assigned by the server.
     pub ts: i64,
+    pub actor: Actor,
     pub record: serde_json::Value,
 }
 
@@ -185,10 +225,22 @@ mod tests {
             org: "default".into(),
             kind: EntryKind::Flow,
             ts: 1_700_000_000_000,
+            actor: Actor::Key {
+                org: "default".into(),
+                service_account: "ci".into(),
+                key_id: "0193".into(),
+            },
             record: json!({"name": "backend", "description": "é"}),
         };
         let sealed = e.seal().unwrap();
         assert_eq!(verify(&sealed.canonical, &sealed.leaf_hash).unwrap(), e);
+        assert!(
+            sealed.canonical.contains(
+                r#""actor":{"key_id":"0193","org":"default","service_account":"ci","type":"key"}"#
+            ),
+            "{}",
+            sealed.canonical
+        );
         let tampered = sealed.canonical.replace("backend", "frontend");
         assert_eq!(
             verify(&tampered, &sealed.leaf_hash),

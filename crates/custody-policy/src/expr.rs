@@ -103,7 +103,11 @@ impl fmt::Display for ExprError {
         const SHOWN: usize = 160;
         let n = self.expr.chars().count();
         if n <= SHOWN {
-            return write!(f, "{} at column {} of '{}'", self.message, self.column, self.expr);
+            return write!(
+                f,
+                "{} at column {} of '{}'",
+                self.message, self.column, self.expr
+            );
         }
         let start = self.column.saturating_sub(SHOWN / 2 + 1).min(n - SHOWN);
         let part: String = self.expr.chars().skip(start).take(SHOWN).collect();

@@ -16,14 +16,14 @@ use crate::evaluate::{ArtifactFacts, ArtifactVerdict, RuleResult};
 /// The name compile errors carry, as in Kosli's CLI (`policy.rego:9: ...`).
 const FILE: &str = "policy.rego";
 
-/// How long one evaluation may run. Environment policies run inside the
-/// write that judges an environment, so a policy that loops must fail its
-/// artifact, not hold the database.
-const TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long one evaluation may run by default. The server runs policies in
+/// its sandbox with a limit of its own (`--program-time-limit`); this one
+/// is regorus's cooperative timer, which the sandbox backs with a kill.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Why a policy cannot be used or gave no answer. Every one of these is an
 /// error, never a silent denial.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum RegoError {
     #[error("failed to parse policy: {0}")]
     Parse(String),
@@ -44,7 +44,7 @@ pub enum RegoError {
 }
 
 /// What a policy decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub allow: bool,
     /// With `allow` false: the members of `violations` that are strings,
@@ -94,9 +94,17 @@ impl RegoPolicy {
     /// the compiler finds (unsafe variables, unknown functions), so a bad
     /// policy fails before any input is read.
     pub fn compile(text: &str) -> Result<RegoPolicy, RegoError> {
+        Self::compile_limited(text, TIME_LIMIT)
+    }
+
+    /// [`RegoPolicy::compile`] with a time limit for each evaluation.
+    pub fn compile_limited(
+        text: &str,
+        limit: std::time::Duration,
+    ) -> Result<RegoPolicy, RegoError> {
         let mut engine = Engine::new();
         engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-            limit: TIME_LIMIT,
+            limit,
             check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
         });
         let package = engine.add_policy(FILE.into(), text.into()).map_err(|e| {
@@ -263,6 +271,28 @@ impl EnvironmentPolicy {
     /// policy's violations. An allowlisted artifact is compliant, as under
     /// a policy v1. An evaluation error fails the artifact with its reason.
     pub fn evaluate(&self, place: Place<'_>, a: &ArtifactFacts) -> ArtifactVerdict {
+        if a.allowlisted {
+            return Self::verdict(
+                a,
+                Ok(Decision {
+                    allow: true,
+                    violations: vec![],
+                }),
+            );
+        }
+        let outcome = self
+            .policy
+            .evaluate(Self::input(place, a), None)
+            .map_err(|e| e.to_string());
+        Self::verdict(a, outcome)
+    }
+
+    /// The verdict on one artifact from what the policy decided for its
+    /// input (or why it decided nothing): the pure half of
+    /// [`EnvironmentPolicy::evaluate`], for callers that run the policy
+    /// elsewhere (the server's sandbox). An allowlisted artifact is
+    /// compliant whatever the outcome.
+    pub fn verdict(a: &ArtifactFacts, outcome: Result<Decision, String>) -> ArtifactVerdict {
         let rule = |satisfied: bool, ignored: bool, reason: Option<String>| RuleResult {
             rule: "rego allow".into(),
             satisfied,
@@ -276,7 +306,7 @@ impl EnvironmentPolicy {
                 Some("artifact is allowlisted in the environment".into()),
             )]
         } else {
-            match self.policy.evaluate(Self::input(place, a), None) {
+            match outcome {
                 Ok(d) if d.allow => vec![rule(true, false, None)],
                 Ok(d) if d.violations.is_empty() => {
                     vec![rule(false, false, Some("denied by the policy".into()))]

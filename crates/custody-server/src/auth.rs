@@ -47,6 +47,22 @@ impl Caller {
     }
 }
 
+/// Notes when a key was used, at most once a minute, off the request's
+/// path: `list api-keys` shows it so unused keys can be found and revoked.
+fn note_use(state: &AppState, p: &Principal) {
+    const EVERY_MS: i64 = 60_000;
+    let now = jiff::Timestamp::now().as_millisecond();
+    if p.key_last_used_at.is_some_and(|t| now - t < EVERY_MS) {
+        return;
+    }
+    let (store, id) = (state.store.clone(), p.key_id.clone());
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_key(&id, now).await {
+            tracing::warn!(error = %e, "cannot note an API key's use");
+        }
+    });
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -78,6 +94,18 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(&hash_key(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("API key not found, expired or revoked"))?;
+        if let Some(limiter) = &state.rate
+            && let Err(wait) = limiter.check(&principal.key_id)
+        {
+            return Err(ApiError::too_many(
+                format!(
+                    "API key {} is over the server's rate limit of {} requests per second",
+                    principal.key_id, state.limits.rate_limit
+                ),
+                wait,
+            ));
+        }
+        note_use(state, &principal);
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::bad_request("malformed path"))?;

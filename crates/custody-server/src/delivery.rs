@@ -8,6 +8,7 @@
 //! durable. Rows are claimed with a lease: a crash leaves them pending and
 //! they are sent again, by this replica or another, once it expires.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,10 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Attempts in flight at once for one organisation.
+    pub per_org: usize,
+    /// Where deliveries may go.
+    pub egress: crate::egress::EgressPolicy,
 }
 
 impl Default for DeliveryConfig {
@@ -40,6 +45,8 @@ impl Default for DeliveryConfig {
             max_age: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(10),
             concurrency: 16,
+            per_org: 4,
+            egress: Default::default(),
         }
     }
 }
@@ -228,17 +235,31 @@ async fn attempt(
             req = req.header("X-Custody-Signature", signature(secret, &timestamp, &bytes));
         }
     }
+    // An address written in the URL is not resolved, so it is checked
+    // here; names are checked by the client's resolver at every send.
+    if let Err(e) = cfg.egress.check_url(&d.target.url) {
+        return (None, Some(e.0));
+    }
+    // Only the status is kept: what a receiver answers is not shown to
+    // readers (an internal service's error page could hold secrets), and
+    // is never read, so a receiver cannot make the server buffer a body.
     match req.body(bytes).send().await {
         Ok(r) => {
             let status = r.status();
             if status.is_success() {
                 (Some(status.as_u16()), None)
-            } else {
-                let text = r.text().await.unwrap_or_default();
-                let text: String = text.chars().take(200).collect();
+            } else if status.is_redirection() {
                 (
                     Some(status.as_u16()),
-                    Some(format!("HTTP {status}: {text}").trim().to_string()),
+                    Some(format!(
+                        "HTTP {}: redirects are not followed",
+                        status.as_u16()
+                    )),
+                )
+            } else {
+                (
+                    Some(status.as_u16()),
+                    Some(format!("HTTP {}", status.as_u16())),
                 )
             }
         }
@@ -247,21 +268,56 @@ async fn attempt(
             Some(format!("timed out after {} ms", cfg.timeout.as_millis())),
         ),
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            (None, Some(msg))
+            let reason = failure_reason(&e);
+            tracing::info!(event = %d.event.id, action = %d.action, error = ?e, "{reason}");
+            (None, Some(reason))
         }
     }
 }
 
-async fn deliver(store: Store, http: reqwest::Client, cfg: Arc<DeliveryConfig>, d: DueDelivery) {
+/// A failed send in a few words that say what kind of failure it was and
+/// nothing about the network behind it; the details go to the log.
+fn failure_reason(e: &reqwest::Error) -> String {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        if let Some(r) = s.downcast_ref::<crate::egress::Refused>() {
+            return r.0.clone();
+        }
+        src = s.source();
+    }
+    if e.is_connect() {
+        "could not connect to the receiver".into()
+    } else if e.is_request() {
+        "the request could not be sent".into()
+    } else {
+        "the receiver did not answer properly".into()
+    }
+}
+
+async fn deliver(
+    store: Store,
+    http: reqwest::Client,
+    cfg: Arc<DeliveryConfig>,
+    secrets: Arc<crate::secrets::SecretBox>,
+    mut d: DueDelivery,
+) -> i64 {
+    let org_id = d.org_id;
     let started = Instant::now();
     let at = now_ms();
-    let (status, error) = attempt(&http, &cfg, &d).await;
+    let opened = d.secret.as_deref().map(|s| secrets.open(s)).transpose();
+    let (status, error) = match opened {
+        Ok(secret) => {
+            d.secret = secret;
+            attempt(&http, &cfg, &d).await
+        }
+        Err(e) => {
+            tracing::error!(action = %d.action, "cannot open the action's secret: {e}");
+            (
+                None,
+                Some("the action's secret cannot be read by this server".into()),
+            )
+        }
+    };
     let n = d.attempts + 1;
     let outcome = if error.is_none() {
         Outcome::Delivered
@@ -285,15 +341,13 @@ async fn deliver(store: Store, http: reqwest::Client, cfg: Arc<DeliveryConfig>, 
         // lease: at least once.
         tracing::warn!(event = %d.event.id, "cannot record a delivery attempt: {e}");
     }
+    org_id
 }
 
 /// Runs until the task is dropped.
-pub async fn run(store: Store, cfg: DeliveryConfig) {
+pub async fn run(store: Store, cfg: DeliveryConfig, secrets: Arc<crate::secrets::SecretBox>) {
     let cfg = Arc::new(cfg);
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-    {
+    let http = match crate::egress::client(cfg.egress) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("notifications are off: cannot build an HTTP client: {e}");
@@ -303,10 +357,23 @@ pub async fn run(store: Store, cfg: DeliveryConfig) {
     let signal = store.outbox_signal();
     // A claim outlives any attempt it covers.
     let lease = (cfg.timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
-    let mut in_flight = JoinSet::new();
+    let mut in_flight: JoinSet<i64> = JoinSet::new();
+    let mut by_org: HashMap<i64, usize> = HashMap::new();
+    let done = |by_org: &mut HashMap<i64, usize>, r: Result<i64, tokio::task::JoinError>| {
+        if let Ok(org) = r
+            && let Some(n) = by_org.get_mut(&org)
+        {
+            *n -= 1;
+            if *n == 0 {
+                by_org.remove(&org);
+            }
+        }
+    };
     let mut last_silence_check = Instant::now() - SILENCE_CHECK;
     loop {
-        while in_flight.try_join_next().is_some() {}
+        while let Some(r) = in_flight.try_join_next() {
+            done(&mut by_org, r);
+        }
         if last_silence_check.elapsed() >= SILENCE_CHECK {
             last_silence_check = Instant::now();
             if let Err(e) = store.find_silent_reporters(now_ms()).await {
@@ -318,13 +385,33 @@ pub async fn run(store: Store, cfg: DeliveryConfig) {
             Ok(Some(due)) if due <= now => {
                 let room = cfg.concurrency.saturating_sub(in_flight.len());
                 if room == 0 {
-                    let _ = in_flight.join_next().await;
+                    if let Some(r) = in_flight.join_next().await {
+                        done(&mut by_org, r);
+                    }
                     continue;
                 }
-                match store.claim_deliveries(now, lease, room as u32).await {
+                let per_org = cfg.per_org.max(1);
+                let full: Vec<i64> = by_org
+                    .iter()
+                    .filter(|(_, n)| **n >= per_org)
+                    .map(|(o, _)| *o)
+                    .collect();
+                let room_of =
+                    |org: i64| per_org.saturating_sub(by_org.get(&org).copied().unwrap_or(0));
+                match store
+                    .claim_deliveries(now, lease, room as u32, &room_of, &full)
+                    .await
+                {
                     Ok(claimed) if !claimed.is_empty() => {
                         for d in claimed {
-                            in_flight.spawn(deliver(store.clone(), http.clone(), cfg.clone(), d));
+                            *by_org.entry(d.org_id).or_default() += 1;
+                            in_flight.spawn(deliver(
+                                store.clone(),
+                                http.clone(),
+                                cfg.clone(),
+                                secrets.clone(),
+                                d,
+                            ));
                         }
                         continue;
                     }
@@ -345,7 +432,7 @@ pub async fn run(store: Store, cfg: DeliveryConfig) {
         tokio::select! {
             _ = signal.notified() => {}
             _ = tokio::time::sleep(wait) => {}
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(r) = in_flight.join_next(), if !in_flight.is_empty() => done(&mut by_org, r),
         }
     }
 }

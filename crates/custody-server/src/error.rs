@@ -1,8 +1,15 @@
 //! Every error leaves the server the same way: a status and
 //! `{"error": "...", "detail": ...}`.
+//!
+//! What went wrong inside the server (a database error, a corrupt row, a
+//! panic) is the operator's business, not the caller's: its text can name
+//! hosts, paths and queries. Such an error is logged with a reference, and
+//! the caller gets a generic message with that reference to quote.
+
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custody_api::ErrorBody;
 use custody_store::StoreError;
@@ -13,6 +20,11 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub detail: Option<Value>,
+    /// For 429 and 503: when to try again.
+    pub retry_after: Option<Duration>,
+    /// Whether `message` is about the server's insides: then it is logged
+    /// and not sent.
+    internal: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -23,6 +35,15 @@ impl ApiError {
             status,
             message: message.into(),
             detail: None,
+            retry_after: None,
+            internal: false,
+        }
+    }
+    /// A failure inside the server; its text is logged, not answered.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            internal: true,
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -40,6 +61,15 @@ impl ApiError {
     pub fn forbidden(m: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, m)
     }
+    pub fn too_large(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, m)
+    }
+    pub fn too_many(m: impl Into<String>, wait: Duration) -> Self {
+        ApiError {
+            retry_after: Some(wait),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, m)
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -47,31 +77,68 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
+            StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             StoreError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             StoreError::Upload(_) => StatusCode::BAD_REQUEST,
+            StoreError::Judge(_) => {
+                return ApiError {
+                    retry_after: Some(Duration::from_secs(5)),
+                    internal: true,
+                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                };
+            }
             StoreError::Database(_)
             | StoreError::Commit(_)
             | StoreError::Blob(_)
             | StoreError::Integrity(_)
             | StoreError::Corrupt(_)
-            | StoreError::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | StoreError::Ledger(_) => return ApiError::internal(e.to_string()),
         };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %e, "request failed");
-        }
         ApiError::new(status, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = if self.internal {
+            let reference = uuid::Uuid::new_v4().simple().to_string();
+            let reference = &reference[..12];
+            tracing::error!(reference, status = %self.status, error = %self.message, "request failed");
+            match self.status {
+                StatusCode::SERVICE_UNAVAILABLE => format!(
+                    "the server cannot do this right now; try again later (reference {reference})"
+                ),
+                _ => format!(
+                    "the server failed to handle the request (reference {reference}); its log says why"
+                ),
+            }
+        } else {
+            self.message
+        };
         let body = ErrorBody {
-            error: self.message,
+            error: message,
             detail: self.detail,
         };
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        r
     }
+}
+
+/// The answer to a handler that panicked.
+pub fn panic_response(p: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    ApiError::internal(format!("a handler panicked: {what}")).into_response()
 }
 
 /// Turns a JSON body rejection (bad syntax, wrong field type, wrong

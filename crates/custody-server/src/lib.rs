@@ -6,12 +6,18 @@
 //! handlers, is served at `/api/v1/openapi.json`.
 
 mod auth;
+mod body;
 pub mod delivery;
+pub mod egress;
 mod error;
+mod programs;
+mod ratelimit;
 mod routes;
+mod secrets;
+mod serve;
 mod state;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,11 +49,59 @@ pub struct ServerConfig {
     /// How notifications are delivered; `public_url` empty means the
     /// address listened on.
     pub delivery: delivery::DeliveryConfig,
+    /// How users' programs are run.
+    pub sandbox: custody_sandbox::SandboxConfig,
+    /// How long one environment's judgement by one Rego policy may take.
+    pub judgement_budget: std::time::Duration,
+    /// What one request may cost.
+    pub limits: Limits,
+    /// The key secrets are sealed with at rest; default
+    /// `<data-dir>/secret.key`, created at first start.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// Bounds on what one request, or one key, may make the server do.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Bytes of a JSON request body (attestations aside).
+    pub max_json_body: usize,
+    /// Bytes of an attestation's JSON: most of it may be a tool's results
+    /// (an SBOM's components); all its other fields together are held to
+    /// `max_json_body`.
+    pub max_evidence_json: usize,
+    /// Bytes of each free-form JSON field (`user_data`, `attestation_data`).
+    pub max_field: usize,
+    /// How long a client may take to send a request's head.
+    pub header_timeout: std::time::Duration,
+    /// How long a request body may go without sending a byte.
+    pub body_idle_timeout: std::time::Duration,
+    /// How long a request may take in all (uploads aside).
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once; more wait their turn.
+    pub max_concurrent: usize,
+    /// Requests per second per API key; 0: no limit.
+    pub rate_limit: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_json_body: 16 << 20,
+            max_evidence_json: 128 << 20,
+            max_field: 1 << 20,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_idle_timeout: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(60),
+            max_concurrent: 512,
+            rate_limit: 0,
+        }
+    }
 }
 
 /// Builds the application: every route, with its state.
 pub fn app(state: AppState) -> axum::Router {
-    let (api, openapi) = routes::router();
+    let (api, openapi) = routes::router(&state.limits);
+    let body_idle = state.limits.body_idle_timeout;
     let openapi = Arc::new(openapi);
     api.route(
         "/api/v1/openapi.json",
@@ -56,13 +110,20 @@ pub fn app(state: AppState) -> axum::Router {
             async move { Json(doc.as_ref().clone()) }
         }),
     )
+    .layer(axum::Extension(body::JsonLimit(state.limits.max_json_body)))
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
     .layer(tower_http::trace::TraceLayer::new_for_http())
+    // A bug that panics in a handler answers 500 (with a reference for
+    // the log), and the connection and server carry on.
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        error::panic_response,
+    ))
     .with_state(state)
 }
 
 /// The OpenAPI document, without starting a server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::router().1
+    routes::router(&Limits::default()).1
 }
 
 /// Opens the stores, bootstraps an empty one, and serves until `shutdown`
@@ -71,8 +132,15 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Everything the server writes — the database, evidence, keys — is for
+    // its own eyes: files 0600, directories 0700, whatever the umask was.
+    // SAFETY: umask(2) only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    warn_if_open(&cfg.data_dir);
     let data_dir = std::fs::canonicalize(&cfg.data_dir)
         .with_context(|| format!("cannot resolve data directory {}", cfg.data_dir.display()))?;
     let database = cfg
@@ -83,11 +151,22 @@ pub async fn run(
         .blob_store
         .clone()
         .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
+    let sandbox = custody_sandbox::Sandbox::start(cfg.sandbox.clone())
+        .await
+        .context("cannot start the sandbox that runs users' programs")?;
     let store = Store::open(&database)
         .await
-        .with_context(|| format!("cannot open database {}", redact(&database)))?;
+        .with_context(|| format!("cannot open database {}", redact(&database)))?
+        .with_rego(Arc::new(programs::SandboxRego {
+            sandbox: sandbox.clone(),
+            budget: cfg.judgement_budget,
+        }));
     let blobs =
         BlobStore::open(&blob_url).with_context(|| format!("cannot open blob store {blob_url}"))?;
+    let secrets = Arc::new(match &cfg.secret_key_file {
+        Some(f) => secrets::SecretBox::load(f, false)?,
+        None => secrets::SecretBox::load(&data_dir.join("secret.key"), true)?,
+    });
     bootstrap(&store, &data_dir, cfg.bootstrap_token.as_deref()).await?;
 
     let listener = TcpListener::bind(&cfg.listen)
@@ -101,31 +180,68 @@ pub async fn run(
         store: store.clone(),
         blobs,
         max_upload: cfg.max_upload,
+        sandbox,
+        egress: cfg.delivery.egress,
+        limits: Arc::new(cfg.limits.clone()),
+        rate: ratelimit::RateLimiter::new(cfg.limits.rate_limit).map(Arc::new),
+        secrets: secrets.clone(),
     };
     let mut delivery = cfg.delivery.clone();
     if delivery.public_url.is_empty() {
         delivery.public_url = format!("http://{addr}");
     }
-    let worker = tokio::spawn(delivery::run(store.clone(), delivery));
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server failed");
+    let worker = tokio::spawn(delivery::run(store.clone(), delivery, secrets));
+    let judge = tokio::spawn(judge_leftovers(store.clone()));
+    serve::serve(listener, app(state), cfg.limits.header_timeout, shutdown).await;
     // Attempts cut short here are still pending in the outbox, and go out
     // on the next start.
     worker.abort();
+    judge.abort();
     let _ = worker.await;
-    served?;
+    let _ = judge.await;
     store.close().await;
     Ok(())
 }
 
+/// Judges environments whose judgement was left undone: by a server that
+/// stopped between a write and its judgement, or by a judgement that
+/// failed. Writes judge their own consequences; this is the safety net.
+async fn judge_leftovers(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.settle_pending(100).await {
+            tracing::warn!(error = %e, "cannot look for environments to judge");
+        }
+    }
+}
+
+/// On an empty store: the `default` organisation and its server-admin key.
+/// A generated key is written to `bootstrap-token` (0600) *before* the
+/// store commits it, so a server that cannot write it has created nothing
+/// and can be started again; a leftover file from an earlier data
+/// directory is refused up front rather than after a commit that would
+/// lock the operator out. The key is printed only to a terminal: on a
+/// pipe (container logs) only the file's path is.
 async fn bootstrap(store: &Store, data_dir: &Path, token: Option<&str>) -> anyhow::Result<()> {
+    if !store.is_empty().await? {
+        return Ok(());
+    }
     let (key, generated) = match token {
         Some(t) if t.len() >= 16 => (t.to_string(), false),
         Some(_) => anyhow::bail!("CUSTODY_BOOTSTRAP_TOKEN must be at least 16 characters"),
         None => (generate_key().0, true),
     };
+    let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
+    if generated {
+        secrets::write_new(&path, &key).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} exists but the database is empty: it belongs to another database; move it away and start again",
+                path.display()
+            ),
+            _ => anyhow::anyhow!("cannot write {}: {e}", path.display()),
+        })?;
+    }
     let created = store
         .bootstrap(NewApiKey {
             id: uuid::Uuid::new_v4().to_string(),
@@ -133,29 +249,48 @@ async fn bootstrap(store: &Store, data_dir: &Path, token: Option<&str>) -> anyho
             description: Some("bootstrap key".into()),
             expires_at: None,
         })
-        .await?;
-    if created && generated {
-        let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
-        write_secret(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+        .await;
+    match created {
+        Ok(true) => {}
+        Ok(false) | Err(_) if generated => {
+            // Nothing (or someone else's bootstrap) was committed: the key
+            // written above is no key.
+            let _ = std::fs::remove_file(&path);
+        }
+        _ => {}
+    }
+    if !created? {
+        return Ok(());
+    }
+    if !generated {
+        println!("created org 'default' with the server-admin key from CUSTODY_BOOTSTRAP_TOKEN");
+    } else if std::io::stdout().is_terminal() {
         println!(
             "created org 'default' with a server-admin API key (shown once; also in {}):\n{key}",
             path.display()
         );
-    } else if created {
-        println!("created org 'default' with the server-admin key from CUSTODY_BOOTSTRAP_TOKEN");
+    } else {
+        println!(
+            "created org 'default' with a server-admin API key, written to {} (readable by this user only)",
+            path.display()
+        );
     }
     Ok(())
 }
 
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(f, "{secret}")?;
-    f.sync_all()
+/// Says so when the data directory can be read by others: it holds the
+/// database, the evidence and the key secrets are sealed with.
+fn warn_if_open(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "data directory {} is open to other users (mode {:o}); chmod 700 it",
+            dir.display(),
+            m.permissions().mode() & 0o777
+        );
+    }
 }
 
 /// Hides a password in a database URL for messages.

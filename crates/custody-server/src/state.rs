@@ -1,3 +1,4 @@
+use custody_sandbox::Sandbox;
 use custody_store::{BlobStore, Store};
 
 #[derive(Clone)]
@@ -6,4 +7,13 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// The most bytes one request may upload.
     pub max_upload: u64,
+    /// Where users' programs (jq rules, JSON Schemas, Rego) run.
+    pub sandbox: Sandbox,
+    /// Where notifications may be sent.
+    pub egress: crate::egress::EgressPolicy,
+    pub limits: std::sync::Arc<crate::Limits>,
+    /// Requests per key, when limited.
+    pub rate: Option<std::sync::Arc<crate::ratelimit::RateLimiter>>,
+    /// Seals secrets kept at rest.
+    pub secrets: std::sync::Arc<crate::secrets::SecretBox>,
 }

@@ -127,23 +127,43 @@ impl Store {
             .collect()
     }
 
-    /// The components of one SBOM attestation, in document order.
+    /// The components of one SBOM attestation, in document order, a page
+    /// at a time (an SBOM can list hundreds of thousands).
     pub async fn attestation_components(
         &self,
         org_id: i64,
         attestation_id: &str,
-    ) -> StoreResult<Vec<Component>> {
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<custody_api::Page<Component>> {
         // Through get_attestation: a missing or foreign id is a 404.
         self.get_attestation(org_id, attestation_id).await?;
-        let rows = sqlx::query(
-            "SELECT doc FROM sbom_components WHERE org_id = $1 AND attestation_id = $2 ORDER BY id",
+        let total: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM sbom_components WHERE org_id = $1 AND attestation_id = $2",
         )
         .bind(org_id)
         .bind(attestation_id)
+        .fetch_one(&self.db.read)
+        .await?
+        .try_get(0)?;
+        let rows = sqlx::query(
+            "SELECT doc FROM sbom_components WHERE org_id = $1 AND attestation_id = $2 ORDER BY id LIMIT $3 OFFSET $4",
+        )
+        .bind(org_id)
+        .bind(attestation_id)
+        .bind(i64::from(per_page))
+        .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page))
         .fetch_all(&self.db.read)
         .await?;
-        rows.iter()
+        let items = rows
+            .iter()
             .map(|r| from_json("component", &r.try_get::<String, _>(0)?))
-            .collect()
+            .collect::<StoreResult<_>>()?;
+        Ok(custody_api::Page {
+            items,
+            page,
+            per_page,
+            total: total.max(0) as u64,
+        })
     }
 }

@@ -253,14 +253,34 @@ impl Store {
             )));
         }
         let (org_id, org) = (p.org_id, p.org.clone());
+        let actor = p.actor();
+        // Creating a missing environment is part of reporting to it
+        // (`--auto-environment`); changing one that exists is not.
+        let may_change = p
+            .role
+            .allows(custody_domain::Permission::ManageEnvironments);
+        let who = (p.service_account.clone(), p.role);
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let now = now_ms();
                     let existing = env_row(c, org_id, &req.name).await;
                     let (row, created) = match existing {
                         Ok(e) => {
+                            let unchanged = e.kind == req.kind
+                                && req.included.is_none()
+                                && req.description.as_ref().is_none_or(|d| Some(d) == e.description.as_ref());
+                            if unchanged {
+                                let value = view(c, &e).await?;
+                                return Ok(Saved { created: false, value });
+                            }
+                            if !may_change {
+                                return Err(StoreError::Forbidden(format!(
+                                    "environment '{}' exists: a {} ('{}') may create environments but not change them",
+                                    e.name, who.1, who.0
+                                )));
+                            }
                             if e.kind != req.kind {
                                 if e.latest_index > 0 || e.kind.is_logical() || req.kind.is_logical() {
                                     return Err(StoreError::Conflict(format!(
@@ -383,10 +403,11 @@ impl Store {
     ) -> StoreResult<Environment> {
         check_name(new)?;
         let (org_id, org, old, new) = (p.org_id, p.org.clone(), old.to_string(), new.to_string());
+        let actor = p.actor();
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let e = env_row(c, org_id, &old).await?;
                     if env_row(c, org_id, &new).await.is_ok() {
                         return Err(StoreError::Conflict(format!(
@@ -416,10 +437,11 @@ impl Store {
     /// it; its history is kept and still answers queries.
     pub async fn archive_environment(&self, p: &Principal, name: &str) -> StoreResult<Environment> {
         let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        let actor = p.actor();
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let e = env_row(c, org_id, &name).await?;
                     if e.archived_at.is_none() {
                         sqlx::query("UPDATE environments SET archived_at = $2 WHERE id = $1")
@@ -442,16 +464,25 @@ impl Store {
             .await
     }
 
-    /// When the environment was observed, as of `now`.
+    /// When the environment was observed, as of `now`: the latest
+    /// [`COVERAGE_SHOWN`] stretches, and how many came before them.
     pub async fn coverage(&self, org_id: i64, name: &str, now: i64) -> StoreResult<Coverage> {
         let mut c = self.db.read.acquire().await?;
         let e = env_row(&mut c, org_id, name).await?;
-        let rows = sqlx::query(
-            "SELECT from_ts, to_ts, interval_ms, reports FROM env_coverage WHERE env_id = $1 ORDER BY from_ts",
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM env_coverage WHERE env_id = $1")
+            .bind(e.id)
+            .fetch_one(&mut *c)
+            .await?
+            .try_get(0)?;
+        let mut rows = sqlx::query(
+            "SELECT from_ts, to_ts, interval_ms, reports FROM env_coverage WHERE env_id = $1 ORDER BY from_ts DESC LIMIT $2",
         )
         .bind(e.id)
+        .bind(COVERAGE_SHOWN)
         .fetch_all(&mut *c)
         .await?;
+        rows.reverse();
+        let earlier = (total - rows.len() as i64).max(0) as u64;
         let mut observed = rows
             .iter()
             .map(|r| {
@@ -471,14 +502,14 @@ impl Store {
                 reports: e.observed_reports.max(0) as u64,
             });
         }
-        Ok(coverage_of(
-            observed,
-            e.observed_to,
-            e.observed_interval_ms,
-            now,
-        ))
+        let mut coverage = coverage_of(observed, e.observed_to, e.observed_interval_ms, now);
+        coverage.earlier_stretches = earlier;
+        Ok(coverage)
     }
 }
+
+/// How many stretches of observation an environment view lists.
+pub const COVERAGE_SHOWN: i64 = 1000;
 
 /// The gaps between stretches of observation, and whether the last
 /// reporter is late.
@@ -506,6 +537,7 @@ pub(crate) fn coverage_of(
         observed,
         gaps,
         overdue,
+        earlier_stretches: 0,
     }
 }
 

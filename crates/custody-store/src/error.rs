@@ -6,6 +6,9 @@ pub enum StoreError {
     NotFound { what: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
+    /// The caller's role or account does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request is well-formed but does not fit what is stored (e.g. a
     /// fingerprint that is not in the trail).
     #[error("{0}")]
@@ -26,6 +29,9 @@ pub enum StoreError {
     TooLarge { limit: u64 },
     #[error("upload interrupted: {0}")]
     Upload(String),
+    /// A judgement could not be made: the program runner is unavailable.
+    #[error("cannot judge: {0}")]
+    Judge(String),
 }
 
 impl From<sqlx::Error> for StoreError {

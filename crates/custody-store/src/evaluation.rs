@@ -1,24 +1,43 @@
-//! Judging an environment against its policies, inside the write that
-//! changed something it depends on: a new snapshot, a policy attached,
-//! detached or given a new version, an allowlist entry, or evidence for an
-//! artifact that runs there. Each evaluation is a row in `env_evaluations`
-//! holding its inputs (snapshot, policy versions and their SHA-256,
-//! allowlisted fingerprints, the trails read) and every artifact's rule
-//! results, and an `evaluation` ledger entry with the row's SHA-256, the
-//! policy versions and what failed.
+//! Judging an environment against its policies.
+//!
+//! A write that changes something an environment's judgement depends on —
+//! a new snapshot, a policy attached, detached or given a new version, an
+//! allowlist entry, evidence for an artifact that runs there, a flow's
+//! template or tags — does not judge it: it *marks* it, in its own
+//! transaction, with the size of the organisation's ledger after the
+//! write and the cause. Judging happens after the commit, in three steps,
+//! none of which holds the write lock while a policy runs:
+//!
+//! 1. read, in one read transaction, everything the judgement needs and
+//!    the ledger size it saw (`as_of`);
+//! 2. judge: policy v1 here (pure, bounded); Rego through the caller's
+//!    [`RegoRunner`] (the server's sandbox), since a Rego policy is a
+//!    user's program that may loop or allocate without end;
+//! 3. record, in a short write: an `env_evaluations` row holding the
+//!    inputs (snapshot, policy versions and their SHA-256, allowlisted
+//!    fingerprints, the trails read) and every artifact's rule results,
+//!    and an `evaluation` ledger entry with the row's SHA-256, the policy
+//!    versions and what failed — unless a judgement that saw a later
+//!    state was recorded first. The mark is cleared when the judgement saw
+//!    the write that set it.
+//!
+//! The write's caller waits for steps 1–3 (see `Store::settle`), so a
+//! client sees the judgement of its own change; a server that stopped in
+//! between finds the marks and judges on its next pass.
 //!
 //! An environment with no policy is UNKNOWN, never compliant; it is only
 //! recorded as such when it stops being judged (the last policy detached).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use custody_api::{
     ComplianceStatus, EnvironmentCompliance, EvaluationInputs, PolicyEvaluation, PolicyKind,
     PolicyRef,
 };
 use custody_ledger::EntryKind;
-use custody_policy::ArtifactFacts;
-use custody_policy::rego::Place;
+use custody_policy::rego::{Decision, EnvironmentPolicy, Place};
+use custody_policy::{ArtifactFacts, ArtifactVerdict};
 use custody_runtime::ArtifactKey;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -42,6 +61,8 @@ pub(crate) enum Cause {
     Artifact,
     FlowTags,
     Template,
+    /// Several changes of different kinds before one judgement.
+    Several,
 }
 
 impl Cause {
@@ -56,9 +77,66 @@ impl Cause {
             Cause::Artifact => "artifact",
             Cause::FlowTags => "flow-tags",
             Cause::Template => "template",
+            Cause::Several => "several",
         }
     }
+
+    fn parse(s: &str) -> Cause {
+        [
+            Cause::Snapshot,
+            Cause::PolicyAttached,
+            Cause::PolicyDetached,
+            Cause::PolicyUpdated,
+            Cause::Allowlist,
+            Cause::Attestation,
+            Cause::Artifact,
+            Cause::FlowTags,
+            Cause::Template,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .unwrap_or(Cause::Several)
+    }
 }
+
+/// Runs Rego policies for the store. The store never runs one itself: a
+/// policy is a user's program, and the server runs those in its sandbox
+/// with time and memory limits.
+#[async_trait::async_trait]
+pub trait RegoRunner: Send + Sync {
+    /// The policy's decision for each input, in order; an input the policy
+    /// gave no answer for is an `Err` with the reason. `Err` for the whole
+    /// call means the runner itself is unavailable: nothing is judged.
+    async fn run(
+        &self,
+        org_id: i64,
+        policy: &str,
+        inputs: Vec<serde_json::Value>,
+    ) -> Result<Vec<Result<Decision, String>>, String>;
+}
+
+/// Runs Rego in this process, with regorus's own time limit and nothing
+/// else: for tools and tests that run their own policies. A server must
+/// not use it for its tenants' policies.
+pub struct InProcessRego;
+
+#[async_trait::async_trait]
+impl RegoRunner for InProcessRego {
+    async fn run(
+        &self,
+        _org_id: i64,
+        policy: &str,
+        inputs: Vec<serde_json::Value>,
+    ) -> Result<Vec<Result<Decision, String>>, String> {
+        let p = custody_policy::rego::RegoPolicy::compile(policy).map_err(|e| e.to_string())?;
+        Ok(inputs
+            .into_iter()
+            .map(|i| p.evaluate(i, None).map_err(|e| e.to_string()))
+            .collect())
+    }
+}
+
+pub(crate) type Runner = Arc<dyn RegoRunner>;
 
 /// An evaluation just recorded, and the status before it.
 #[derive(Debug, Clone)]
@@ -67,56 +145,100 @@ pub(crate) struct Evaluated {
     pub now: EnvironmentCompliance,
 }
 
-/// Who the environment is, for an evaluation.
-pub(crate) struct EnvRef<'a> {
-    pub id: i64,
-    pub name: &'a str,
-    pub snapshot: i64,
-}
-
-/// Judges a set of artifacts by policies: the pure part, also used by
-/// `assert artifact`.
-pub(crate) fn judge(
+/// Judges a set of artifacts by policies: the pure part for policy v1, the
+/// runner for Rego. Also used by `assert artifact`.
+pub(crate) async fn judge(
+    rego: &dyn RegoRunner,
+    org_id: i64,
     policies: &[AttachedPolicy],
     facts: &[ArtifactFacts],
     place: Place<'_>,
 ) -> StoreResult<Vec<PolicyEvaluation>> {
-    policies
-        .iter()
-        .map(|p| {
-            let verdicts = match p.kind {
-                PolicyKind::Kosli => {
-                    let parsed = custody_policy::Policy::from_yaml(&p.content).map_err(|e| {
-                        StoreError::Corrupt(format!(
-                            "stored policy '{}' v{}: {e}",
-                            p.name, p.version
-                        ))
-                    })?;
-                    facts.iter().map(|f| parsed.evaluate(f)).collect::<Vec<_>>()
+    let mut out = Vec::with_capacity(policies.len());
+    for p in policies {
+        let corrupt = |e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("stored policy '{}' v{}: {e}", p.name, p.version))
+        };
+        let verdicts: Vec<ArtifactVerdict> = match p.kind {
+            PolicyKind::Kosli => {
+                let parsed =
+                    custody_policy::Policy::from_yaml(&p.content).map_err(|e| corrupt(&e))?;
+                facts.iter().map(|f| parsed.evaluate(f)).collect()
+            }
+            PolicyKind::Rego => {
+                // Allowlisted artifacts are compliant whatever the policy
+                // says: only the others are sent.
+                let asked: Vec<&ArtifactFacts> = facts.iter().filter(|f| !f.allowlisted).collect();
+                let inputs = asked
+                    .iter()
+                    .map(|f| EnvironmentPolicy::input(place, f))
+                    .collect();
+                let decisions = rego
+                    .run(org_id, &p.content, inputs)
+                    .await
+                    .map_err(|e| StoreError::Judge(format!("policy '{}': {e}", p.name)))?;
+                if decisions.len() != asked.len() {
+                    return Err(StoreError::Judge(format!(
+                        "policy '{}': {} answers for {} artifacts",
+                        p.name,
+                        decisions.len(),
+                        asked.len()
+                    )));
                 }
-                PolicyKind::Rego => {
-                    let rego = custody_policy::rego::EnvironmentPolicy::compile(&p.content)
-                        .map_err(|e| {
-                            StoreError::Corrupt(format!(
-                                "stored policy '{}' v{}: {e}",
-                                p.name, p.version
-                            ))
-                        })?;
-                    facts
-                        .iter()
-                        .map(|f| rego.evaluate(place, f))
-                        .collect::<Vec<_>>()
-                }
-            };
-            Ok(PolicyEvaluation {
-                policy: p.name.clone(),
-                version: p.version,
-                sha256: p.sha256.clone(),
-                compliant: verdicts.iter().all(|v| v.compliant),
-                artifacts: verdicts,
-            })
-        })
-        .collect()
+                let mut decisions = decisions.into_iter();
+                facts
+                    .iter()
+                    .map(|f| {
+                        let outcome = if f.allowlisted {
+                            Ok(Decision {
+                                allow: true,
+                                violations: vec![],
+                            })
+                        } else {
+                            decisions.next().unwrap_or_else(|| Err("no answer".into()))
+                        };
+                        EnvironmentPolicy::verdict(f, outcome)
+                    })
+                    .collect()
+            }
+        };
+        out.push(PolicyEvaluation {
+            policy: p.name.clone(),
+            version: p.version,
+            sha256: p.sha256.clone(),
+            compliant: verdicts.iter().all(|v| v.compliant),
+            artifacts: verdicts,
+        });
+    }
+    Ok(out)
+}
+
+/// Marks environments for judgement after this write commits. Only those
+/// a judgement would record something for: with a policy attached, or
+/// judged before (a detached last policy records UNKNOWN once).
+pub(crate) async fn mark(
+    c: &mut AnyConnection,
+    ledger: &LedgerWriter,
+    env_ids: &[i64],
+    cause: Cause,
+) -> StoreResult<()> {
+    for &id in env_ids {
+        // Causes pile up until a judgement clears them: only a pile of
+        // snapshots alone lets a judgement reuse verdicts.
+        sqlx::query(
+            "UPDATE environments SET \
+               judge_cause = CASE WHEN judge_mark IS NULL OR judge_cause = $3 THEN $3 ELSE 'several' END, \
+               judge_mark = $2 \
+             WHERE id = $1 AND (compliance IN ('COMPLIANT', 'NON-COMPLIANT') \
+               OR EXISTS (SELECT 1 FROM environment_policies ep WHERE ep.env_id = $1))",
+        )
+        .bind(id)
+        .bind(ledger.size())
+        .bind(cause.as_str())
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
 }
 
 /// What runs in the environment's latest snapshot.
@@ -146,131 +268,183 @@ pub(crate) async fn allowlisted(
         .collect()
 }
 
-async fn env_ref(c: &mut AnyConnection, env_id: i64) -> StoreResult<(String, i64)> {
-    let r = sqlx::query("SELECT name, latest_index FROM environments WHERE id = $1")
-        .bind(env_id)
-        .fetch_one(&mut *c)
-        .await?;
-    Ok((r.try_get(0)?, r.try_get(1)?))
-}
-
-/// [`evaluate`] for an environment known by id, at its latest snapshot.
-pub(crate) async fn evaluate_by_id(
-    c: &mut AnyConnection,
-    ledger: &mut LedgerWriter,
-    org_id: i64,
+/// Everything one judgement of an environment needs, read in one read
+/// transaction.
+struct Prepared {
+    org: String,
     env_id: i64,
+    env: String,
+    snapshot: i64,
+    /// The organisation's ledger size the reads saw.
+    as_of: i64,
     cause: Cause,
-) -> StoreResult<Option<Evaluated>> {
-    let (name, snapshot) = env_ref(c, env_id).await?;
-    let env = EnvRef {
-        id: env_id,
-        name: &name,
-        snapshot,
-    };
-    evaluate(c, ledger, org_id, &env, None, cause).await
+    policies: Vec<AttachedPolicy>,
+    keys: Vec<ArtifactKey>,
+    allowed: Vec<String>,
+    /// The previous evaluation, when its verdicts still hold for the
+    /// artifacts that still run (only new snapshots, same policies and
+    /// allowlist since).
+    reuse: Option<EnvironmentCompliance>,
+    /// Facts of the artifacts to judge: all of them, or with `reuse` only
+    /// those it has no verdict for.
+    facts: Vec<ArtifactFacts>,
 }
 
-pub(crate) async fn evaluate_env(
-    c: &mut AnyConnection,
-    ledger: &mut LedgerWriter,
-    org_id: i64,
-    e: &crate::environments::EnvRow,
-    running: Option<&[ArtifactKey]>,
-    cause: Cause,
-) -> StoreResult<Option<Evaluated>> {
-    let env = EnvRef {
-        id: e.id,
-        name: &e.name,
-        snapshot: e.latest_index,
-    };
-    evaluate(c, ledger, org_id, &env, running, cause).await
-}
-
-/// Judges the environment and records the result. Nothing is recorded for
-/// an environment that has no policy and never had one judging it.
-pub(crate) async fn evaluate(
-    c: &mut AnyConnection,
-    ledger: &mut LedgerWriter,
-    org_id: i64,
-    env: &EnvRef<'_>,
-    running: Option<&[ArtifactKey]>,
-    cause: Cause,
-) -> StoreResult<Option<Evaluated>> {
-    let r = sqlx::query("SELECT compliance, evaluation_seq FROM environments WHERE id = $1")
-        .bind(env.id)
+/// Step 1: the inputs of a judgement of `env_id`, or None when it has no
+/// mark to settle.
+async fn prepare(c: &mut AnyConnection, org_id: i64, env_id: i64) -> StoreResult<Option<Prepared>> {
+    let as_of: i64 = sqlx::query("SELECT size FROM ledger_heads WHERE org_id = $1")
+        .bind(org_id)
         .fetch_one(&mut *c)
-        .await?;
-    let previous = match r.try_get::<Option<String>, _>(0)? {
-        Some(s) => ComplianceStatus::parse(&s)
-            .ok_or_else(|| StoreError::Corrupt(format!("environment compliance '{s}'")))?,
-        None => ComplianceStatus::Unknown,
-    };
-    let seq: i64 = r.try_get::<i64, _>(1)? + 1;
-    let policies = attached(c, env.id).await?;
-    if policies.is_empty() && previous == ComplianceStatus::Unknown {
+        .await?
+        .try_get(0)?;
+    let r = sqlx::query(
+        "SELECT e.name, e.latest_index, e.judge_mark, e.judge_cause, e.judged_as_of, o.name \
+         FROM environments e JOIN orgs o ON o.id = e.org_id WHERE e.id = $1 AND e.org_id = $2",
+    )
+    .bind(env_id)
+    .bind(org_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    let mark: Option<i64> = r.try_get(2)?;
+    let judged_as_of: i64 = r.try_get(4)?;
+    if mark.is_none_or(|m| m <= judged_as_of) {
         return Ok(None);
     }
-    let keys = match running {
-        Some(k) => k.to_vec(),
-        None => running_keys(c, env.id).await?,
-    };
-    let allow = allowlisted(c, env.id).await?;
+    let cause = Cause::parse(&r.try_get::<Option<String>, _>(3)?.unwrap_or_default());
+    let policies = attached(c, env_id).await?;
+    let keys = running_keys(c, env_id).await?;
+    let allow = allowlisted(c, env_id).await?;
     let mut allowed: Vec<String> = allow.iter().cloned().collect();
     allowed.sort();
-    let refs: Vec<PolicyRef> = policies
+    // A new snapshot changes only what runs: every other input change
+    // judges the environment whole. So when the policies (policy v1, a
+    // pure function of an artifact's facts) and the allowlist are those of
+    // the last evaluation, artifacts that still run keep their verdicts and
+    // only the new ones are read and judged.
+    let reuse = if cause == Cause::Snapshot
+        && !policies.is_empty()
+        && policies.iter().all(|p| p.kind == PolicyKind::Kosli)
+    {
+        let refs = refs_of(&policies);
+        latest(c, env_id).await?.filter(|prev| {
+            same_refs(&prev.inputs.policies, &refs) && prev.inputs.allowlisted == allowed
+        })
+    } else {
+        None
+    };
+    let to_judge: Vec<ArtifactKey> = match &reuse {
+        Some(prev) => {
+            let known: Vec<HashSet<(&str, &str)>> = prev
+                .policies
+                .iter()
+                .map(|p| {
+                    p.artifacts
+                        .iter()
+                        .map(|v| (v.name.as_str(), v.fingerprint.as_str()))
+                        .collect()
+                })
+                .collect();
+            keys.iter()
+                .filter(|k| {
+                    !known
+                        .iter()
+                        .all(|m| m.contains(&(k.name.as_str(), k.fingerprint.as_str())))
+                })
+                .cloned()
+                .collect()
+        }
+        None => keys.clone(),
+    };
+    let facts = if policies.is_empty() {
+        vec![]
+    } else {
+        facts::gather(c, org_id, &to_judge, &allow).await?
+    };
+    Ok(Some(Prepared {
+        org: r.try_get(5)?,
+        env_id,
+        env: r.try_get(0)?,
+        snapshot: r.try_get(1)?,
+        as_of,
+        cause,
+        policies,
+        keys,
+        allowed,
+        reuse,
+        facts,
+    }))
+}
+
+fn refs_of(policies: &[AttachedPolicy]) -> Vec<PolicyRef> {
+    policies
         .iter()
         .map(|p| PolicyRef {
             name: p.name.clone(),
             version: p.version,
             sha256: p.sha256.clone(),
         })
-        .collect();
-    // A new snapshot changes only what runs: every other input change
-    // judges the environment whole. So when the policies (policy v1, a
-    // pure function of an artifact's facts) and the allowlist are those of
-    // the last evaluation, artifacts that still run keep their verdicts and
-    // only the new ones are read and judged.
-    let reusable = if cause == Cause::Snapshot
-        && !policies.is_empty()
-        && policies.iter().all(|p| p.kind == PolicyKind::Kosli)
-    {
-        latest(c, env.id).await?.filter(|prev| {
-            same_refs(&prev.inputs.policies, &refs) && prev.inputs.allowlisted == allowed
-        })
-    } else {
-        None
+        .collect()
+}
+
+/// What a judgement found: each policy's verdicts, and the trails read
+/// per fingerprint.
+type Judged = (Vec<PolicyEvaluation>, BTreeMap<String, Vec<String>>);
+
+/// Step 3: records a judgement unless one that saw a later state was
+/// recorded first. Nothing is recorded for an environment that has no
+/// policy and never had one judging it; its mark is cleared all the same.
+async fn record(
+    c: &mut AnyConnection,
+    org_id: i64,
+    p: &Prepared,
+    judged: Option<Judged>,
+) -> StoreResult<Option<Evaluated>> {
+    // Locked first, as in every write: on PostgreSQL this also makes two
+    // judgements of one environment record one after the other.
+    let mut ledger =
+        LedgerWriter::lock(c, org_id, &p.org, &custody_ledger::Actor::server("judge")).await?;
+    let r = sqlx::query(
+        "SELECT compliance, evaluation_seq, judged_as_of FROM environments WHERE id = $1",
+    )
+    .bind(p.env_id)
+    .fetch_one(&mut *c)
+    .await?;
+    if r.try_get::<i64, _>(2)? >= p.as_of {
+        return Ok(None);
+    }
+    let previous = match r.try_get::<Option<String>, _>(0)? {
+        Some(s) => ComplianceStatus::parse(&s)
+            .ok_or_else(|| StoreError::Corrupt(format!("environment compliance '{s}'")))?,
+        None => ComplianceStatus::Unknown,
     };
-    let (evaluations, trails) = match reusable {
-        Some(prev) => reuse(c, org_id, &policies, &keys, &allow, prev, env).await?,
-        None => {
-            let facts = facts::gather(c, org_id, &keys, &allow).await?;
-            let place = Place {
-                environment: Some(env.name),
-                snapshot: Some(env.snapshot.max(0) as u64),
-            };
-            (judge(&policies, &facts, place)?, trails_of(&facts))
-        }
+    let Some((evaluations, trails)) =
+        judged.filter(|_| !(p.policies.is_empty() && previous == ComplianceStatus::Unknown))
+    else {
+        settled(c, p.env_id, p.as_of).await?;
+        return Ok(None);
     };
-    let status = if policies.is_empty() {
+    let seq: i64 = r.try_get::<i64, _>(1)? + 1;
+    let status = if p.policies.is_empty() {
         ComplianceStatus::Unknown
-    } else if evaluations.iter().all(|p| p.compliant) {
+    } else if evaluations.iter().all(|e| e.compliant) {
         ComplianceStatus::Compliant
     } else {
         ComplianceStatus::NonCompliant
     };
     let now = now_ms();
     let value = EnvironmentCompliance {
-        environment: env.name.to_string(),
+        environment: p.env.clone(),
         status,
         evaluation: seq,
-        snapshot: env.snapshot.max(0) as u64,
+        snapshot: p.snapshot.max(0) as u64,
         evaluated_at: now,
-        cause: cause.as_str().into(),
+        cause: p.cause.as_str().into(),
         policies: evaluations,
         inputs: EvaluationInputs {
-            policies: refs,
-            allowlisted: allowed,
+            policies: refs_of(&p.policies),
+            allowlisted: p.allowed.clone(),
             trails,
         },
     };
@@ -282,28 +456,29 @@ pub(crate) async fn evaluate(
     sqlx::query(
         "INSERT INTO env_evaluations (env_id, seq, snapshot_idx, ts, status, cause, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(env.id)
+    .bind(p.env_id)
     .bind(seq)
-    .bind(env.snapshot)
+    .bind(p.snapshot)
     .bind(now)
     .bind(status.as_str())
-    .bind(cause.as_str())
+    .bind(p.cause.as_str())
     .bind(doc)
     .execute(&mut *c)
     .await?;
     sqlx::query("UPDATE environments SET compliance = $2, evaluation_seq = $3 WHERE id = $1")
-        .bind(env.id)
+        .bind(p.env_id)
         .bind(status.as_str())
         .bind(seq)
         .execute(&mut *c)
         .await?;
+    settled(c, p.env_id, p.as_of).await?;
     let failing: Vec<_> = value
         .policies
         .iter()
-        .flat_map(|p| {
-            p.artifacts.iter().filter(|a| !a.compliant).map(move |a| {
+        .flat_map(|pe| {
+            pe.artifacts.iter().filter(|a| !a.compliant).map(move |a| {
                 json!({
-                    "policy": p.policy,
+                    "policy": pe.policy,
                     "name": a.name,
                     "fingerprint": a.fingerprint,
                     "reasons": a.reasons().collect::<Vec<_>>(),
@@ -316,15 +491,16 @@ pub(crate) async fn evaluate(
             c,
             EntryKind::Evaluation,
             &json!({
-                "environment": env.name,
+                "environment": p.env,
                 "evaluation": seq,
-                "snapshot": env.snapshot,
-                "cause": cause.as_str(),
+                "snapshot": p.snapshot,
+                "cause": p.cause.as_str(),
                 "status": status.as_str(),
                 "policies": value.inputs.policies,
-                "artifacts": keys.len(),
+                "artifacts": p.keys.len(),
                 "failing": failing,
                 "doc_sha256": doc_sha256,
+                "as_of": p.as_of,
             }),
         )
         .await?;
@@ -332,9 +508,24 @@ pub(crate) async fn evaluate(
         previous,
         now: value,
     };
-    let org = ledger.org().to_string();
-    crate::notifications::compliance_event(c, org_id, &org, env.id, &evaluated).await?;
+    crate::notifications::compliance_event(c, org_id, &p.org, p.env_id, &evaluated).await?;
     Ok(Some(evaluated))
+}
+
+/// Notes that the environment was judged as of `as_of`, clearing its mark
+/// if that judgement saw the write that set it.
+async fn settled(c: &mut AnyConnection, env_id: i64, as_of: i64) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE environments SET judged_as_of = $2, \
+           judge_cause = CASE WHEN judge_mark <= $2 THEN NULL ELSE judge_cause END, \
+           judge_mark = CASE WHEN judge_mark <= $2 THEN NULL ELSE judge_mark END \
+         WHERE id = $1",
+    )
+    .bind(env_id)
+    .bind(as_of)
+    .execute(c)
+    .await?;
+    Ok(())
 }
 
 fn same_refs(a: &[PolicyRef], b: &[PolicyRef]) -> bool {
@@ -360,66 +551,56 @@ fn trails_of(facts: &[ArtifactFacts]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// The verdicts of `prev` for artifacts that still run, and fresh ones for
-/// the rest, in `keys` order.
-async fn reuse(
-    c: &mut AnyConnection,
+/// Step 2 for a prepared judgement: fresh verdicts for the facts read,
+/// the previous ones for the rest, in the order of what runs.
+async fn judge_prepared(
+    rego: &dyn RegoRunner,
     org_id: i64,
-    policies: &[AttachedPolicy],
-    keys: &[ArtifactKey],
-    allow: &HashSet<String>,
-    mut prev: EnvironmentCompliance,
-    env: &EnvRef<'_>,
-) -> StoreResult<(Vec<PolicyEvaluation>, BTreeMap<String, Vec<String>>)> {
+    p: &mut Prepared,
+) -> StoreResult<Judged> {
+    let place = Place {
+        environment: Some(&p.env),
+        snapshot: Some(p.snapshot.max(0) as u64),
+    };
+    let fresh = judge(rego, org_id, &p.policies, &p.facts, place).await?;
+    let Some(mut prev) = p.reuse.take() else {
+        return Ok((fresh, trails_of(&p.facts)));
+    };
     type Key = (String, String);
-    let mut old: Vec<HashMap<Key, custody_policy::ArtifactVerdict>> = prev
+    let mut old: Vec<HashMap<Key, ArtifactVerdict>> = prev
         .policies
         .iter_mut()
-        .map(|p| {
-            std::mem::take(&mut p.artifacts)
+        .map(|pe| {
+            std::mem::take(&mut pe.artifacts)
                 .into_iter()
                 .map(|v| ((v.name.clone(), v.fingerprint.clone()), v))
                 .collect()
         })
         .collect();
-    let missing: Vec<ArtifactKey> = keys
-        .iter()
-        .filter(|k| {
-            let key = (k.name.clone(), k.fingerprint.clone());
-            !old.iter().all(|m| m.contains_key(&key))
-        })
-        .cloned()
-        .collect();
-    let facts = facts::gather(c, org_id, &missing, allow).await?;
-    let place = Place {
-        environment: Some(env.name),
-        snapshot: Some(env.snapshot.max(0) as u64),
-    };
-    let fresh = judge(policies, &facts, place)?;
     let mut trails = std::mem::take(&mut prev.inputs.trails);
-    let running: HashSet<&str> = keys.iter().map(|k| k.fingerprint.as_str()).collect();
+    let running: HashSet<&str> = p.keys.iter().map(|k| k.fingerprint.as_str()).collect();
     trails.retain(|fp, _| running.contains(fp.as_str()));
-    trails.extend(trails_of(&facts));
-    let mut out = Vec::with_capacity(policies.len());
-    for (i, p) in policies.iter().enumerate() {
-        let mut new: HashMap<Key, custody_policy::ArtifactVerdict> = fresh[i]
+    trails.extend(trails_of(&p.facts));
+    let mut out = Vec::with_capacity(p.policies.len());
+    for (i, (pol, fresh)) in p.policies.iter().zip(fresh).enumerate() {
+        let mut new: HashMap<Key, ArtifactVerdict> = fresh
             .artifacts
-            .iter()
-            .map(|v| ((v.name.clone(), v.fingerprint.clone()), v.clone()))
+            .into_iter()
+            .map(|v| ((v.name.clone(), v.fingerprint.clone()), v))
             .collect();
-        let mut verdicts = Vec::with_capacity(keys.len());
-        for k in keys {
+        let mut verdicts = Vec::with_capacity(p.keys.len());
+        for k in &p.keys {
             let key = (k.name.clone(), k.fingerprint.clone());
             let v = new
                 .remove(&key)
-                .or_else(|| old[i].remove(&key))
+                .or_else(|| old.get_mut(i).and_then(|m| m.remove(&key)))
                 .ok_or_else(|| StoreError::Corrupt(format!("no verdict for '{}'", k.name)))?;
             verdicts.push(v);
         }
         out.push(PolicyEvaluation {
-            policy: p.name.clone(),
-            version: p.version,
-            sha256: p.sha256.clone(),
+            policy: pol.name.clone(),
+            version: pol.version,
+            sha256: pol.sha256.clone(),
             compliant: verdicts.iter().all(|v| v.compliant),
             artifacts: verdicts,
         });
@@ -498,33 +679,29 @@ pub(crate) async fn fingerprints_of(
         .collect()
 }
 
-/// Re-judges the environments where the artifacts of a trail or flow run.
+/// Marks for judgement the environments where the artifacts of a trail or
+/// flow run.
 pub(crate) async fn reported_changed(
     c: &mut AnyConnection,
-    ledger: &mut LedgerWriter,
+    ledger: &LedgerWriter,
     org_id: i64,
     r: Reported,
     cause: Cause,
-) -> StoreResult<Vec<Evaluated>> {
+) -> StoreResult<()> {
     let fps = fingerprints_of(c, r).await?;
     evidence_changed(c, ledger, org_id, &fps, cause).await
 }
 
-/// Re-judges the environments where any of `fingerprints` runs.
+/// Marks for judgement the environments where any of `fingerprints` runs.
 pub(crate) async fn evidence_changed(
     c: &mut AnyConnection,
-    ledger: &mut LedgerWriter,
+    ledger: &LedgerWriter,
     org_id: i64,
     fingerprints: &[String],
     cause: Cause,
-) -> StoreResult<Vec<Evaluated>> {
-    let mut out = Vec::new();
-    for env in environments_running(c, org_id, fingerprints).await? {
-        if let Some(e) = evaluate_by_id(c, ledger, org_id, env, cause).await? {
-            out.push(e);
-        }
-    }
-    Ok(out)
+) -> StoreResult<()> {
+    let envs = environments_running(c, org_id, fingerprints).await?;
+    mark(c, ledger, &envs, cause).await
 }
 
 /// The latest evaluation of an environment that judged snapshot `idx` or
@@ -569,6 +746,94 @@ pub struct Judgement {
 }
 
 impl crate::Store {
+    /// Judges every environment of the organisation that a committed write
+    /// marked, and returns what was recorded. Writes that can change a
+    /// judgement call it before they answer; a failure here leaves the
+    /// marks for [`Store::settle_pending`] and is logged, never returned:
+    /// the write it follows has happened.
+    pub(crate) async fn settle(&self, org_id: i64) -> Vec<Evaluated> {
+        let pending = sqlx::query(
+            "SELECT id FROM environments WHERE org_id = $1 AND judge_mark IS NOT NULL ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await;
+        let ids: Vec<i64> = match pending {
+            Ok(rows) => rows.iter().filter_map(|r| r.try_get(0).ok()).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, org_id, "cannot read the environments to judge");
+                return vec![];
+            }
+        };
+        let mut out = Vec::new();
+        for env_id in ids {
+            match self.settle_env(org_id, env_id).await {
+                Ok(Some(e)) => out.push(e),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, org_id, env_id, "judging an environment failed; it stays marked")
+                }
+            }
+        }
+        out
+    }
+
+    /// Judges up to `limit` marked environments of any organisation: what
+    /// a stopped server or a failed judgement left. Returns how many were
+    /// looked at.
+    pub async fn settle_pending(&self, limit: i64) -> StoreResult<usize> {
+        let rows = sqlx::query(
+            "SELECT org_id, id FROM environments WHERE judge_mark IS NOT NULL ORDER BY judge_mark LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in &rows {
+            let (org_id, env_id): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            if let Err(e) = self.settle_env(org_id, env_id).await {
+                tracing::error!(error = %e, org_id, env_id, "judging an environment failed; it stays marked");
+            }
+        }
+        Ok(rows.len())
+    }
+
+    /// Steps 1–3 for one environment. One judgement of an environment at a
+    /// time in this process: a burst of writes that each marked it then
+    /// waits for one judgement that saw them all, instead of each running
+    /// its own.
+    async fn settle_env(&self, org_id: i64, env_id: i64) -> StoreResult<Option<Evaluated>> {
+        let lock = {
+            let mut judging = self.judging.lock().unwrap_or_else(|e| e.into_inner());
+            judging.retain(|_, m| Arc::strong_count(m) > 1);
+            judging.entry(env_id).or_default().clone()
+        };
+        let _turn = lock.lock().await;
+        let prepared = {
+            let mut c = self.db.read.acquire().await?;
+            let mut tx = sqlx::Connection::begin(&mut *c).await?;
+            if self.db.backend == crate::Backend::Postgres {
+                // One snapshot for every read below, as SQLite's WAL gives.
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let p = prepare(&mut tx, org_id, env_id).await?;
+            tx.commit().await?;
+            p
+        };
+        let Some(mut prepared) = prepared else {
+            return Ok(None);
+        };
+        let judged = if prepared.policies.is_empty() {
+            Some((vec![], BTreeMap::new()))
+        } else {
+            Some(judge_prepared(self.rego.as_ref(), org_id, &mut prepared).await?)
+        };
+        self.db
+            .write(move |c| Box::pin(async move { record(c, org_id, &prepared, judged).await }))
+            .await
+    }
+
     /// Judges one fingerprint by the policies attached to `environment`
     /// (with its allowlist) and by `policies`, as they are now. Nothing is
     /// recorded: this answers a question, it changes nothing.
@@ -642,8 +907,17 @@ impl crate::Store {
         let facts = facts
             .pop()
             .ok_or_else(|| StoreError::Corrupt("no facts for the artifact".into()))?;
-        let evaluations = judge(&chosen, std::slice::from_ref(&facts), place)?;
+        // Read, then judge with no transaction open.
         tx.commit().await?;
+        drop(c);
+        let evaluations = judge(
+            self.rego.as_ref(),
+            org_id,
+            &chosen,
+            std::slice::from_ref(&facts),
+            place,
+        )
+        .await?;
         Ok(Judgement {
             facts,
             policies: evaluations,

@@ -35,7 +35,9 @@ pub struct NewAttestation {
     pub compliant: bool,
     pub reasons: Vec<String>,
     pub data: Value,
-    pub user_data: Value,
+    /// For `custom`: the data checked, as sent.
+    pub attestation_data: Option<Box<serde_json::value::RawValue>>,
+    pub user_data: Option<Box<serde_json::value::RawValue>>,
     pub annotations: Annotations,
     pub external_urls: ExternalUrls,
     pub description: Option<String>,
@@ -91,10 +93,10 @@ impl Store {
     ) -> StoreResult<Attestation> {
         let (org_id, org, flow, trail) =
             (p.org_id, p.org.clone(), flow.to_string(), trail.to_string());
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let (_, trail_id) = trail_ids(c, org_id, &flow, &trail).await?;
                     let (artifact, fingerprint) = match &n.binding {
                         Binding::Trail => (None, None),
@@ -148,6 +150,7 @@ impl Store {
                         compliant: n.compliant,
                         reasons: n.reasons,
                         data,
+                        attestation_data: n.attestation_data,
                         user_data: n.user_data,
                         annotations: n.annotations,
                         external_urls: n.external_urls,
@@ -157,6 +160,7 @@ impl Store {
                         repo_info: n.repo_info,
                         evidence: n.evidence,
                         created_at: now,
+                        reported_by: Some(actor.clone()),
                     };
                     sqlx::query(
                         "INSERT INTO attestations (id, org_id, trail_id, name, kind, artifact_name, fingerprint, compliant, doc, created_at, control) \
@@ -213,7 +217,7 @@ impl Store {
                     // Environments where the artifacts this evidence is
                     // about run are judged again.
                     let fps = trail_fingerprints(c, trail_id, a.artifact.as_deref(), a.fingerprint.as_deref()).await?;
-                    crate::evaluation::evidence_changed(c, &mut ledger, org_id, &fps, crate::evaluation::Cause::Attestation).await?;
+                    crate::evaluation::evidence_changed(c, &ledger, org_id, &fps, crate::evaluation::Cause::Attestation).await?;
                     Ok(a)
                 })
             })
@@ -230,7 +234,9 @@ impl Store {
         from_json("attestation", &row.try_get::<String, _>(0)?)
     }
 
-    /// Every attestation of a name in a trail, newest first.
+    /// The attestations of a name in a trail, newest first, a page at a
+    /// time.
+    #[allow(clippy::too_many_arguments)]
     pub async fn attestation_history(
         &self,
         org_id: i64,
@@ -238,20 +244,39 @@ impl Store {
         trail: &str,
         artifact: Option<&str>,
         name: &str,
-    ) -> StoreResult<Vec<Attestation>> {
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<custody_api::Page<Attestation>> {
         let mut c = self.db.read.acquire().await?;
         let f = flow_row(&mut c, org_id, flow).await?;
         let (trail_id, _) = trail_row(&mut c, f.id, flow, trail).await?;
-        let rows = sqlx::query(
-            "SELECT doc FROM attestations WHERE trail_id = $1 AND name = $2 \
-             AND ((artifact_name IS NULL AND $3 = '') OR artifact_name = $3) ORDER BY created_at DESC, id DESC",
-        )
+        const WHERE: &str = "WHERE trail_id = $1 AND name = $2 \
+             AND ((artifact_name IS NULL AND $3 = '') OR artifact_name = $3)";
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM attestations {WHERE}"
+        )))
         .bind(trail_id)
         .bind(name)
         .bind(artifact.unwrap_or(""))
+        .fetch_one(&mut *c)
+        .await?
+        .try_get(0)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT doc FROM attestations {WHERE} ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+        )))
+        .bind(trail_id)
+        .bind(name)
+        .bind(artifact.unwrap_or(""))
+        .bind(i64::from(per_page))
+        .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page))
         .fetch_all(&mut *c)
         .await?;
-        rows_to_docs(&rows, "attestation")
+        Ok(custody_api::Page {
+            items: rows_to_docs(&rows, "attestation")?,
+            page,
+            per_page,
+            total: total.max(0) as u64,
+        })
     }
 
     /// The size of an evidence file, if the organisation holds a reference
@@ -275,10 +300,11 @@ impl Store {
         req: CreateAttestationTypeRequest,
     ) -> StoreResult<AttestationType> {
         let (org_id, org) = (p.org_id, p.org.clone());
+        let actor = p.actor();
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let version: i64 = sqlx::query(
                         "SELECT COALESCE(MAX(version), 0) + 1 FROM attestation_types WHERE org_id = $1 AND name = $2",
                     )

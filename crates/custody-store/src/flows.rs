@@ -120,10 +120,10 @@ impl Store {
         template_yaml: Option<String>,
     ) -> StoreResult<Saved<Flow>> {
         let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let now = now_ms();
                     let existing = sqlx::query("SELECT id, description FROM flows WHERE org_id = $1 AND name = $2")
                         .bind(org_id)
@@ -199,7 +199,7 @@ impl Store {
                                 .await?;
                             // Every trail of the flow is judged by the new
                             // template: so is wherever their artifacts run.
-                            crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Flow(flow_id), Cause::Template).await?;
+                            crate::evaluation::reported_changed(c, &ledger, org_id, Reported::Flow(flow_id), Cause::Template).await?;
                         }
                     }
                     let value = load_flow(c, org_id, &name).await?;
@@ -226,34 +226,47 @@ impl Store {
             }
         }
         let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
-        self.db
-            .write(move |c| {
-                Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
-                    let mut flow = load_flow(c, org_id, &name).await?;
-                    for k in &unset {
-                        flow.tags.remove(k);
-                    }
-                    flow.tags.extend(set);
-                    let now = now_ms();
-                    sqlx::query("UPDATE flows SET tags = $3, updated_at = $4 WHERE org_id = $1 AND name = $2")
-                        .bind(org_id)
-                        .bind(&name)
-                        .bind(crate::policies::tags_json(&flow.tags)?)
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await?;
-                    ledger
-                        .append(c, EntryKind::Flow, &json!({"name": name, "tags": flow.tags}))
-                        .await?;
-                    // Conditions read flow tags: where the flow's artifacts
-                    // run, judge again.
-                    let flow_id = flow_row(c, org_id, &name).await?.id;
-                    crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Flow(flow_id), Cause::FlowTags).await?;
-                    load_flow(c, org_id, &name).await
-                })
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
+            Box::pin(async move {
+                let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                let mut flow = load_flow(c, org_id, &name).await?;
+                for k in &unset {
+                    flow.tags.remove(k);
+                }
+                flow.tags.extend(set);
+                let now = now_ms();
+                sqlx::query(
+                    "UPDATE flows SET tags = $3, updated_at = $4 WHERE org_id = $1 AND name = $2",
+                )
+                .bind(org_id)
+                .bind(&name)
+                .bind(crate::policies::tags_json(&flow.tags)?)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                ledger
+                    .append(
+                        c,
+                        EntryKind::Flow,
+                        &json!({"name": name, "tags": flow.tags}),
+                    )
+                    .await?;
+                // Conditions read flow tags: where the flow's artifacts
+                // run, judge again.
+                let flow_id = flow_row(c, org_id, &name).await?.id;
+                crate::evaluation::reported_changed(
+                    c,
+                    &ledger,
+                    org_id,
+                    Reported::Flow(flow_id),
+                    Cause::FlowTags,
+                )
+                .await?;
+                load_flow(c, org_id, &name).await
             })
-            .await
+        })
+        .await
     }
 
     pub async fn get_flow(&self, org_id: i64, name: &str) -> StoreResult<Flow> {
@@ -279,10 +292,10 @@ impl Store {
         req: NewTrail,
     ) -> StoreResult<Saved<Trail>> {
         let (org_id, org, flow) = (p.org_id, p.org.clone(), flow.to_string());
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let f = flow_row(c, org_id, &flow).await?;
                     let now = now_ms();
                     let existing = trail_row(c, f.id, &flow, &req.name).await;
@@ -290,6 +303,7 @@ impl Store {
                         Ok((id, mut t)) => {
                             merge_trail(&mut t, req);
                             t.updated_at = now;
+                            t.updated_by = Some(actor.clone());
                             sqlx::query("UPDATE trails SET doc = $2, git_commit = $3, updated_at = $4 WHERE id = $1")
                                 .bind(id)
                                 .bind(to_json(&t)?)
@@ -299,7 +313,7 @@ impl Store {
                                 .await?;
                             // Its template may have changed, and with it its
                             // compliance.
-                            crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Trail(id), Cause::Template).await?;
+                            crate::evaluation::reported_changed(c, &ledger, org_id, Reported::Trail(id), Cause::Template).await?;
                             (t, false)
                         }
                         Err(StoreError::NotFound { .. }) => {
@@ -315,6 +329,8 @@ impl Store {
                                 external_urls: req.external_urls,
                                 created_at: now,
                                 updated_at: now,
+                                created_by: Some(actor.clone()),
+                                updated_by: Some(actor.clone()),
                             };
                             sqlx::query(
                                 "INSERT INTO trails (org_id, flow_id, name, git_commit, doc, created_at, updated_at) \
@@ -435,10 +451,10 @@ impl Store {
     ) -> StoreResult<Artifact> {
         let (org_id, org, flow, trail) =
             (p.org_id, p.org.clone(), flow.to_string(), trail.to_string());
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let f = flow_row(c, org_id, &flow).await?;
                     let (trail_id, _) = trail_row(c, f.id, &flow, &trail).await?;
                     let now = now_ms();
@@ -460,6 +476,7 @@ impl Store {
                         external_urls: req.external_urls,
                         annotations: req.annotations,
                         created_at: now,
+                        reported_by: Some(actor.clone()),
                     };
                     sqlx::query(
                         "INSERT INTO artifacts (org_id, flow_id, trail_id, template_name, fingerprint, git_commit, doc, created_at) \
@@ -478,7 +495,7 @@ impl Store {
                     ledger.append(c, EntryKind::Artifact, &a).await?;
                     // The trail's compliance can change with a new artifact,
                     // and with it the judgement of wherever its artifacts run.
-                    crate::evaluation::reported_changed(c, &mut ledger, org_id, Reported::Trail(trail_id), Cause::Artifact).await?;
+                    crate::evaluation::reported_changed(c, &ledger, org_id, Reported::Trail(trail_id), Cause::Artifact).await?;
                     Ok(a)
                 })
             })
@@ -533,11 +550,14 @@ impl Store {
         })
     }
 
-    /// Every artifact report of these exact fingerprints, newest first.
+    /// The newest reports of these exact fingerprints, at most
+    /// `per_fingerprint` of each (a base image can be in thousands of
+    /// trails), newest first.
     pub async fn artifacts_with_fingerprints(
         &self,
         org_id: i64,
         fingerprints: &[String],
+        per_fingerprint: u32,
     ) -> StoreResult<Vec<Artifact>> {
         let mut out = vec![];
         let mut c = self.db.read.acquire().await?;
@@ -546,7 +566,8 @@ impl Store {
             let org = b.next();
             let list: Vec<String> = chunk.iter().map(|_| b.next()).collect();
             let sql = format!(
-                "SELECT doc FROM artifacts WHERE org_id = {org} AND fingerprint IN ({}) ORDER BY id DESC",
+                "SELECT doc FROM (SELECT doc, id, ROW_NUMBER() OVER (PARTITION BY fingerprint ORDER BY id DESC) AS n \
+                 FROM artifacts WHERE org_id = {org} AND fingerprint IN ({})) a WHERE n <= {per_fingerprint} ORDER BY id DESC",
                 list.join(",")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);

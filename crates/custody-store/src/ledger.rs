@@ -1,6 +1,6 @@
 //! Appending to and reading an organisation's ledger.
 
-use custody_ledger::{EntryKind, Envelope};
+use custody_ledger::{Actor, EntryKind, Envelope};
 use serde::Serialize;
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -14,11 +14,17 @@ use crate::{Store, StoreError, StoreResult};
 pub(crate) struct LedgerWriter {
     org_id: i64,
     org: String,
+    actor: Actor,
     next: i64,
 }
 
 impl LedgerWriter {
-    pub async fn lock(conn: &mut AnyConnection, org_id: i64, org: &str) -> StoreResult<Self> {
+    pub async fn lock(
+        conn: &mut AnyConnection,
+        org_id: i64,
+        org: &str,
+        actor: &Actor,
+    ) -> StoreResult<Self> {
         let row =
             sqlx::query("UPDATE ledger_heads SET size = size WHERE org_id = $1 RETURNING size")
                 .bind(org_id)
@@ -28,12 +34,18 @@ impl LedgerWriter {
         Ok(LedgerWriter {
             org_id,
             org: org.to_string(),
+            actor: actor.clone(),
             next: row.try_get(0)?,
         })
     }
 
     /// Starts the ledger of a new organisation, inside its creating write.
-    pub async fn start(conn: &mut AnyConnection, org_id: i64, org: &str) -> StoreResult<Self> {
+    pub async fn start(
+        conn: &mut AnyConnection,
+        org_id: i64,
+        org: &str,
+        actor: &Actor,
+    ) -> StoreResult<Self> {
         sqlx::query("INSERT INTO ledger_heads (org_id, size) VALUES ($1, 0)")
             .bind(org_id)
             .execute(&mut *conn)
@@ -41,12 +53,14 @@ impl LedgerWriter {
         Ok(LedgerWriter {
             org_id,
             org: org.to_string(),
+            actor: actor.clone(),
             next: 0,
         })
     }
 
-    pub fn org(&self) -> &str {
-        &self.org
+    /// The ledger's size with what this write appended so far.
+    pub fn size(&self) -> i64 {
+        self.next
     }
 
     pub async fn append(
@@ -62,6 +76,7 @@ impl LedgerWriter {
             org: self.org.clone(),
             kind,
             ts: now_ms(),
+            actor: self.actor.clone(),
             record,
         };
         let sealed = envelope.seal()?;

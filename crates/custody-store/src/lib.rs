@@ -36,13 +36,15 @@ pub use blobs::{BlobStore, StoredBlob};
 pub use db::Backend;
 pub use environments::NewEnvironment;
 pub use error::{StoreError, StoreResult};
-pub use evaluation::Judgement;
+pub use evaluation::{InProcessRego, Judgement, RegoRunner};
 pub use evidence::{AttestationBinding, NewAttestation, NewEvidence};
 pub use flows::{NewTrail, TrailData};
 pub use notifications::{DueDelivery, Outcome};
+pub use policies::AttachedPolicy;
 pub use policies::NewPolicy;
 pub use runtime::{NewReport, ReportStored, RunningArtifact, StoredEvent, StoredSnapshot};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The storage interface: organisations, accounts, flows, trails,
@@ -53,6 +55,10 @@ pub struct Store {
     db: Arc<db::Db>,
     /// Notified after writes that may have enqueued deliveries.
     outbox: Arc<tokio::sync::Notify>,
+    /// Runs environments' Rego policies (the server's sandbox).
+    rego: evaluation::Runner,
+    /// One judgement of an environment at a time, by environment id.
+    judging: Arc<std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Store {
@@ -63,11 +69,49 @@ impl Store {
         Ok(Store {
             outbox: db.committed.clone(),
             db: Arc::new(db),
+            rego: Arc::new(InProcessRego),
+            judging: Default::default(),
         })
+    }
+
+    /// This store with `runner` running environments' Rego policies. The
+    /// default runs them in this process, which suits tools and tests; a
+    /// server hands its tenants' policies to its sandbox.
+    pub fn with_rego(mut self, runner: Arc<dyn RegoRunner>) -> Self {
+        self.rego = runner;
+        self
+    }
+
+    /// A write that may mark environments for judgement, then their
+    /// judgement (see `evaluation.rs`): the caller hears back once both
+    /// are done, so it sees the consequences of its own change.
+    pub(crate) async fn write_judged<T, F>(&self, org_id: i64, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> futures::future::BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let v = self.db.write(f).await?;
+        self.settle(org_id).await;
+        Ok(v)
     }
 
     pub fn backend(&self) -> Backend {
         self.db.backend
+    }
+
+    /// Whether no organisation exists yet (before the first start's
+    /// bootstrap).
+    pub async fn is_empty(&self) -> StoreResult<bool> {
+        use sqlx::Row;
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM orgs")
+            .fetch_one(&self.db.read)
+            .await?
+            .try_get(0)?;
+        Ok(n == 0)
     }
 
     /// A cheap query that fails when the database cannot be reached.

@@ -7,6 +7,8 @@
 //! them, and records each attempt; a crash leaves a row pending, and it is
 //! sent again once its lease runs out: at least once, never lost.
 
+use std::collections::HashMap;
+
 use custody_api::{
     Action, Delivery, DeliveryAttempt, DeliveryState, Event, EventArtifact, EventCompliance,
     EventProvenance, PutActionRequest, Saved, Target, TargetKind, Trigger,
@@ -23,6 +25,7 @@ use crate::{Principal, Store, StoreError, StoreResult};
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
     pub outbox_id: i64,
+    pub org_id: i64,
     pub action: String,
     pub attempts: u32,
     pub created_at: i64,
@@ -353,10 +356,11 @@ impl Store {
             ));
         }
         let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        let actor = p.actor();
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let mut env_ids = Vec::new();
                     for e in &req.environments {
                         let row = crate::policies::physical_env(c, org_id, e, "name")
@@ -481,6 +485,38 @@ impl Store {
             q = q.bind(a);
         }
         let rows = q.fetch_all(&mut *c).await?;
+        // Every listed delivery's attempts in one read.
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut attempts: HashMap<i64, Vec<DeliveryAttempt>> = HashMap::new();
+        if !ids.is_empty() {
+            let mut b = crate::util::Binds::new(&c);
+            let list: Vec<String> = ids.iter().map(|_| b.next()).collect();
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT outbox_id, attempt, at, duration_ms, status_code, error FROM delivery_attempts \
+                 WHERE outbox_id IN ({}) ORDER BY outbox_id, attempt",
+                list.join(",")
+            )));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            for a in q.fetch_all(&mut *c).await? {
+                attempts
+                    .entry(a.try_get(0)?)
+                    .or_default()
+                    .push(DeliveryAttempt {
+                        attempt: a.try_get::<i64, _>(1)?.max(0) as u32,
+                        at: a.try_get(2)?,
+                        duration_ms: a.try_get(3)?,
+                        status_code: a
+                            .try_get::<Option<i64>, _>(4)?
+                            .and_then(|s| u16::try_from(s).ok()),
+                        error: a.try_get(5)?,
+                    });
+            }
+        }
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: i64 = r.try_get(0)?;
@@ -488,23 +524,6 @@ impl Store {
             let state: String = r.try_get(5)?;
             let state = DeliveryState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("delivery state '{state}'")))?;
-            let attempts = sqlx::query(
-                "SELECT attempt, at, duration_ms, status_code, error FROM delivery_attempts WHERE outbox_id = $1 ORDER BY attempt",
-            )
-            .bind(id)
-            .fetch_all(&mut *c)
-            .await?
-            .iter()
-            .map(|a| {
-                Ok(DeliveryAttempt {
-                    attempt: a.try_get::<i64, _>(0)?.max(0) as u32,
-                    at: a.try_get(1)?,
-                    duration_ms: a.try_get(2)?,
-                    status_code: a.try_get::<Option<i64>, _>(3)?.and_then(|s| u16::try_from(s).ok()),
-                    error: a.try_get(4)?,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
             out.push(Delivery {
                 event_id: r.try_get(1)?,
                 action: r.try_get(2)?,
@@ -517,7 +536,7 @@ impl Store {
                 state,
                 created_at: r.try_get(6)?,
                 delivered_at: r.try_get(8)?,
-                attempts,
+                attempts: attempts.remove(&id).unwrap_or_default(),
             });
         }
         Ok(out)
@@ -540,21 +559,58 @@ impl Store {
         now: i64,
         lease_ms: i64,
         limit: u32,
+        room: &(dyn Fn(i64) -> usize + Sync),
+        full: &[i64],
     ) -> StoreResult<Vec<DueDelivery>> {
+        // Organisations with no room are left out of the read; among the
+        // rest, at most `room(org)` rows each are claimed, so one
+        // organisation's backlog (dead endpoints, each attempt waiting out
+        // its timeout) cannot take every slot.
+        let exclude = if full.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND o.org_id NOT IN ({})",
+                full.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let rooms: std::collections::HashMap<i64, usize> = {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT DISTINCT o.org_id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= $1{exclude}"
+            )))
+            .bind(now)
+            .fetch_all(&self.db.read)
+            .await?;
+            rows.iter()
+                .map(|r| r.try_get::<i64, _>(0).map(|id| (id, room(id))))
+                .collect::<Result<_, _>>()?
+        };
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let rows = sqlx::query(
-                        "SELECT o.id, o.next_attempt_at, o.attempts, o.created_at, o.event, a.name, a.doc, a.secret \
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT o.id, o.next_attempt_at, o.attempts, o.created_at, o.event, a.name, a.doc, a.secret, o.org_id \
                          FROM outbox o JOIN actions a ON a.id = o.action_id \
-                         WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.next_attempt_at, o.id LIMIT $2",
-                    )
+                         WHERE o.state = 'pending' AND o.next_attempt_at <= $1{exclude} ORDER BY o.next_attempt_at, o.id LIMIT $2"
+                    )))
                     .bind(now)
-                    .bind(i64::from(limit))
+                    .bind(i64::from(limit) * 4)
                     .fetch_all(&mut *c)
                     .await?;
+                    let mut rooms = rooms;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in &rows {
+                        if out.len() >= limit as usize {
+                            break;
+                        }
+                        let org_id: i64 = r.try_get(8)?;
+                        match rooms.get_mut(&org_id) {
+                            Some(n) if *n > 0 => *n -= 1,
+                            _ => continue,
+                        }
                         let id: i64 = r.try_get(0)?;
                         let due: i64 = r.try_get(1)?;
                         // Another replica may have claimed it since the read.
@@ -570,6 +626,7 @@ impl Store {
                         let action = action_from(&r.try_get::<String, _>(6)?)?;
                         out.push(DueDelivery {
                             outbox_id: id,
+                            org_id,
                             attempts: r.try_get::<i64, _>(2)?.max(0) as u32,
                             created_at: r.try_get(3)?,
                             event: from_json("outbox event", &r.try_get::<String, _>(4)?)?,

@@ -21,7 +21,7 @@ use crate::{Principal, Store, StoreError, StoreResult};
 
 /// A policy version as evaluation needs it.
 #[derive(Debug, Clone)]
-pub(crate) struct AttachedPolicy {
+pub struct AttachedPolicy {
     pub name: String,
     pub kind: PolicyKind,
     pub version: i64,
@@ -175,10 +175,10 @@ impl Store {
     pub async fn create_policy(&self, p: &Principal, new: NewPolicy) -> StoreResult<Saved<Policy>> {
         check_name("policy name", &new.name)?;
         let (org_id, org) = (p.org_id, p.org.clone());
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     for control in &new.controls {
                         let found = sqlx::query(
                             "SELECT 1 FROM controls WHERE org_id = $1 AND identifier = $2",
@@ -268,9 +268,7 @@ impl Store {
                         .iter()
                         .map(|r| r.try_get(0))
                         .collect::<Result<_, _>>()?;
-                    for env in envs {
-                        evaluation::evaluate_by_id(c, &mut ledger, org_id, env, Cause::PolicyUpdated).await?;
-                    }
+                    evaluation::mark(c, &ledger, &envs, Cause::PolicyUpdated).await?;
                     let environments = policy_environments(c, id).await?;
                     Ok(Saved {
                         created,
@@ -316,10 +314,22 @@ impl Store {
         .bind(org_id)
         .fetch_all(&mut *c)
         .await?;
+        // Where each policy is attached, for all of them in one read.
+        let mut attached_to: std::collections::HashMap<i64, Vec<String>> = Default::default();
+        for r in sqlx::query(
+            "SELECT ep.policy_id, e.name FROM environment_policies ep JOIN environments e ON e.id = ep.env_id \
+             JOIN policies p ON p.id = ep.policy_id WHERE p.org_id = $1 ORDER BY e.name",
+        )
+        .bind(org_id)
+        .fetch_all(&mut *c)
+        .await?
+        {
+            attached_to.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let (id, mut p) = policy_from_row(r)?;
-            p.environments = policy_environments(&mut c, id).await?;
+            p.environments = attached_to.remove(&id).unwrap_or_default();
             out.push(p);
         }
         Ok(out)
@@ -339,10 +349,10 @@ impl Store {
             return Err(StoreError::Unprocessable("name at least one policy".into()));
         }
         let (org_id, org, env) = (p.org_id, p.org.clone(), env.to_string());
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let e = physical_env(c, org_id, &env, "attach policies to").await?;
                     let policies = by_names(c, org_id, &names).await?;
                     let now = now_ms();
@@ -383,7 +393,7 @@ impl Store {
                         )
                         .await?;
                     let cause = if attach { Cause::PolicyAttached } else { Cause::PolicyDetached };
-                    evaluation::evaluate_env(c, &mut ledger, org_id, &e, None, cause).await?;
+                    evaluation::mark(c, &ledger, &[e.id], cause).await?;
                     Ok(attached(c, e.id).await?.into_iter().map(|p| p.name).collect())
                 })
             })
@@ -402,10 +412,11 @@ impl Store {
             return Err(StoreError::Unprocessable("a control needs a name".into()));
         }
         let (org_id, org, identifier) = (p.org_id, p.org.clone(), identifier.to_string());
+        let actor = p.actor();
         self.db
             .write(move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let now = now_ms();
                     let (id, version, created, created_at) = match control_row(c, org_id, &identifier).await {
                         Ok((id, old)) => {
@@ -519,10 +530,10 @@ impl Store {
             env.to_string(),
             p.service_account.clone(),
         );
-        self.db
-            .write(move |c| {
+        let actor = p.actor();
+        self.write_judged(org_id, move |c| {
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let e = physical_env(c, org_id, &env, "allowlist in").await?;
                     let now = now_ms();
                     sqlx::query(
@@ -548,7 +559,7 @@ impl Store {
                         created_at: now,
                     };
                     ledger.append(c, EntryKind::Allowlist, &entry).await?;
-                    evaluation::evaluate_env(c, &mut ledger, org_id, &e, None, Cause::Allowlist).await?;
+                    evaluation::mark(c, &ledger, &[e.id], Cause::Allowlist).await?;
                     Ok(entry)
                 })
             })

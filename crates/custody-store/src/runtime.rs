@@ -77,6 +77,8 @@ pub struct StoredSnapshot {
     /// The latest evaluation of this snapshot against the environment's
     /// policies; none when no policy judged it.
     pub compliance: Option<custody_api::EnvironmentCompliance>,
+    /// Who sent the report that made it.
+    pub reported_by: Option<custody_ledger::Actor>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +88,8 @@ pub struct StoredEvent {
     pub timestamp: i64,
     pub change: Change,
     pub instances: Vec<Instance>,
+    /// Who sent the report that recorded the change.
+    pub reported_by: Option<custody_ledger::Actor>,
 }
 
 /// Open intervals of an environment: what runs now.
@@ -385,13 +389,21 @@ async fn changes_at(
         .collect()
 }
 
+/// The stored actor of a snapshot (absent on snapshots older than the
+/// column).
+fn actor_of(text: Option<String>) -> StoreResult<Option<custody_ledger::Actor>> {
+    text.map(|t| from_json("snapshot actor", &t)).transpose()
+}
+
+/// When snapshot `idx` was taken, when the next replaced it, and who
+/// reported it.
 async fn snapshot_time(
     c: &mut AnyConnection,
     env_id: i64,
     idx: i64,
-) -> StoreResult<Option<(i64, Option<i64>)>> {
+) -> StoreResult<Option<(i64, Option<i64>, Option<custody_ledger::Actor>)>> {
     let rows = sqlx::query(
-        "SELECT idx, ts FROM env_snapshots WHERE env_id = $1 AND idx >= $2 ORDER BY idx LIMIT 2",
+        "SELECT idx, ts, actor FROM env_snapshots WHERE env_id = $1 AND idx >= $2 ORDER BY idx LIMIT 2",
     )
     .bind(env_id)
     .bind(idx)
@@ -408,7 +420,11 @@ async fn snapshot_time(
         Some(r) => Some(r.try_get::<i64, _>(1)?),
         None => None,
     };
-    Ok(Some((first.try_get(1)?, next)))
+    Ok(Some((
+        first.try_get(1)?,
+        next,
+        actor_of(first.try_get(2)?)?,
+    )))
 }
 
 /// The number of the snapshot current at `t` (0 if none was yet).
@@ -459,11 +475,14 @@ impl Store {
         env: &str,
         report: NewReport,
     ) -> StoreResult<ReportStored> {
-        let (org_id, org, env) = (p.org_id, p.org.clone(), env.to_string());
-        self.db
+        let (org_id, org, env_name) = (p.org_id, p.org.clone(), env.to_string());
+        let actor = p.actor();
+        let mut stored = self
+            .db
             .write(move |c| {
+                let env = env_name;
                 Box::pin(async move {
-                    let mut ledger = LedgerWriter::lock(c, org_id, &org).await?;
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let e = env_row(c, org_id, &env).await?;
                     if e.kind.is_logical() {
                         return Err(StoreError::Unprocessable(format!(
@@ -553,7 +572,7 @@ impl Store {
                     insert_intervals(c, &rows).await?;
 
                     sqlx::query(
-                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes) VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(e.id)
                     .bind(n)
@@ -561,6 +580,7 @@ impl Store {
                     .bind(artifacts as i64)
                     .bind(instances as i64)
                     .bind(changes.len() as i64)
+                    .bind(to_json(&actor)?)
                     .execute(&mut *c)
                     .await?;
                     sqlx::query(
@@ -599,9 +619,7 @@ impl Store {
                             }),
                         )
                         .await?;
-                    let keys: Vec<ArtifactKey> = report.running.iter().map(|(k, _)| k.clone()).collect();
-                    let env_ref = evaluation::EnvRef { id: e.id, name: &env, snapshot: n };
-                    let evaluated = evaluation::evaluate(c, &mut ledger, org_id, &env_ref, Some(&keys), Cause::Snapshot).await?;
+                    evaluation::mark(c, &ledger, &[e.id], Cause::Snapshot).await?;
                     let taken = crate::notifications::SnapshotTaken {
                         org_id,
                         org: &org,
@@ -618,11 +636,28 @@ impl Store {
                         artifacts,
                         instances,
                         running: report.running,
-                        compliance: evaluated.map(|ev| ev.now),
+                        compliance: None,
                     })
                 })
             })
-            .await
+            .await?;
+        if stored.changed {
+            let name = env.to_string();
+            stored.compliance = self
+                .settle(p.org_id)
+                .await
+                .into_iter()
+                .map(|e| e.now)
+                .find(|c| c.environment == name && c.snapshot == stored.snapshot);
+            if stored.compliance.is_none() {
+                // Judged by a concurrent settle of the same environment.
+                stored.compliance = self
+                    .latest_evaluation(p.org_id, env)
+                    .await?
+                    .filter(|c| c.snapshot == stored.snapshot);
+            }
+        }
+        Ok(stored)
     }
 
     /// The snapshot of `env` that `at` names. For a logical environment,
@@ -671,7 +706,14 @@ impl Store {
             )));
         }
         let to = to.min(e.latest_index.max(0) as u64);
-        let (from, to) = (from as i64, to as i64);
+        // Numbers from a query string: checked, not cast (a u64 past
+        // i64::MAX would turn negative).
+        let from = i64::try_from(from).map_err(|_| {
+            StoreError::Unprocessable(format!("snapshot number {from} is out of range"))
+        })?;
+        let to = i64::try_from(to).map_err(|_| {
+            StoreError::Unprocessable(format!("snapshot number {to} is out of range"))
+        })?;
         let total = if to >= from {
             (to - from + 1) as u64
         } else {
@@ -680,7 +722,7 @@ impl Store {
         let hi = to - i64::from(page.saturating_sub(1)) * i64::from(per_page);
         // One row past the page's last gives its successor's time.
         let rows = sqlx::query(
-            "SELECT idx, ts, artifacts, instances, changes FROM env_snapshots \
+            "SELECT idx, ts, artifacts, instances, changes, actor FROM env_snapshots \
              WHERE env_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx DESC LIMIT $4",
         )
         .bind(e.id)
@@ -702,6 +744,7 @@ impl Store {
                     artifacts: r.try_get::<i64, _>(2)?.max(0) as u64,
                     instances: r.try_get::<i64, _>(3)?.max(0) as u64,
                     changes: r.try_get::<i64, _>(4)?.max(0) as u64,
+                    reported_by: actor_of(r.try_get(5)?)?,
                 });
             }
             next_ts = Some(ts);
@@ -731,44 +774,60 @@ impl Store {
         } else {
             vec![e]
         };
-        // Snapshots in the window, newest first, with how many changes each
-        // has: enough to find a page without reading the changes before it.
-        let mut snaps: Vec<(i64, i64, EnvRow, i64)> = vec![];
-        for m in &envs {
-            let rows = sqlx::query(
-                "SELECT idx, ts, changes FROM env_snapshots WHERE env_id = $1 AND ts >= $2 AND ts <= $3",
-            )
-            .bind(m.id)
-            .bind(since)
-            .bind(until)
-            .fetch_all(&mut *c)
-            .await?;
-            for r in &rows {
-                snaps.push((r.try_get(1)?, r.try_get(0)?, m.clone(), r.try_get(2)?));
-            }
-        }
-        snaps.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-        let total: i64 = snaps.iter().map(|s| s.3).sum();
+        // The page's snapshots, found by a running sum of their changes in
+        // the database: however long the window, only a page's worth of
+        // rows is read, and the count is one aggregate.
+        let by_id: HashMap<i64, &EnvRow> = envs.iter().map(|m| (m.id, m)).collect();
+        let ids = envs
+            .iter()
+            .map(|m| m.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE(SUM(changes), 0) AS BIGINT) FROM env_snapshots WHERE env_id IN ({ids}) AND ts >= $1 AND ts <= $2"
+        )))
+        .bind(since)
+        .bind(until)
+        .fetch_one(&mut *c)
+        .await?
+        .try_get(0)?;
         let skip = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let mut seen = 0i64;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT env_id, idx, ts, changes, actor, upto FROM ( \
+               SELECT env_id, idx, ts, changes, actor, \
+                 CAST(SUM(changes) OVER (ORDER BY ts DESC, env_id DESC, idx DESC ROWS UNBOUNDED PRECEDING) AS BIGINT) AS upto \
+               FROM env_snapshots WHERE env_id IN ({ids}) AND ts >= $1 AND ts <= $2) s \
+             WHERE upto > $3 ORDER BY ts DESC, env_id DESC, idx DESC LIMIT $4"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(skip)
+        .bind(i64::from(per_page))
+        .fetch_all(&mut *c)
+        .await?;
         let mut items = vec![];
-        for (ts, idx, m, n) in &snaps {
+        for r in &rows {
             if items.len() >= per_page as usize {
                 break;
             }
-            if seen + n <= skip {
-                seen += n;
-                continue;
-            }
-            for (ch, instances) in changes_at(&mut c, m.id, *idx).await? {
+            let (env_id, idx, ts): (i64, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let (n, upto): (i64, i64) = (r.try_get(3)?, r.try_get(5)?);
+            let m = by_id.get(&env_id).ok_or_else(|| {
+                StoreError::Corrupt(format!("snapshot of unknown environment {env_id}"))
+            })?;
+            let actor = actor_of(r.try_get(4)?)?;
+            // Changes of this snapshot that belong to earlier pages.
+            let mut seen = upto - n;
+            for (ch, instances) in changes_at(&mut c, env_id, idx).await? {
                 seen += 1;
                 if seen > skip && items.len() < per_page as usize {
                     items.push(StoredEvent {
                         environment: m.name.clone(),
-                        snapshot: *idx as u64,
-                        timestamp: *ts,
+                        snapshot: idx as u64,
+                        timestamp: ts,
                         change: ch,
                         instances,
+                        reported_by: actor.clone(),
                     });
                 }
             }
@@ -840,11 +899,12 @@ async fn physical_snapshot(
         changes: vec![],
         members: vec![],
         compliance: None,
+        reported_by: None,
     };
     if idx <= 0 {
         return Ok(empty);
     }
-    let Some((ts, replaced_at)) = snapshot_time(c, e.id, idx).await? else {
+    let Some((ts, replaced_at, reported_by)) = snapshot_time(c, e.id, idx).await? else {
         return Err(StoreError::Corrupt(format!(
             "environment '{}' has no snapshot {idx}",
             e.name
@@ -864,6 +924,7 @@ async fn physical_snapshot(
         running,
         changes,
         compliance,
+        reported_by,
         ..empty
     })
 }
@@ -947,6 +1008,8 @@ async fn logical_snapshot(
         changes: vec![],
         members: member_snaps,
         compliance: None,
+        // Each member snapshot names its own reporter.
+        reported_by: None,
     })
 }
 

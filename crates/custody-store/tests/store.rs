@@ -19,7 +19,8 @@ fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation 
         compliant: ok,
         reasons: vec![],
         data: json!({}),
-        user_data: json!({}),
+        attestation_data: None,
+        user_data: None,
         annotations: Default::default(),
         external_urls: Default::default(),
         description: None,
@@ -56,9 +57,9 @@ async fn bootstrap_happens_once(s: Store) {
 both!(orgs_are_isolated);
 async fn orgs_are_isolated(s: Store) {
     let p = admin(&s).await;
-    s.create_org("acme", key(3)).await.unwrap();
+    s.create_org(&p, "acme", key(3)).await.unwrap();
     assert!(matches!(
-        s.create_org("acme", key(4)).await,
+        s.create_org(&p, "acme", key(4)).await,
         Err(StoreError::Conflict(_))
     ));
     let acme = s.authenticate(&[3; 32]).await.unwrap().unwrap();
@@ -90,8 +91,10 @@ async fn service_accounts_and_keys(s: Store) {
     let ci = s.authenticate(&[9; 32]).await.unwrap().unwrap();
     assert_eq!((ci.service_account.as_str(), ci.role), ("ci", Role::Member));
     let mut expired = key(10);
-    expired.expires_at = Some(1);
+    expired.expires_at = Some(jiff::Timestamp::now().as_millisecond() + 100);
     s.create_api_key(&p, "ci", expired).await.unwrap();
+    assert!(s.authenticate(&[10; 32]).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     assert!(s.authenticate(&[10; 32]).await.unwrap().is_none());
     assert!(matches!(
         s.create_api_key(&p, "nobody", key(11)).await,
@@ -249,10 +252,10 @@ async fn flows_trails_artifacts_attestations(s: Store) {
     let page = s.list_trails(p.org_id, "backend", 1, 10).await.unwrap();
     assert_eq!(page.total, 1);
     let history = s
-        .attestation_history(p.org_id, "backend", "t1", Some("app"), "tests")
+        .attestation_history(p.org_id, "backend", "t1", Some("app"), "tests", 1, 50)
         .await
         .unwrap();
-    assert_eq!(history.len(), 1);
+    assert_eq!(history.items.len(), 1);
     // A newer report of the same name replaces it in the trail; both stay in history.
     let newer = s
         .put_attestation(
@@ -268,11 +271,15 @@ async fn flows_trails_artifacts_attestations(s: Store) {
     assert!(data.attestations.iter().any(|a| a.id == newer.id));
     assert!(!data.attestations.iter().any(|a| a.id == bound.id));
     let history = s
-        .attestation_history(p.org_id, "backend", "t1", Some("app"), "tests")
+        .attestation_history(p.org_id, "backend", "t1", Some("app"), "tests", 1, 50)
         .await
         .unwrap();
     assert_eq!(
-        history.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        history
+            .items
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
         [newer.id.as_str(), bound.id.as_str()]
     );
 
@@ -428,7 +435,10 @@ async fn sbom_components_are_stored_and_found(s: Store) {
         "components are covered by the attestation's entry"
     );
     assert_eq!(
-        s.attestation_components(p.org_id, &id).await.unwrap(),
+        s.attestation_components(p.org_id, &id, 1, 500)
+            .await
+            .unwrap()
+            .items,
         components
     );
 
@@ -480,7 +490,7 @@ async fn sbom_components_are_stored_and_found(s: Store) {
     assert_eq!(found[0].fingerprint.as_deref(), Some(fp.as_str()));
 
     // Another organisation sees none of it.
-    s.create_org("acme", key(9)).await.unwrap();
+    s.create_org(&p, "acme", key(9)).await.unwrap();
     let acme = s.authenticate(&[9; 32]).await.unwrap().unwrap();
     assert!(
         s.find_components(acme.org_id, Some("pkg7"), None, None, 10)
@@ -489,7 +499,250 @@ async fn sbom_components_are_stored_and_found(s: Store) {
             .is_empty()
     );
     assert!(matches!(
-        s.attestation_components(acme.org_id, &id).await,
+        s.attestation_components(acme.org_id, &id, 1, 50).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+fn account(name: &str, role: Role) -> CreateServiceAccountRequest {
+    CreateServiceAccountRequest {
+        name: name.into(),
+        role,
+        description: None,
+    }
+}
+
+both!(no_escalation_through_keys);
+async fn no_escalation_through_keys(s: Store) {
+    let root = admin(&s).await;
+    // An org admin of `default` (not the server admin).
+    s.create_service_account(&root, account("ops", Role::Admin))
+        .await
+        .unwrap();
+    s.create_api_key(&root, "ops", key(20)).await.unwrap();
+    let ops = s.authenticate(&[20; 32]).await.unwrap().unwrap();
+    assert!(!ops.server_admin);
+    // It cannot mint a key for the server-admin account...
+    let e = s
+        .create_api_key(&ops, "bootstrap-admin", key(21))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Forbidden(m) if m.contains("server-admin")),
+        "{e}"
+    );
+    assert!(s.authenticate(&[21; 32]).await.unwrap().is_none());
+    // ...nor revoke, rotate, change or delete it.
+    let root_key = root.key_id.clone();
+    assert!(matches!(
+        s.revoke_api_key(&ops, &root_key).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        s.rotate_api_key(&ops, &root_key, key(22), 0).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        s.update_service_account(&ops, "bootstrap-admin", Role::Reader)
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        s.delete_service_account(&ops, "bootstrap-admin").await,
+        Err(StoreError::Forbidden(_))
+    ));
+    // Organisations are for the server admin only.
+    assert!(matches!(
+        s.create_org(&ops, "evil", key(23)).await,
+        Err(StoreError::Forbidden(_))
+    ));
+
+    // A member mints keys for itself only: never for another member.
+    s.create_service_account(&root, account("alice", Role::Member))
+        .await
+        .unwrap();
+    s.create_service_account(&root, account("bob", Role::Member))
+        .await
+        .unwrap();
+    s.create_api_key(&root, "alice", key(24)).await.unwrap();
+    let alice = s.authenticate(&[24; 32]).await.unwrap().unwrap();
+    let e = s.create_api_key(&alice, "bob", key(25)).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Forbidden(m) if m.contains("own account")),
+        "{e}"
+    );
+    s.create_api_key(&alice, "alice", key(26)).await.unwrap();
+    // And creates no accounts.
+    assert!(matches!(
+        s.create_service_account(&alice, account("mallory", Role::Admin))
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    // The server admin still manages its own keys.
+    s.create_api_key(&root, "bootstrap-admin", key(27))
+        .await
+        .unwrap();
+    assert!(
+        s.authenticate(&[27; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .server_admin
+    );
+}
+
+both!(keys_are_listed_revoked_and_rotated);
+async fn keys_are_listed_revoked_and_rotated(s: Store) {
+    let root = admin(&s).await;
+    s.create_service_account(&root, account("ci", Role::Ci))
+        .await
+        .unwrap();
+    let k = s.create_api_key(&root, "ci", key(30)).await.unwrap();
+    let ci = s.authenticate(&[30; 32]).await.unwrap().unwrap();
+    assert_eq!(ci.key_id, k.id);
+
+    // Listed without secrets; a non-admin sees only its own.
+    let all = s.list_api_keys(&root, None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let own = s.list_api_keys(&ci, None).await.unwrap();
+    assert_eq!(
+        own.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        [k.id.as_str()]
+    );
+    assert!(matches!(
+        s.list_api_keys(&ci, Some("bootstrap-admin")).await,
+        Err(StoreError::Forbidden(_))
+    ));
+
+    // Use is noted.
+    s.touch_key(&k.id, 1_234).await.unwrap();
+    let listed = s.list_api_keys(&root, Some("ci")).await.unwrap();
+    assert_eq!(listed[0].last_used_at, Some(1_234));
+
+    // Rotation with a grace period: both work until it ends.
+    let (new, old) = s.rotate_api_key(&ci, &k.id, key(31), 60_000).await.unwrap();
+    assert_eq!(new.rotated_from.as_deref(), Some(k.id.as_str()));
+    assert!(old.expires_at.is_some() && old.revoked_at.is_none());
+    assert!(s.authenticate(&[30; 32]).await.unwrap().is_some());
+    assert!(s.authenticate(&[31; 32]).await.unwrap().is_some());
+    // Without one, the old key stops at once.
+    let (_, old2) = s.rotate_api_key(&root, &new.id, key(32), 0).await.unwrap();
+    assert!(old2.revoked_at.is_some());
+    assert!(s.authenticate(&[31; 32]).await.unwrap().is_none());
+    assert!(s.authenticate(&[32; 32]).await.unwrap().is_some());
+
+    // Revoked: the next authentication fails; twice is a conflict.
+    let r = s.revoke_api_key(&root, &k.id).await.unwrap();
+    assert!(r.revoked_at.is_some());
+    assert!(s.authenticate(&[30; 32]).await.unwrap().is_none());
+    assert!(matches!(
+        s.revoke_api_key(&root, &k.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Every one of these is in the ledger, naming who did it.
+    let entries = s.ledger_entries("default", 0, 1000).await.unwrap();
+    verify_ledger(&entries);
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "api_key_revoked").count(), 1);
+    let last = custody_ledger::verify(
+        &entries.last().unwrap().entry,
+        &entries.last().unwrap().leaf_hash,
+    )
+    .unwrap();
+    assert_eq!(last.actor, root.actor());
+    let rotated_by_ci = entries
+        .iter()
+        .map(|e| custody_ledger::verify(&e.entry, &e.leaf_hash).unwrap())
+        .find(|e| e.record.get("replaces").is_some())
+        .unwrap();
+    assert_eq!(rotated_by_ci.actor, ci.actor());
+}
+
+both!(accounts_are_changed_and_deleted);
+async fn accounts_are_changed_and_deleted(s: Store) {
+    let root = admin(&s).await;
+    s.create_service_account(&root, account("ci", Role::Member))
+        .await
+        .unwrap();
+    s.create_api_key(&root, "ci", key(40)).await.unwrap();
+    s.create_api_key(&root, "ci", key(41)).await.unwrap();
+    let a = s
+        .update_service_account(&root, "ci", Role::Ci)
+        .await
+        .unwrap();
+    assert_eq!(a.role, Role::Ci);
+    assert_eq!(
+        s.authenticate(&[40; 32]).await.unwrap().unwrap().role,
+        Role::Ci
+    );
+    // Nobody changes or deletes the account making the request.
+    assert!(matches!(
+        s.delete_service_account(&root, "bootstrap-admin").await,
+        Err(StoreError::Forbidden(_))
+    ));
+    let d = s.delete_service_account(&root, "ci").await.unwrap();
+    assert!(d.deleted_at.is_some());
+    assert!(s.authenticate(&[40; 32]).await.unwrap().is_none());
+    assert!(s.authenticate(&[41; 32]).await.unwrap().is_none());
+    assert!(
+        s.list_api_keys(&root, Some("ci"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.revoked_at.is_some())
+    );
+    // A deleted account takes no keys, and its name is not reused.
+    assert!(matches!(
+        s.create_api_key(&root, "ci", key(42)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_service_account(&root, account("ci", Role::Ci))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+both!(keys_live_no_longer_than_the_org_allows);
+async fn keys_live_no_longer_than_the_org_allows(s: Store) {
+    let root = admin(&s).await;
+    let day = 86_400_000;
+    s.put_org_settings(
+        &root,
+        custody_api::OrgSettings {
+            max_key_lifetime_ms: Some(90 * day),
+        },
+    )
+    .await
+    .unwrap();
+    s.create_service_account(&root, account("ci", Role::Ci))
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    // No expiry asked: the maximum is given.
+    let k = s.create_api_key(&root, "ci", key(50)).await.unwrap();
+    let t = k.expires_at.unwrap();
+    assert!(t > now + 89 * day && t <= now + 90 * day + 60_000);
+    // More than the maximum: refused, naming it.
+    let mut long = key(51);
+    long.expires_at = Some(now + 100 * day);
+    let e = s.create_api_key(&root, "ci", long).await.unwrap_err();
+    assert!(e.to_string().contains("90d"), "{e}");
+    let mut short = key(52);
+    short.expires_at = Some(now + day);
+    assert_eq!(
+        s.create_api_key(&root, "ci", short)
+            .await
+            .unwrap()
+            .expires_at,
+        Some(now + day)
+    );
+    assert_eq!(
+        s.org_settings(root.org_id)
+            .await
+            .unwrap()
+            .max_key_lifetime_ms,
+        Some(90 * day)
+    );
 }

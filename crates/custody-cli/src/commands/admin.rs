@@ -58,22 +58,31 @@ pub async fn create(ctx: Ctx, cmd: CreateCmd) -> anyhow::Result<ExitCode> {
             service_account,
             description,
             expires_at,
+            expires_in,
         } => {
             let expires_at = expires_at.as_deref().map(parse_time).transpose()?;
             let url = ctx.org_url(&["service-accounts", &service_account, "api-keys"]);
             let body = CreateApiKeyRequest {
                 description,
                 expires_at,
+                expires_in_ms: expires_in.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             };
             if ctx.dry_run("POST", &url, &body, &[])? {
                 return Ok(ExitCode::SUCCESS);
             }
             let r: ApiKeyCreated = ctx.client.send_json(Method::POST, url, &body).await?;
-            output::either(ctx.global.output, &r, |r| {
-                println!(
+            output::either(ctx.global.output, &r, |r| match r.expires_at {
+                Some(t) => println!(
+                    "API key {} for '{}', valid until {} (shown once):\n{}",
+                    r.id,
+                    r.service_account,
+                    output::time(t),
+                    r.key
+                ),
+                None => println!(
                     "API key {} for '{}' (shown once):\n{}",
                     r.id, r.service_account, r.key
-                )
+                ),
             })?;
         }
         CreateCmd::Flow {

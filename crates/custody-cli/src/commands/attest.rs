@@ -7,7 +7,6 @@ use custody_api::{Artifact, Attestation, AttestationInput, ReportArtifactRequest
 use custody_client::{Attachment, Progress};
 use custody_domain::{AttestationName, Fingerprint, names};
 use reqwest::Method;
-use serde_json::Value;
 
 use super::Ctx;
 use super::provenance::{annotations, gather};
@@ -26,7 +25,7 @@ pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
             evidence(ctx, a.path, a.target, a.evidence, extra).await
         }
         AttestCmd::Custom(a) => {
-            let data = super::read_json_file(&a.attestation_data)?;
+            let data = super::read_raw_json_file(&a.attestation_data)?;
             let extra = Extra {
                 type_name: Some(a.type_name),
                 data: Some(data),
@@ -161,7 +160,7 @@ struct Extra {
     kind: &'static str,
     compliant: Option<bool>,
     type_name: Option<String>,
-    data: Option<Value>,
+    data: Option<Box<serde_json::value::RawValue>>,
     results: Option<Box<serde_json::value::RawValue>>,
     fail_on: Option<String>,
     severity_threshold: Option<String>,

@@ -61,7 +61,19 @@ pub async fn create_policy(ctx: Ctx, a: CreatePolicyArgs) -> anyhow::Result<Exit
             custody_policy::Policy::from_yaml(&content).with_context(|| format!("{what}"))?;
         }
         PolicyKind::Rego => {
-            custody_policy::rego::EnvironmentPolicy::compile(&content)
+            // A policy is a program: one that recurses without end would
+            // take this process down with it, so it is tried in a sandbox
+            // worker, as the server does.
+            let exe = std::env::current_exe().context("cannot find this program's path")?;
+            let sandbox = custody_sandbox::Sandbox::start(custody_sandbox::SandboxConfig::new(
+                exe,
+                vec![custody_sandbox::worker::ARG.into()],
+            ))
+            .await?;
+            sandbox
+                .check_rego(0, &content)
+                .await
+                .with_context(|| format!("{what}"))?
                 .with_context(|| format!("{what}"))?;
         }
     }

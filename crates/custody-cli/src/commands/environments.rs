@@ -432,10 +432,21 @@ pub async fn log(ctx: Ctx, cmd: LogCmd) -> anyhow::Result<ExitCode> {
                     } else {
                         e.flows.join(", ")
                     },
+                    super::flows::by(&e.reported_by),
                 ]
             })
             .collect();
-        output::table(&["SNAPSHOT", "TIME", "ARTIFACT", "CHANGE", "FLOWS"], rows);
+        output::table(
+            &[
+                "SNAPSHOT",
+                "TIME",
+                "ARTIFACT",
+                "CHANGE",
+                "FLOWS",
+                "REPORTED BY",
+            ],
+            rows,
+        );
         println!(
             "page {} of {} ({} changes)",
             p.page,

@@ -104,16 +104,18 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
                     let (Some(flow), Some(trail)) = (flow, trail) else {
                         bail!("get attestation NAME needs --flow and --trail (or use --id)");
                     };
-                    ctx.client
-                        .get(ctx.org_url(&[
-                            "flows",
-                            &flow,
-                            "trails",
-                            &trail,
-                            "attestations",
-                            &name,
-                        ]))
-                        .await?
+                    let mut url =
+                        ctx.org_url(&["flows", &flow, "trails", &trail, "attestations", &name]);
+                    url.query_pairs_mut().append_pair("per_page", "500");
+                    let page: Page<Attestation> = ctx.client.get(url).await?;
+                    if page.total > page.items.len() as u64 {
+                        eprintln!(
+                            "showing the newest {} of {} attestations named '{name}'",
+                            page.items.len(),
+                            page.total
+                        );
+                    }
+                    page.items
                 }
                 _ => bail!("give an attestation NAME (with --flow and --trail) or --id, not both"),
             };
@@ -261,19 +263,13 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
                 ctx.client.get(ctx.org_url(&["service-accounts"])).await?;
             output::either(out, &list, |l| {
                 output::table(
-                    &["NAME", "ROLE", "DESCRIPTION", "CREATED"],
-                    l.iter()
-                        .map(|s| {
-                            vec![
-                                s.name.clone(),
-                                s.role.to_string(),
-                                opt(&s.description),
-                                time(s.created_at),
-                            ]
-                        })
-                        .collect(),
+                    &["NAME", "ROLE", "DESCRIPTION", "CREATED", "DELETED"],
+                    super::keys::account_rows(l),
                 )
             })?;
+        }
+        ListCmd::ApiKeys { service_account } => {
+            return super::keys::list(&ctx, service_account).await;
         }
         ListCmd::Policies => return super::controls::list_policies(&ctx).await,
         ListCmd::Controls => return super::controls::list_controls(&ctx).await,
@@ -432,6 +428,13 @@ fn print_artifacts(list: &[Artifact]) {
     );
 }
 
+/// Who made a record; records older than actors show a dash.
+pub fn by(actor: &Option<custody_api::Actor>) -> String {
+    actor
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |a| a.to_string())
+}
+
 fn print_attestation(a: &Attestation) {
     let target = match (&a.artifact, &a.fingerprint) {
         (Some(n), Some(fp)) => format!("artifact {n} ({fp})"),
@@ -446,6 +449,7 @@ fn print_attestation(a: &Attestation) {
         ("on", target),
         ("compliant", a.compliant.to_string()),
         ("reported", time(a.created_at)),
+        ("reported by", by(&a.reported_by)),
     ];
     for r in &a.reasons {
         rows.push(("reason", r.clone()));
@@ -473,6 +477,8 @@ fn print_trail(t: &TrailView) {
                 .unwrap_or("-".into()),
         ),
         ("started", time(t.trail.created_at)),
+        ("started by", by(&t.trail.created_by)),
+        ("changed by", by(&t.trail.updated_by)),
     ]);
     let mut rows: Vec<Vec<String>> = t
         .compliance

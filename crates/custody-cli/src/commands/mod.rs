@@ -5,6 +5,7 @@ mod environments;
 mod evaluate;
 mod fingerprint;
 mod flows;
+mod keys;
 mod notifications;
 mod parse;
 mod provenance;
@@ -30,7 +31,7 @@ impl Ctx {
         if global.api_token.is_none() && !global.dry_run {
             bail!("--api-token is not set (or CUSTODY_API_TOKEN, or api-token in the config file)");
         }
-        let client = Client::new(&global.host, global.api_token.clone())?;
+        let client = Client::with_timeout(&global.host, global.api_token.clone(), global.timeout)?;
         Ok(Ctx { global, client })
     }
 
@@ -98,6 +99,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag(crate::cli::TagCmd::Flow { name, set, unset }) => {
             controls::tag_flow(Ctx::new(cli.global)?, name, set, unset).await
         }
+        Command::Revoke(c) => keys::revoke(Ctx::new(cli.global)?, c).await,
+        Command::Rotate(c) => keys::rotate(Ctx::new(cli.global)?, c).await,
+        Command::Delete(c) => keys::delete(Ctx::new(cli.global)?, c).await,
+        Command::Update(c) => keys::update(Ctx::new(cli.global)?, c).await,
     }
 }
 
@@ -105,6 +110,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn read_json_file(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", path.display()))
+}
+
+/// Reads a JSON file as checked text, to be sent as it is.
+pub fn read_raw_json_file(
+    path: &std::path::Path,
+) -> anyhow::Result<Box<serde_json::value::RawValue>> {
+    let text = read_text_file(path)?;
     serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", path.display()))
 }

@@ -13,7 +13,7 @@ pub struct Provenance {
     pub repo_info: Option<RepoInfo>,
     pub origin_url: Option<String>,
     pub external_urls: ExternalUrls,
-    pub user_data: Option<serde_json::Value>,
+    pub user_data: Option<Box<serde_json::value::RawValue>>,
     pub ci: Option<CiDefaults>,
 }
 
@@ -39,7 +39,7 @@ pub fn gather(args: &ProvenanceArgs) -> anyhow::Result<Provenance> {
         (None, None) => None,
     };
     let user_data = match &args.user_data {
-        Some(p) => Some(super::read_json_file(p)?),
+        Some(p) => Some(super::read_raw_json_file(p)?),
         None => None,
     };
     Ok(Provenance {

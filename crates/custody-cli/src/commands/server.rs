@@ -29,7 +29,39 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             retry_base: args.notify_retry_base,
             max_age: args.notify_max_age,
             timeout: args.notify_timeout,
+            egress: custody_server::egress::EgressPolicy {
+                allow_private: args.notify_allow_private,
+            },
             ..Default::default()
+        },
+        sandbox: {
+            // The workers are this very binary, started again as
+            // `custody __sandbox`.
+            let program = std::env::current_exe()
+                .context("cannot find this program's path to start sandbox workers")?;
+            let mut s = custody_sandbox::SandboxConfig::new(
+                program,
+                vec![custody_sandbox::worker::ARG.into()],
+            );
+            s.memory_limit = args.sandbox_memory;
+            s.time_limit = args.program_time_limit;
+            if let Some(n) = args.sandbox_workers {
+                s.workers = n.max(1);
+            }
+            s.per_tenant = args.sandbox_workers_per_org.max(1);
+            s
+        },
+        judgement_budget: args.judgement_budget,
+        secret_key_file: args.secret_key_file,
+        limits: custody_server::Limits {
+            max_json_body: usize::try_from(args.max_json_body).unwrap_or(usize::MAX),
+            max_evidence_json: usize::try_from(args.max_evidence_json).unwrap_or(usize::MAX),
+            max_field: usize::try_from(args.max_field).unwrap_or(usize::MAX),
+            header_timeout: args.header_timeout,
+            body_idle_timeout: args.body_timeout,
+            request_timeout: args.request_timeout,
+            max_concurrent: args.max_concurrent_requests.max(1),
+            rate_limit: args.rate_limit,
         },
     };
     custody_server::run(cfg, shutdown_signal())

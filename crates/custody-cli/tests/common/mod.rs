@@ -29,6 +29,9 @@ pub struct Server {
 
 fn spawn(args: &[std::ffi::OsString], env: &[(String, String)]) -> (Child, String) {
     let mut cmd = Command::new(bin());
+    // Test receivers listen on loopback; tests of the address check turn
+    // this off through `env`.
+    cmd.env("CUSTODY_NOTIFY_ALLOW_PRIVATE", "true");
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.args(args)
         .env("CUSTODY_BOOTSTRAP_TOKEN", TOKEN)

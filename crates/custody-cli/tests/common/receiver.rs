@@ -18,6 +18,8 @@ pub enum Behaviour {
     Always500,
     /// 200 after a pause (a slow but healthy receiver).
     Slow(Duration),
+    /// 302 to this URL.
+    Redirect(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +120,14 @@ fn serve(conn: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Vec<Request>>>) 
             Behaviour::Slow(d) => {
                 std::thread::sleep(d);
                 200
+            }
+            Behaviour::Redirect(to) => {
+                let resp =
+                    format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+                if out.write_all(resp.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
             }
         };
         let reason = if status == 200 {

@@ -2,20 +2,17 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
-use custody_api::{Attestation, AttestationInput, Evidence};
+use custody_api::{Attestation, AttestationInput, Evidence, Page};
 use custody_domain::provenance::{validate_annotations, validate_external_urls};
-use custody_domain::{AttestationName, Fingerprint, Permission, custom_type};
+use custody_domain::{AttestationName, Fingerprint, Permission};
 use custody_store::{AttestationBinding, NewAttestation};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::tool_evidence;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::programs::refused;
 use crate::state::AppState;
-
-/// The attestation's JSON, read whole: large enough for the summary of a
-/// big report (an SBOM of ~500,000 components), bounded all the same.
-const ATTESTATION_JSON_LIMIT: usize = 128 << 20;
 
 /// Reports an attestation. Either a JSON body (no attachments) or
 /// `multipart/form-data` with a `data_json` field first, then any number of
@@ -33,7 +30,11 @@ pub async fn report_attestation(
     Path((_org, flow, trail)): Path<(String, String, String)>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<Attestation>)> {
-    caller.require(Permission::ReportAttestations)?;
+    // Decisions need their own permission, checked once the kind is read;
+    // nobody who may make neither gets the body read at all.
+    if !caller.role().allows(Permission::ReportEvidence) {
+        caller.require(Permission::ReportDecisions)?;
+    }
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -55,18 +56,18 @@ pub async fn report_attestation(
                 "the first multipart field must be data_json",
             ));
         }
-        let text = read_limited(field, ATTESTATION_JSON_LIMIT).await?;
-        (parse_input(&text)?, Some(mp))
+        let text = read_limited(field, s.limits.max_evidence_json).await?;
+        (parse_input(&text, &s.limits)?, Some(mp))
     } else {
-        let body = axum::body::to_bytes(req.into_body(), ATTESTATION_JSON_LIMIT)
+        let limit = s.limits.max_evidence_json;
+        let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("JSON body over {ATTESTATION_JSON_LIMIT} bytes"),
-                )
+                ApiError::too_large(format!(
+                    "the attestation's JSON is over the limit of {limit} bytes (the server's --max-evidence-json)"
+                ))
             })?;
-        (parse_input(&body)?, None)
+        (parse_input(&body, &s.limits)?, None)
     };
 
     let mut new = evaluate(&s, &caller, input).await?;
@@ -119,19 +120,44 @@ async fn read_limited(
         .map_err(|e| ApiError::bad_request(e.body_text()))?
     {
         if buf.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("data_json is over {limit} bytes"),
-            ));
+            return Err(ApiError::too_large(format!(
+                "data_json is over the limit of {limit} bytes (the server's --max-evidence-json)"
+            )));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
 }
 
-fn parse_input(bytes: &Bytes) -> ApiResult<AttestationInput> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid attestation JSON: {e}")))
+/// Parses an attestation's JSON and holds it to the limits: only a tool's
+/// results may make it large; free-form fields are kept as text, never
+/// parsed here, and bounded one by one.
+fn parse_input(bytes: &Bytes, limits: &crate::Limits) -> ApiResult<AttestationInput> {
+    let input: AttestationInput = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid attestation JSON: {e}")))?;
+    for (field, raw) in [
+        ("user_data", &input.user_data),
+        ("attestation_data", &input.attestation_data),
+    ] {
+        if let Some(r) = raw
+            && r.get().len() > limits.max_field
+        {
+            return Err(ApiError::too_large(format!(
+                "{field} is {} bytes, over the limit of {} bytes (the server's --max-field)",
+                r.get().len(),
+                limits.max_field
+            )));
+        }
+    }
+    let results = input.results.as_ref().map_or(0, |r| r.get().len());
+    let rest = bytes.len().saturating_sub(results);
+    if rest > limits.max_json_body {
+        return Err(ApiError::too_large(format!(
+            "the attestation's fields other than results take {rest} bytes, over the limit of {} bytes (the server's --max-json-body)",
+            limits.max_json_body
+        )));
+    }
+    Ok(input)
 }
 
 /// Attachment names are paths relative to what was attached; nothing may
@@ -173,7 +199,14 @@ async fn evaluate(
     };
     validate_annotations(&input.annotations).map_err(|e| bad(&e))?;
     validate_external_urls(&input.external_urls).map_err(|e| bad(&e))?;
+    let needed = if input.kind == "decision" {
+        Permission::ReportDecisions
+    } else {
+        Permission::ReportEvidence
+    };
+    caller.require(needed)?;
     let mut components = vec![];
+    let mut attestation_data = None;
     let (kind, compliant, reasons, data) = match input.kind.as_str() {
         "generic" => {
             let ok = input.compliant.unwrap_or(true);
@@ -202,7 +235,7 @@ async fn evaluate(
                 .as_deref()
                 .ok_or_else(|| ApiError::bad_request("a custom attestation needs type_name"))?;
             let (type_name, version) = parse_type_ref(spec)?;
-            let data = input.attestation_data.clone().ok_or_else(|| {
+            let data = input.attestation_data.take().ok_or_else(|| {
                 ApiError::bad_request("a custom attestation needs attestation_data")
             })?;
             let t = s
@@ -215,13 +248,18 @@ async fn evaluate(
                     }
                     other => other.into(),
                 })?;
-            let verdict = custom_type::evaluate(&t.name, &t.schema, &t.jq_rules, &data)
+            let verdict = s
+                .sandbox
+                .eval_type(caller.0.org_id, &t.name, &t.schema, &t.jq_rules, data.get())
+                .await
+                .map_err(|e| refused(&format!("the rules of type '{}'", t.name), e))?
                 .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            attestation_data = Some(data);
             (
                 format!("custom:{}", t.name),
                 verdict.compliant,
                 verdict.reasons,
-                json!({"type_name": t.name, "type_version": t.version, "attestation_data": data}),
+                json!({"type_name": t.name, "type_version": t.version}),
             )
         }
         k if tool_evidence::KINDS.contains(&k) => {
@@ -245,7 +283,8 @@ async fn evaluate(
         compliant,
         reasons,
         data,
-        user_data: input.user_data.unwrap_or(Value::Object(Default::default())),
+        attestation_data,
+        user_data: input.user_data,
         annotations: input.annotations,
         external_urls: input.external_urls,
         description: input.description,
@@ -284,16 +323,17 @@ pub async fn get_attestation(
     Ok(Json(s.store.get_attestation(caller.0.org_id, &id).await?))
 }
 
-/// Every attestation of a name in a trail, newest first. `name` may be
-/// `ARTIFACT.NAME`.
+/// The attestations of a name in a trail, newest first, a page at a time.
+/// `name` may be `ARTIFACT.NAME`.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/attestations/{name}", tag = "attestations",
-    params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path), ("name" = String, Path)),
-    responses((status = 200, body = Vec<Attestation>), (status = 404)))]
+    params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path), ("name" = String, Path), super::Paging),
+    responses((status = 200, body = Page<Attestation>), (status = 404)))]
 pub async fn attestation_history(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, flow, trail, name)): Path<(String, String, String, String)>,
-) -> ApiResult<Json<Vec<Attestation>>> {
+    axum::extract::Query(paging): axum::extract::Query<super::Paging>,
+) -> ApiResult<Json<Page<Attestation>>> {
     caller.require(Permission::Read)?;
     let n = AttestationName::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let found = s
@@ -304,9 +344,11 @@ pub async fn attestation_history(
             &trail,
             n.artifact.as_deref(),
             &n.name,
+            paging.resolve().0,
+            paging.resolve().1,
         )
         .await?;
-    if found.is_empty() {
+    if found.total == 0 {
         return Err(ApiError::not_found(format!(
             "no attestation '{name}' in trail '{trail}' of flow '{flow}'"
         )));

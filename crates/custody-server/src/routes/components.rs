@@ -63,15 +63,19 @@ pub async fn find_components(
 
 /// The components of one SBOM attestation, in document order.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/attestations/{id}/components", tag = "attestations",
-    params(("org" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = Vec<Object>), (status = 404)))]
+    params(("org" = String, Path), ("id" = String, Path), super::Paging),
+    responses((status = 200, body = Object), (status = 404)))]
 pub async fn attestation_components(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, id)): Path<(String, String)>,
-) -> ApiResult<Json<Vec<custody_evidence::sbom::Component>>> {
+    Query(paging): Query<super::Paging>,
+) -> ApiResult<Json<custody_api::Page<custody_evidence::sbom::Component>>> {
     caller.require(Permission::Read)?;
+    let (page, per_page) = paging.resolve();
     Ok(Json(
-        s.store.attestation_components(caller.0.org_id, &id).await?,
+        s.store
+            .attestation_components(caller.0.org_id, &id, page, per_page)
+            .await?,
     ))
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use custody_api::{
@@ -18,7 +17,9 @@ use serde::Deserialize;
 
 use super::flows::trail_view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, json_rejection};
+use crate::body::LazyJson;
+use crate::error::{ApiError, ApiResult};
+use crate::programs::refused;
 use crate::state::AppState;
 
 fn status(created: bool) -> StatusCode {
@@ -38,10 +39,10 @@ pub async fn put_policy(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, name)): Path<(String, String)>,
-    body: Result<Json<CreatePolicyRequest>, JsonRejection>,
+    body: LazyJson<CreatePolicyRequest>,
 ) -> ApiResult<(StatusCode, Json<Saved<Policy>>)> {
-    caller.require(Permission::ManagePolicies)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
     let controls = match req.kind {
         PolicyKind::Kosli => custody_policy::Policy::from_yaml(&req.content)
             .map_err(|e| ApiError::unprocessable(format!("policy '{name}': {e}")))?
@@ -49,7 +50,10 @@ pub async fn put_policy(
             .map(str::to_string)
             .collect(),
         PolicyKind::Rego => {
-            custody_policy::rego::EnvironmentPolicy::compile(&req.content)
+            s.sandbox
+                .check_rego(caller.0.org_id, &req.content)
+                .await
+                .map_err(|e| refused(&format!("policy '{name}'"), e))?
                 .map_err(|e| ApiError::unprocessable(format!("policy '{name}': {e}")))?;
             vec![]
         }
@@ -111,7 +115,7 @@ pub async fn attach_policies(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,
-    body: Result<Json<PolicyAttachmentRequest>, JsonRejection>,
+    body: LazyJson<PolicyAttachmentRequest>,
 ) -> ApiResult<Json<Vec<String>>> {
     attachment(s, caller, env, body, true).await
 }
@@ -121,11 +125,11 @@ async fn attachment(
     s: AppState,
     caller: Caller,
     env: String,
-    body: Result<Json<PolicyAttachmentRequest>, JsonRejection>,
+    body: LazyJson<PolicyAttachmentRequest>,
     attach: bool,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require(Permission::ManagePolicies)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
     Ok(Json(
         s.store
             .attach_policies(&caller.0, &env, req.policy_names, attach)
@@ -140,7 +144,7 @@ pub async fn detach_policies(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,
-    body: Result<Json<PolicyAttachmentRequest>, JsonRejection>,
+    body: LazyJson<PolicyAttachmentRequest>,
 ) -> ApiResult<Json<Vec<String>>> {
     attachment(s, caller, env, body, false).await
 }
@@ -152,10 +156,10 @@ pub async fn put_control(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, id)): Path<(String, String)>,
-    body: Result<Json<PutControlRequest>, JsonRejection>,
+    body: LazyJson<PutControlRequest>,
 ) -> ApiResult<(StatusCode, Json<Saved<Control>>)> {
-    caller.require(Permission::ManageControls)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
     let saved = s.store.put_control(&caller.0, &id, req).await?;
     Ok((status(saved.created), Json(saved)))
 }
@@ -203,10 +207,10 @@ pub async fn allow_artifact(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,
-    body: Result<Json<AllowRequest>, JsonRejection>,
+    body: LazyJson<AllowRequest>,
 ) -> ApiResult<(StatusCode, Json<AllowlistEntry>)> {
-    caller.require(Permission::ManagePolicies)?;
-    let Json(mut req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let mut req = body.read().await?;
     req.fingerprint = Fingerprint::parse(&req.fingerprint)
         .map_err(|e| ApiError::bad_request(e.to_string()))?
         .to_string();
@@ -263,10 +267,10 @@ pub async fn tag_flow(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, flow)): Path<(String, String)>,
-    body: Result<Json<TagRequest>, JsonRejection>,
+    body: LazyJson<TagRequest>,
 ) -> ApiResult<Json<Flow>> {
-    caller.require(Permission::WriteFlows)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
     Ok(Json(
         s.store
             .tag_flow(&caller.0, &flow, req.set, req.unset)
@@ -284,10 +288,10 @@ pub async fn assert_artifact(
     State(s): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
-    body: Result<Json<AssertArtifactRequest>, JsonRejection>,
+    body: LazyJson<AssertArtifactRequest>,
 ) -> ApiResult<Json<AssertResult>> {
     caller.require(Permission::Read)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    let req = body.read().await?;
     let fp = Fingerprint::parse(&req.fingerprint)
         .map_err(|e| ApiError::bad_request(e.to_string()))?
         .to_string();

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use custody_api::{
@@ -21,7 +20,8 @@ use serde::Deserialize;
 use super::Paging;
 use super::flows::trail_view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, json_rejection};
+use crate::body::LazyJson;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 fn now_ms() -> i64 {
@@ -42,12 +42,13 @@ pub async fn put_environment(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,
-    body: Result<Json<PutEnvironmentRequest>, JsonRejection>,
+    body: LazyJson<PutEnvironmentRequest>,
 ) -> ApiResult<(StatusCode, Json<Saved<Environment>>)> {
     // Snapshotters may create the environments they report to
-    // (`--auto-environment`).
-    caller.require(Permission::ReportSnapshots)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    // (`--auto-environment`); the store refuses them a change to one that
+    // exists.
+    caller.require(Permission::CreateEnvironments)?;
+    let req = body.read().await?;
     custody_runtime::validate_environment_name(&env).map_err(bad)?;
     let saved = s
         .store
@@ -116,10 +117,10 @@ pub async fn rename_environment(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,
-    body: Result<Json<RenameRequest>, JsonRejection>,
+    body: LazyJson<RenameRequest>,
 ) -> ApiResult<Json<Environment>> {
-    caller.require(Permission::WriteFlows)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageEnvironments)?;
+    let req = body.read().await?;
     custody_runtime::validate_environment_name(&req.new_name).map_err(bad)?;
     Ok(Json(
         s.store
@@ -137,7 +138,7 @@ pub async fn archive_environment(
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,
 ) -> ApiResult<Json<Environment>> {
-    caller.require(Permission::WriteFlows)?;
+    caller.require(Permission::ManageEnvironments)?;
     Ok(Json(s.store.archive_environment(&caller.0, &env).await?))
 }
 
@@ -220,6 +221,10 @@ fn fingerprint(k: &ArtifactKey) -> Option<String> {
     (!k.fingerprint.is_empty()).then(|| k.fingerprint.clone())
 }
 
+/// How many of the trails that reported a running artifact are shown with
+/// it (the newest): each is judged when shown.
+const PROVENANCE_SHOWN: u32 = 20;
+
 /// Fingerprint → the flows that reported it.
 async fn flows_by_fingerprint(
     s: &AppState,
@@ -227,7 +232,11 @@ async fn flows_by_fingerprint(
     fps: &[String],
 ) -> ApiResult<HashMap<String, Vec<String>>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for a in s.store.artifacts_with_fingerprints(org_id, fps).await? {
+    for a in s
+        .store
+        .artifacts_with_fingerprints(org_id, fps, PROVENANCE_SHOWN)
+        .await?
+    {
         let flows = out.entry(a.fingerprint).or_default();
         if !flows.contains(&a.flow) {
             flows.push(a.flow);
@@ -242,7 +251,10 @@ async fn provenance(
     org_id: i64,
     fps: &[String],
 ) -> ApiResult<HashMap<String, Vec<Provenance>>> {
-    let artifacts = s.store.artifacts_with_fingerprints(org_id, fps).await?;
+    let artifacts = s
+        .store
+        .artifacts_with_fingerprints(org_id, fps, PROVENANCE_SHOWN)
+        .await?;
     // Each trail's compliance is computed once, however many of its
     // artifacts run.
     let mut trails: HashMap<(String, String), custody_api::TrailView> = HashMap::new();
@@ -324,6 +336,7 @@ async fn snapshot_view(s: &AppState, org_id: i64, snap: StoredSnapshot) -> ApiRe
         .collect();
     let unknown = artifacts.iter().filter(|a| a.unknown).count() as u64;
     Ok(Snapshot {
+        reported_by: snap.reported_by,
         environment: snap.environment,
         kind: snap.kind,
         index: snap.index,
@@ -560,6 +573,7 @@ pub async fn environment_events(
                 now: e.change.now,
                 description: e.change.describe(),
                 instances: e.instances,
+                reported_by: e.reported_by,
             })
             .collect(),
         page: events.page,

@@ -1,5 +1,4 @@
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use custody_api::{
@@ -14,7 +13,8 @@ use custody_store::TrailData;
 
 use super::Paging;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, json_rejection};
+use crate::body::LazyJson;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
@@ -43,10 +43,10 @@ fn saved_status<T>(s: &Saved<T>) -> StatusCode {
 pub async fn put_flow(
     State(s): State<AppState>,
     caller: Caller,
-    body: Result<Json<PutFlowRequest>, JsonRejection>,
+    body: LazyJson<PutFlowRequest>,
 ) -> ApiResult<(StatusCode, Json<Saved<Flow>>)> {
-    caller.require(Permission::WriteFlows)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
     names::validate("flow name", &req.name).map_err(bad)?;
     check_template(&req.template_yaml)?;
     let saved = s
@@ -82,11 +82,20 @@ pub async fn begin_trail(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, flow)): Path<(String, String)>,
-    body: Result<Json<BeginTrailRequest>, JsonRejection>,
+    body: LazyJson<BeginTrailRequest>,
 ) -> ApiResult<(StatusCode, Json<Saved<Trail>>)> {
-    caller.require(Permission::ReportAttestations)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ReportEvidence)?;
+    let req = body.read().await?;
     names::validate("trail name", &req.name).map_err(bad)?;
+    if req.template_yaml.is_some() && !caller.role().allows(Permission::ManageRequirements) {
+        // A trail's own template replaces its flow's requirements: the key
+        // that reports evidence must not be able to lower the bar.
+        return Err(ApiError::forbidden(format!(
+            "a trail's own template changes what it requires: the role '{}' of '{}' does not allow it (policy-admin or admin does)",
+            caller.role(),
+            caller.0.service_account
+        )));
+    }
     check_template(&req.template_yaml)?;
     validate_external_urls(&req.external_urls).map_err(bad)?;
     let saved = s.store.begin_trail(&caller.0, &flow, req).await?;
@@ -214,10 +223,10 @@ pub async fn report_artifact(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, flow, trail)): Path<(String, String, String)>,
-    body: Result<Json<ReportArtifactRequest>, JsonRejection>,
+    body: LazyJson<ReportArtifactRequest>,
 ) -> ApiResult<(StatusCode, Json<Artifact>)> {
-    caller.require(Permission::ReportAttestations)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ReportEvidence)?;
+    let req = body.read().await?;
     Fingerprint::parse(&req.fingerprint).map_err(bad)?;
     names::validate("artifact name", &req.name).map_err(bad)?;
     validate_annotations(&req.annotations).map_err(bad)?;

@@ -20,10 +20,6 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-/// JSON bodies are read whole; this bounds them. Evidence is streamed and
-/// bounded by `--max-upload` instead.
-pub const JSON_LIMIT: usize = 16 << 20;
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Custody API", description = "Change compliance records, evidence and proof."),
@@ -50,17 +46,40 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every route, with its limits: JSON bodies are read whole and bounded
+/// by `max_json_body`; attestations bound their JSON part themselves and
+/// stream their attachments (bounded by `--max-upload`), so they are not
+/// held to the request timeout either, only to the body's idle timeout.
+/// Health checks are outside the concurrency limit, so a server busy to
+/// its limit still says it is alive.
+pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    use axum::http::StatusCode;
+    use tower::limit::GlobalConcurrencyLimitLayer;
+    use tower_http::timeout::TimeoutLayer;
+    let slots = GlobalConcurrencyLimitLayer::new(limits.max_concurrent.max(1));
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(attestations::report_attestation))
+        .layer(DefaultBodyLimit::disable())
+        .layer(slots.clone());
+    let health = OpenApiRouter::new()
         .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
+        .routes(routes!(health::readyz));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orgs::whoami))
         .routes(routes!(orgs::create_org))
         .routes(routes!(
             orgs::create_service_account,
             orgs::list_service_accounts
         ))
+        .routes(routes!(orgs::get_settings, orgs::put_settings))
+        .routes(routes!(
+            orgs::update_service_account,
+            orgs::delete_service_account
+        ))
         .routes(routes!(orgs::create_api_key))
+        .routes(routes!(orgs::list_api_keys))
+        .routes(routes!(orgs::revoke_api_key))
+        .routes(routes!(orgs::rotate_api_key))
         .routes(routes!(flows::put_flow, flows::list_flows))
         .routes(routes!(flows::get_flow))
         .routes(routes!(flows::begin_trail, flows::list_trails))
@@ -104,12 +123,14 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notifications::list_actions))
         .routes(routes!(notifications::put_action))
         .routes(routes!(notifications::list_deliveries))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(attestations::report_attestation))
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(DefaultBodyLimit::max(limits.max_json_body))
+        .layer(slots)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .merge(uploads)
+        .merge(health)
         .split_for_parts()
 }
 

@@ -1,7 +1,6 @@
 //! Notification actions and their deliveries.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use custody_api::{Action, Delivery, PutActionRequest, Saved};
@@ -9,7 +8,8 @@ use custody_domain::Permission;
 use serde::Deserialize;
 
 use crate::auth::Caller;
-use crate::error::{ApiResult, json_rejection};
+use crate::body::LazyJson;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Creates or replaces an action.
@@ -20,10 +20,19 @@ pub async fn put_action(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, name)): Path<(String, String)>,
-    body: Result<Json<PutActionRequest>, JsonRejection>,
+    body: LazyJson<PutActionRequest>,
 ) -> ApiResult<(StatusCode, Json<Saved<Action>>)> {
-    caller.require(Permission::ManageActions)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let mut req = body.read().await?;
+    // Checked now and again at every send (the name may come to resolve
+    // elsewhere).
+    s.egress
+        .check_target(&req.target.url)
+        .await
+        .map_err(|e| ApiError::unprocessable(e.0))?;
+    if let Some(secret) = req.secret.take() {
+        req.secret = Some(s.secrets.seal(&secret).map_err(ApiError::internal)?);
+    }
     let saved = s.store.put_action(&caller.0, &name, req).await?;
     let status = if saved.created {
         StatusCode::CREATED

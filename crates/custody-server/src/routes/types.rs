@@ -1,12 +1,13 @@
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use custody_api::{AttestationType, CreateAttestationTypeRequest};
-use custody_domain::{Permission, custom_type, names};
+use custody_domain::{Permission, names};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, json_rejection};
+use crate::body::LazyJson;
+use crate::error::{ApiError, ApiResult};
+use crate::programs::refused;
 use crate::state::AppState;
 
 /// Creates a custom attestation type, or its next version.
@@ -16,13 +17,16 @@ use crate::state::AppState;
 pub async fn create_type(
     State(s): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateAttestationTypeRequest>, JsonRejection>,
+    body: LazyJson<CreateAttestationTypeRequest>,
 ) -> ApiResult<(StatusCode, Json<AttestationType>)> {
-    caller.require(Permission::ManageAttestationTypes)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
     names::validate("attestation type name", &req.name)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    custom_type::validate_definition(&req.schema, &req.jq_rules)
+    s.sandbox
+        .check_type(caller.0.org_id, &req.schema, &req.jq_rules)
+        .await
+        .map_err(|e| refused(&format!("attestation type '{}'", req.name), e))?
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let t = s.store.create_attestation_type(&caller.0, req).await?;
     Ok((StatusCode::CREATED, Json(t)))
