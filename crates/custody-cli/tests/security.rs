@@ -749,6 +749,25 @@ fn requests_are_bounded() {
     );
     assert_eq!(a.status, 413, "{}", a.body);
     assert!(a.error().contains("--max-field"), "{}", a.body);
+    // Nesting that anything walking it later could not take.
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let a = call(
+        &s,
+        "post",
+        attest,
+        TOKEN,
+        Some(format!("{{\"name\":\"g\",\"type\":\"generic\",\"user_data\":{deep}}}").into_bytes()),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.error().contains("nests 1000 levels"), "{}", a.body);
+    let a = call(
+        &s,
+        "put",
+        "/api/v1/orgs/default/flows/f/trails",
+        TOKEN,
+        Some(format!("{{\"name\":\"t2\",\"user_data\":{deep}}}").into_bytes()),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
     // Fields other than a tool's results held to the JSON limit.
     let a = call(
         &s,

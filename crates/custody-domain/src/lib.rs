@@ -9,6 +9,7 @@ pub mod attestation;
 pub mod compliance;
 pub mod custom_type;
 pub mod fingerprint;
+pub mod json_depth;
 pub mod names;
 pub mod provenance;
 pub mod role;

@@ -139,14 +139,8 @@ fn parse_input(bytes: &Bytes, limits: &crate::Limits) -> ApiResult<AttestationIn
         ("user_data", &input.user_data),
         ("attestation_data", &input.attestation_data),
     ] {
-        if let Some(r) = raw
-            && r.get().len() > limits.max_field
-        {
-            return Err(ApiError::too_large(format!(
-                "{field} is {} bytes, over the limit of {} bytes (the server's --max-field)",
-                r.get().len(),
-                limits.max_field
-            )));
+        if let Some(r) = raw {
+            free_form(field, r, limits)?;
         }
     }
     let results = input.results.as_ref().map_or(0, |r| r.get().len());
@@ -158,6 +152,31 @@ fn parse_input(bytes: &Bytes, limits: &crate::Limits) -> ApiResult<AttestationIn
         )));
     }
     Ok(input)
+}
+
+/// Holds a free-form JSON field to its limits: its size, and its nesting
+/// (what walks it later — the ledger's canonical JSON, readers' parsers —
+/// must not meet a depth it cannot take).
+pub(crate) fn free_form(
+    field: &str,
+    raw: &serde_json::value::RawValue,
+    limits: &crate::Limits,
+) -> ApiResult<()> {
+    let len = raw.get().len();
+    if len > limits.max_field {
+        return Err(ApiError::too_large(format!(
+            "{field} is {len} bytes, over the limit of {} bytes (the server's --max-field)",
+            limits.max_field
+        )));
+    }
+    let depth = custody_domain::json_depth::depth(raw.get());
+    if depth > custody_domain::json_depth::MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "{field} nests {depth} levels deep; at most {} are accepted",
+            custody_domain::json_depth::MAX_DEPTH
+        )));
+    }
+    Ok(())
 }
 
 /// Attachment names are paths relative to what was attached; nothing may

@@ -97,6 +97,9 @@ pub async fn begin_trail(
         )));
     }
     check_template(&req.template_yaml)?;
+    if let Some(u) = &req.user_data {
+        super::attestations::free_form("user_data", u, &s.limits)?;
+    }
     validate_external_urls(&req.external_urls).map_err(bad)?;
     let saved = s.store.begin_trail(&caller.0, &flow, req).await?;
     Ok((saved_status(&saved), Json(saved)))
