@@ -530,3 +530,96 @@ async fn every_snapshot_of_a_random_history_reads_back(s: Store) {
         .count();
     assert_eq!(occ.len(), runs, "one interval per run or rescale of 'a'");
 }
+
+/// A Rego runner that is down: a judgement cannot be made.
+struct Down;
+
+#[async_trait::async_trait]
+impl custody_store::RegoRunner for Down {
+    async fn run(
+        &self,
+        _org_id: i64,
+        _policy: &str,
+        _inputs: Vec<serde_json::Value>,
+    ) -> Result<Vec<Result<custody_policy::rego::Decision, String>>, String> {
+        Err("the sandbox is down".into())
+    }
+}
+
+const DENY_BOOM: &str = "package policy\n\nimport rego.v1\n\ndefault allow := false\n\nallow if input.artifact.name != \"boom\"\n";
+
+both!(judgements_left_undone_are_made_later);
+async fn judgements_left_undone_are_made_later(s: Store) {
+    let p = admin(&s).await;
+    env(&s, &p, "prod", EnvironmentKind::K8s).await;
+    s.report_environment(&p, "prod", report(set(&[("boom", 1, 1)]), T0))
+        .await
+        .unwrap();
+    s.create_policy(
+        &p,
+        custody_store::NewPolicy {
+            name: "no-boom".into(),
+            kind: custody_api::PolicyKind::Rego,
+            content: DENY_BOOM.into(),
+            description: None,
+            controls: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    // Attached while the runner is down: the write happens, the judgement
+    // does not, and the environment stays marked.
+    let down = s.clone().with_rego(std::sync::Arc::new(Down));
+    down.attach_policies(&p, "prod", vec!["no-boom".into()], true)
+        .await
+        .unwrap();
+    assert!(
+        s.latest_evaluation(p.org_id, "prod")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // What a server does on its next pass (or after a restart).
+    assert_eq!(s.settle_pending(10).await.unwrap(), 1);
+    let e = s
+        .latest_evaluation(p.org_id, "prod")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.status, custody_api::ComplianceStatus::NonCompliant);
+    assert_eq!(e.cause, "policy-attached");
+    // Nothing is left to judge, and judging again records nothing.
+    assert_eq!(s.settle_pending(10).await.unwrap(), 0);
+    // Several changes before one judgement: one evaluation, cause
+    // "several". The snapshot's judgement fails (the runner is down); the
+    // detach that follows needs no runner and judges both.
+    down.report_environment(&p, "prod", report(set(&[("ok", 2, 1)]), T0 + 1_000))
+        .await
+        .unwrap();
+    down.attach_policies(&p, "prod", vec!["no-boom".into()], false)
+        .await
+        .unwrap();
+    assert_eq!(s.settle_pending(10).await.unwrap(), 0);
+    let after = s
+        .latest_evaluation(p.org_id, "prod")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.evaluation, e.evaluation + 1);
+    assert_eq!(after.cause, "several");
+    assert_eq!(after.status, custody_api::ComplianceStatus::Unknown);
+    // The ledger has one evaluation entry per recorded judgement, each
+    // naming the server's judge as its actor.
+    let entries = s.ledger_entries("default", 0, 1000).await.unwrap();
+    let judged: Vec<_> = entries
+        .iter()
+        .filter(|x| x.kind == "evaluation")
+        .map(|x| custody_ledger::verify(&x.entry, &x.leaf_hash).unwrap())
+        .collect();
+    assert_eq!(judged.len(), 2);
+    assert!(
+        judged
+            .iter()
+            .all(|x| x.actor == custody_ledger::Actor::server("judge"))
+    );
+}
