@@ -1,7 +1,7 @@
 //! Environment policies (versioned, immutable), their attachment to
 //! environments, controls and their versions, and the allowlist. Every
-//! change that can alter an environment's compliance re-evaluates it in the
-//! same transaction (`evaluation.rs`).
+//! change that can alter an environment's compliance marks it, and it is
+//! judged right after the commit (`evaluation.rs`).
 
 use std::collections::BTreeMap;
 
