@@ -122,6 +122,13 @@ fn healthy(s: &Server) -> bool {
 
 // ---- 1, 2: no crash and no freeze from users' programs -----------------------
 
+/// Whether a program's refusal says it overran its budget. Endless
+/// recursion ends as a stack overflow or, on a loaded machine, at the time
+/// limit first: either is the sandbox doing its job.
+fn over_budget(said: &str) -> bool {
+    said.contains("recursed too deeply") || said.contains("time limit")
+}
+
 const RECURSIVE: &str =
     "package policy\n\nimport rego.v1\n\nf(x) := y if { y := f(x) }\n\nallow if f(1)\n";
 
@@ -185,7 +192,7 @@ fn users_programs_cannot_crash_or_freeze_the_server(db: Db) {
         json_body(&json!({"type": "rego", "content": RECURSIVE})),
     );
     assert_eq!(a.status, 422, "{}", a.body);
-    assert!(a.error().contains("recursed too deeply"), "{}", a.body);
+    assert!(over_budget(&a.error()), "{}", a.body);
 
     // ...and hidden, judged when it meets its input: the artifact fails
     // with the reason, the others are judged, the server lives on.
@@ -223,10 +230,7 @@ fn users_programs_cannot_crash_or_freeze_the_server(db: Db) {
     };
     assert_eq!(of("fine")["compliant"], true, "{snap}");
     assert_eq!(of("boom")["compliant"], false, "{snap}");
-    assert!(
-        of("boom").to_string().contains("recursed too deeply"),
-        "{snap}"
-    );
+    assert!(over_budget(&of("boom").to_string()), "{snap}");
     // A reader's gate on it answers; it does not take the server down.
     let reader = c.with_token(&key_for(&s, "auditor", "reader"));
     reader
@@ -247,9 +251,17 @@ fn users_programs_cannot_crash_or_freeze_the_server(db: Db) {
     c.run(&["create", "flow", "f"]).ok();
     c.run(&["begin", "trail", "t", "--flow", "f"]).ok();
     for (name, rule, says) in [
-        ("recurse", "def f: 1 + f; f", "recursed too deeply"),
-        ("spin", "repeat(1) | select(false)", "time limit"),
-        ("hoard", "[range(1e10)] | length > 0", "limit"),
+        (
+            "recurse",
+            "def f: 1 + f; f",
+            over_budget as fn(&str) -> bool,
+        ),
+        ("spin", "repeat(1) | select(false)", |e| {
+            e.contains("time limit")
+        }),
+        ("hoard", "[range(1e10)] | length > 0", |e| {
+            e.contains("limit")
+        }),
     ] {
         c.run(&[
             "create",
@@ -261,21 +273,23 @@ fn users_programs_cannot_crash_or_freeze_the_server(db: Db) {
             rule,
         ])
         .ok();
-        c.run(&[
-            "attest",
-            "custom",
-            "--name",
-            name,
-            "--flow",
-            "f",
-            "--trail",
-            "t",
-            "--type",
-            name,
-            "--attestation-data",
-            data.to_str().unwrap(),
-        ])
-        .fails(2, says);
+        let r = c
+            .run(&[
+                "attest",
+                "custom",
+                "--name",
+                name,
+                "--flow",
+                "f",
+                "--trail",
+                "t",
+                "--type",
+                name,
+                "--attestation-data",
+                data.to_str().unwrap(),
+            ])
+            .fails(2, "");
+        assert!(says(&r.stderr), "{name}: {}", r.stderr);
     }
     // Two spinning rules at once, more than there are cores here: the
     // server still answers everyone meanwhile.

@@ -130,6 +130,12 @@ impl RegoPolicy {
         probe.set_input(Value::new_object());
         if let Err(e) = probe.eval_rule("data.policy.allow".into()) {
             let (line, message) = diagnostic(&e.to_string());
+            if message.contains("exceeded time limit") {
+                return Err(RegoError::Eval(format!(
+                    "evaluating the policy on an empty input ran longer than its time limit of {} ms",
+                    limit.as_millis()
+                )));
+            }
             let code = if message.contains("unsafe") {
                 "rego_unsafe_var_error"
             } else {

@@ -746,16 +746,20 @@ pub struct Judgement {
 }
 
 impl crate::Store {
-    /// Judges every environment of the organisation that a committed write
-    /// marked, and returns what was recorded. Writes that can change a
-    /// judgement call it before they answer; a failure here leaves the
-    /// marks for [`Store::settle_pending`] and is logged, never returned:
-    /// the write it follows has happened.
-    pub(crate) async fn settle(&self, org_id: i64) -> Vec<Evaluated> {
+    /// Judges the environments of the organisation marked since its ledger
+    /// had `since` entries — by the write just committed (or a concurrent
+    /// one) — and returns what was recorded. Writes that can change a
+    /// judgement call it before they answer, so a writer waits for the
+    /// judgement of its own change and for no other: a write that marked
+    /// nothing judges nothing. A failure here leaves the marks for
+    /// [`Store::settle_pending`] and is logged, never returned: the write
+    /// it follows has happened.
+    pub(crate) async fn settle(&self, org_id: i64, since: i64) -> Vec<Evaluated> {
         let pending = sqlx::query(
-            "SELECT id FROM environments WHERE org_id = $1 AND judge_mark IS NOT NULL ORDER BY id",
+            "SELECT id FROM environments WHERE org_id = $1 AND judge_mark > $2 ORDER BY id",
         )
         .bind(org_id)
+        .bind(since)
         .fetch_all(&self.db.read)
         .await;
         let ids: Vec<i64> = match pending {

@@ -94,9 +94,23 @@ impl Store {
             + Send
             + 'static,
     {
+        let before = self.ledger_head(org_id).await?;
         let v = self.db.write(f).await?;
-        self.settle(org_id).await;
+        self.settle(org_id, before).await;
         Ok(v)
+    }
+
+    /// The size of an organisation's ledger now: writes after this mark
+    /// environments with a larger number.
+    pub(crate) async fn ledger_head(&self, org_id: i64) -> StoreResult<i64> {
+        use sqlx::Row;
+        Ok(
+            sqlx::query("SELECT size FROM ledger_heads WHERE org_id = $1")
+                .bind(org_id)
+                .fetch_one(&self.db.read)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     pub fn backend(&self) -> Backend {

@@ -46,6 +46,9 @@ pub struct ReportStored {
     /// The evaluation a new snapshot caused, when policies judge the
     /// environment.
     pub compliance: Option<custody_api::EnvironmentCompliance>,
+    /// The organisation's ledger size before this write: the marks it set
+    /// are above it.
+    ledger_before: i64,
 }
 
 /// An artifact running in a snapshot.
@@ -483,6 +486,7 @@ impl Store {
                 let env = env_name;
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                    let ledger_before = ledger.size();
                     let e = env_row(c, org_id, &env).await?;
                     if e.kind.is_logical() {
                         return Err(StoreError::Unprocessable(format!(
@@ -537,6 +541,7 @@ impl Store {
                             instances,
                             running: report.running,
                             compliance: None,
+                            ledger_before,
                         });
                     }
 
@@ -637,6 +642,7 @@ impl Store {
                         instances,
                         running: report.running,
                         compliance: None,
+                        ledger_before,
                     })
                 })
             })
@@ -644,7 +650,7 @@ impl Store {
         if stored.changed {
             let name = env.to_string();
             stored.compliance = self
-                .settle(p.org_id)
+                .settle(p.org_id, stored.ledger_before)
                 .await
                 .into_iter()
                 .map(|e| e.now)
