@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::junit::JunitSummary;
 use crate::sarif::{Level, SarifSummary};
-use crate::sbom::{Component, SbomSummary};
+use crate::sbom::{ComponentList, SbomSummary};
 use crate::scan::{ScanSummary, Severity};
 use crate::verdict::Verdict;
 
@@ -27,8 +27,24 @@ pub struct Judged {
     pub verdict: Verdict,
     /// What is stored as the attestation's data.
     pub data: Value,
-    /// An SBOM's components, stored apart from `data`.
-    pub components: Vec<Component>,
+    /// An SBOM's components, stored apart from `data`, as checked text.
+    pub components: Option<ComponentList>,
+    /// The SHA-256 of the components' canonical JSON, hex.
+    pub components_sha256: Option<String>,
+}
+
+/// An SBOM summary with its components left as text.
+#[derive(serde::Deserialize)]
+struct SbomHead {
+    format: String,
+    encoding: String,
+    spec_version: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    component_count: u64,
+    components: Box<serde_json::value::RawValue>,
 }
 
 /// Checks a summary's shape, recounts what can be recounted, and judges it.
@@ -37,7 +53,8 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
     let plain = |verdict: Verdict, data: Value| Judged {
         verdict,
         data,
-        components: vec![],
+        components: None,
+        components_sha256: None,
     };
     match kind {
         "junit" => {
@@ -79,17 +96,19 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
             ))
         }
         "sbom" => {
-            let mut s: SbomSummary = summary(kind, results)?;
-            if s.component_count != s.components.len() as u64 {
+            let s: SbomHead = summary(kind, results)?;
+            let mut hash = crate::sbom::Sha256Writer::default();
+            let components = ComponentList::check(s.components, &mut hash)?;
+            if s.component_count != components.len() {
                 return Err(format!(
                     "sbom results: component_count is {} but {} components are listed",
                     s.component_count,
-                    s.components.len()
+                    components.len()
                 ));
             }
-            let components = std::mem::take(&mut s.components);
+            let verdict = SbomSummary::default().verdict();
             Ok(Judged {
-                verdict: s.verdict(),
+                verdict,
                 data: json!({
                     "format": s.format,
                     "encoding": s.encoding,
@@ -98,7 +117,8 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
                     "subject": s.subject,
                     "component_count": s.component_count,
                 }),
-                components,
+                components: Some(components),
+                components_sha256: Some(hash.hex()),
             })
         }
         other => Err(format!("'{other}' is not a tool attestation type")),

@@ -2,11 +2,11 @@
 //! artifacts contain package X" is an indexed query.
 
 use custody_api::ComponentUse;
-use custody_evidence::sbom::{Component, purl_base};
+use custody_evidence::sbom::{Component, ComponentList, purl_base};
 use sqlx::{AnyConnection, Row};
 
 use crate::util::{Binds, from_json, to_json};
-use crate::{Store, StoreResult};
+use crate::{Store, StoreError, StoreResult};
 
 /// Rows per INSERT: 10 parameters each, well under every backend's limit,
 /// and few enough statements that 10,000 components cost ~100 round trips
@@ -23,12 +23,18 @@ pub(crate) struct ComponentSite<'a> {
     pub fingerprint: Option<&'a str>,
 }
 
+/// Stores the components of a list a batch at a time, reading each batch
+/// from the list's text just before it is written.
 pub(crate) async fn insert(
     c: &mut AnyConnection,
     site: &ComponentSite<'_>,
-    components: &[Component],
+    components: &ComponentList,
 ) -> StoreResult<()> {
-    for chunk in components.chunks(BATCH) {
+    let batches = components
+        .batches(BATCH)
+        .map_err(StoreError::Unprocessable)?;
+    for chunk in batches {
+        let chunk = chunk.map_err(StoreError::Unprocessable)?;
         let mut b = Binds::new(c);
         let mut sql = String::from(
             "INSERT INTO sbom_components (org_id, attestation_id, trail_id, artifact_name, fingerprint, \

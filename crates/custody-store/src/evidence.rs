@@ -46,7 +46,7 @@ pub struct NewAttestation {
     pub repo_info: Option<RepoInfo>,
     pub evidence: Vec<NewEvidence>,
     /// For SBOM attestations: every component, stored row by row.
-    pub components: Vec<custody_evidence::sbom::Component>,
+    pub components: Option<custody_evidence::sbom::ComponentList>,
     /// For a decision: the control it was made for (which must exist).
     pub control: Option<String>,
 }
@@ -207,7 +207,9 @@ impl Store {
                         artifact: a.artifact.as_deref(),
                         fingerprint: a.fingerprint.as_deref(),
                     };
-                    crate::components::insert(c, &site, &n.components).await?;
+                    if let Some(list) = &n.components {
+                        crate::components::insert(c, &site, list).await?;
+                    }
                     ledger.append(c, EntryKind::Attestation, &a).await?;
                     for e in &a.evidence {
                         ledger

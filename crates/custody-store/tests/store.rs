@@ -28,7 +28,7 @@ fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation 
         git_commit_info: None,
         repo_info: None,
         evidence: vec![],
-        components: vec![],
+        components: None,
         control: None,
     }
 }
@@ -425,7 +425,9 @@ async fn sbom_components_are_stored_and_found(s: Store) {
         .collect();
     let mut a = generic("bom", AttestationBinding::ArtifactName("app".into()), true);
     a.kind = "sbom".into();
-    a.components = components.clone();
+    let text = serde_json::value::to_raw_value(&components).unwrap();
+    a.components =
+        Some(custody_evidence::sbom::ComponentList::check(text, std::io::sink()).unwrap());
     let id = a.id.clone();
     let before = s.ledger_size("default").await.unwrap();
     s.put_attestation(&p, "backend", "t1", a).await.unwrap();

@@ -45,8 +45,8 @@ pub fn run(out: Output, cmd: ParseCmd) -> anyhow::Result<ExitCode> {
                 "reasons": j.verdict.reasons,
                 "data": j.data,
             });
-            if kind == "sbom" {
-                v["components"] = serde_json::to_value(&j.components)?;
+            if let Some(list) = &j.components {
+                v["components"] = serde_json::to_value(list.to_vec().map_err(anyhow::Error::msg)?)?;
             }
             crate::output::json(&v)?;
         }

@@ -57,6 +57,124 @@ pub fn canonical_json(components: &[Component], out: impl std::io::Write) -> std
     serde_json::to_writer(out, components).map_err(std::io::Error::other)
 }
 
+/// SHA-256 of what is written to it, so canonical JSON is hashed without
+/// being held.
+#[derive(Default)]
+pub struct Sha256Writer(sha2::Sha256);
+
+impl Sha256Writer {
+    pub fn hex(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.0.finalize())
+    }
+}
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An SBOM's components as the JSON text they arrived in, checked.
+///
+/// A server taking a summary of hundreds of thousands of components would
+/// hold several times its size as typed values (each component's strings
+/// are separate allocations, larger than their JSON); kept as text, the
+/// components cost their size once, and are read a batch at a time when
+/// they are checked, hashed and stored.
+#[derive(Debug, Clone)]
+pub struct ComponentList {
+    text: Box<serde_json::value::RawValue>,
+    count: u64,
+}
+
+impl ComponentList {
+    /// Checks that `text` is an array of components, and writes their
+    /// canonical JSON (the same bytes as [`canonical_json`] of them all) to
+    /// `canonical`.
+    pub fn check(
+        text: Box<serde_json::value::RawValue>,
+        mut canonical: impl std::io::Write,
+    ) -> Result<ComponentList, String> {
+        let items = items(&text)?;
+        let io = |e: std::io::Error| format!("sbom components: {e}");
+        canonical.write_all(b"[").map_err(io)?;
+        for (i, item) in items.iter().enumerate() {
+            let c = component(i, item)?;
+            if i > 0 {
+                canonical.write_all(b",").map_err(io)?;
+            }
+            serde_json::to_writer(&mut canonical, &c)
+                .map_err(|e| format!("sbom components: {e}"))?;
+        }
+        canonical.write_all(b"]").map_err(io)?;
+        let count = items.len() as u64;
+        drop(items);
+        Ok(ComponentList { text, count })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The components, `size` at a time.
+    pub fn batches(&self, size: usize) -> Result<Batches<'_>, String> {
+        Ok(Batches {
+            items: items(&self.text)?,
+            at: 0,
+            size: size.max(1),
+        })
+    }
+
+    /// All of them at once (for a client showing what it parsed).
+    pub fn to_vec(&self) -> Result<Vec<Component>, String> {
+        serde_json::from_str(self.text.get()).map_err(|e| format!("sbom components: {e}"))
+    }
+}
+
+/// Components parsed a batch at a time from a [`ComponentList`].
+pub struct Batches<'a> {
+    items: Vec<&'a serde_json::value::RawValue>,
+    at: usize,
+    size: usize,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<Vec<Component>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.items.len() {
+            return None;
+        }
+        let end = (self.at + self.size).min(self.items.len());
+        let batch = (self.at..end)
+            .map(|i| component(i, self.items[i]))
+            .collect();
+        self.at = end;
+        Some(batch)
+    }
+}
+
+/// The elements of a JSON array, each as a slice of its text.
+fn items(text: &serde_json::value::RawValue) -> Result<Vec<&serde_json::value::RawValue>, String> {
+    serde_json::from_str(text.get())
+        .map_err(|e| format!("sbom results: components must be a list: {e}"))
+}
+
+fn component(i: usize, item: &serde_json::value::RawValue) -> Result<Component, String> {
+    serde_json::from_str(item.get()).map_err(|e| format!("sbom results: components[{i}]: {e}"))
+}
+
 /// What `attest sbom` stores.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SbomSummary {
@@ -163,5 +281,61 @@ mod tests {
         );
         assert_eq!(purl_base("pkg:cargo/serde"), "pkg:cargo/serde");
         assert_eq!(purl_base("pkg:golang/x/y@v1#sub/dir"), "pkg:golang/x/y");
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    fn comps(n: usize) -> Vec<Component> {
+        (0..n)
+            .map(|i| Component {
+                name: format!("pkg-{i}"),
+                version: Some(format!("1.{i}")),
+                purl: Some(format!("pkg:npm/pkg-{i}@1.{i}")),
+                licenses: vec!["MIT".into()],
+                ..Component::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_list_kept_as_text_hashes_and_reads_back_as_the_components() {
+        let all = comps(250);
+        // Spaced as a client may send it: the canonical form is the same.
+        let text =
+            serde_json::value::RawValue::from_string(serde_json::to_string_pretty(&all).unwrap())
+                .unwrap();
+        let mut canonical = Vec::new();
+        let list = ComponentList::check(text, &mut canonical).unwrap();
+        let mut expected = Vec::new();
+        canonical_json(&all, &mut expected).unwrap();
+        assert_eq!(canonical, expected);
+        assert_eq!(list.len(), 250);
+        let batches: Vec<Vec<Component>> = list.batches(90).unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [90, 90, 70]
+        );
+        assert_eq!(batches.concat(), all);
+        assert_eq!(list.to_vec().unwrap(), all);
+        let empty = ComponentList::check(
+            serde_json::value::RawValue::from_string("[]".into()).unwrap(),
+            std::io::sink(),
+        )
+        .unwrap();
+        assert!(empty.is_empty() && empty.batches(9).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_bad_component_is_named_by_its_place() {
+        let text =
+            serde_json::value::RawValue::from_string(r#"[{"name": "a"}, {"version": "1"}]"#.into())
+                .unwrap();
+        let e = ComponentList::check(text, std::io::sink()).unwrap_err();
+        assert!(e.contains("components[1]") && e.contains("name"), "{e}");
+        let text = serde_json::value::RawValue::from_string(r#"{"name": "a"}"#.into()).unwrap();
+        assert!(ComponentList::check(text, std::io::sink()).is_err());
     }
 }

@@ -224,7 +224,7 @@ async fn evaluate(
         Permission::ReportEvidence
     };
     caller.require(needed)?;
-    let mut components = vec![];
+    let mut components = None;
     let mut attestation_data = None;
     let (kind, compliant, reasons, data) = match input.kind.as_str() {
         "generic" => {

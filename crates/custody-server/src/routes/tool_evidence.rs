@@ -4,10 +4,8 @@
 
 use custody_api::AttestationInput;
 use custody_evidence::judge::{Thresholds, judge};
-use custody_evidence::sbom::Component;
+use custody_evidence::sbom::ComponentList;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::io::Write;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -17,7 +15,8 @@ pub struct ToolVerdict {
     pub compliant: bool,
     pub reasons: Vec<String>,
     pub data: Value,
-    pub components: Vec<Component>,
+    /// An SBOM's components, as checked text.
+    pub components: Option<ComponentList>,
 }
 
 pub fn evaluate(kind: &str, input: &mut AttestationInput) -> ApiResult<ToolVerdict> {
@@ -30,19 +29,10 @@ pub fn evaluate(kind: &str, input: &mut AttestationInput) -> ApiResult<ToolVerdi
         severity_threshold: input.severity_threshold.clone(),
     };
     let mut j = judge(kind, results.get(), &thresholds).map_err(ApiError::bad_request)?;
-    if kind == "sbom" {
-        // The ledger records the attestation, not the component rows: this
-        // digest binds the rows to it.
-        let mut hasher = HashWriter(Sha256::new());
-        let mut w = std::io::BufWriter::with_capacity(64 << 10, &mut hasher);
-        custody_evidence::sbom::canonical_json(&j.components, &mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| ApiError::bad_request(format!("sbom components: {e}")))?;
-        drop(w);
-        let digest = hex::encode(hasher.0.finalize());
-        if let Some(o) = j.data.as_object_mut() {
-            o.insert("components_sha256".to_string(), Value::String(digest));
-        }
+    // The ledger records the attestation, not the component rows: this
+    // digest binds the rows to it.
+    if let (Some(digest), Some(o)) = (j.components_sha256.take(), j.data.as_object_mut()) {
+        o.insert("components_sha256".to_string(), Value::String(digest));
     }
     Ok(ToolVerdict {
         compliant: j.verdict.compliant,
@@ -50,18 +40,4 @@ pub fn evaluate(kind: &str, input: &mut AttestationInput) -> ApiResult<ToolVerdi
         data: j.data,
         components: j.components,
     })
-}
-
-/// Hashes what is written, so the canonical text is never held whole.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
