@@ -13,6 +13,9 @@ machine is shared and noisy. Build first: cargo build --release -p custody.
     bench/bench.py reports       # 50 MB SARIF and SBOM, and a 10,000-component SBOM, ingested end to end
     bench/bench.py runtime       # reports of a 1,000-workload environment; 10,000 environments at ~170 reports/s
     bench/bench.py controls      # policies over 1,000 running artifacts, assert latency, webhook latency and fan-out
+    bench/bench.py hostile       # the normal path with the limits on, side by side with a baseline binary
+                                 # (CUSTODY_BASELINE=path), and one org's writes while another's policy runs at its budget
+    bench/bench.py request-rss   # peak server RSS for one large SBOM summary and one oversized user_data
 
 The history queries over 10 million change events are a Rust benchmark:
     cargo bench -p custody-store --bench runtime_history
@@ -131,10 +134,11 @@ def bench_fingerprint():
 
 
 class Server:
-    def __init__(self, data_dir, extra=()):
+    def __init__(self, data_dir, extra=(), binary=None):
+        self.binary = binary or CUSTODY
         env = dict(os.environ, CUSTODY_BOOTSTRAP_TOKEN=TOKEN, RUST_LOG="warn")
         self.p = subprocess.Popen(
-            [CUSTODY, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra],
+            [self.binary, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -149,7 +153,7 @@ class Server:
 
     def custody(self, *args):
         env = dict(os.environ, CUSTODY_HOST=self.url, CUSTODY_API_TOKEN=TOKEN, CUSTODY_NO_CI_DETECT="1")
-        return subprocess.run([CUSTODY, *args], check=True, capture_output=True, text=True, env=env).stdout
+        return subprocess.run([self.binary, *args], check=True, capture_output=True, text=True, env=env).stdout
 
     def rss_kb(self, field="VmRSS"):
         with open(f"/proc/{self.p.pid}/status") as f:
@@ -457,21 +461,36 @@ def workloads(versions):
 
 
 class Http:
-    """Keep-alive JSON requests to the server, timed."""
+    """Keep-alive JSON requests to the server, timed. A connection the
+    server closed while idle (it closes those after --header-timeout) is
+    opened again."""
 
-    def __init__(self, url):
-        import http.client
+    def __init__(self, url, token=TOKEN):
         import urllib.parse
-        u = urllib.parse.urlparse(url)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port)
+        self.url = urllib.parse.urlparse(url)
+        self.token = token
+        self.connect()
+
+    def connect(self):
+        import http.client
+        self.conn = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=600)
 
     def put(self, path, body, method="PUT"):
+        import http.client
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        t = time.perf_counter()
-        self.conn.request(method, path, body=data, headers={
-            "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        out = r.read()
+        for attempt in (0, 1):
+            t = time.perf_counter()
+            try:
+                self.conn.request(method, path, body=data, headers={
+                    "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                out = r.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                if attempt:
+                    raise
+                self.conn.close()
+                self.connect()
         dt = time.perf_counter() - t
         if r.status >= 300:
             raise RuntimeError(f"{path}: {r.status} {out[:200]}")
@@ -750,6 +769,180 @@ def bench_controls():
         shutil.rmtree(data, ignore_errors=True)
 
 
+# A Rego policy that runs to the sandbox's time limit on every artifact
+# (nested loops: CPU without memory), guarded so that the empty-input check
+# at creation passes.
+HEAVY_REGO = """package policy
+
+import rego.v1
+
+allow if {
+    input.artifact.name
+    count([1 | some i in numbers.range(1, 20000); some j in numbers.range(1, 20000); i * j < 0]) > 0
+}
+"""
+
+
+def bench_hostile():
+    """Issue 11's budgets on the normal path, side by side with a baseline
+    binary (CUSTODY_BASELINE, e.g. a build of the commit before): ingest,
+    a 1,000-workload heartbeat, a whole-environment judgement. Then one
+    organisation's writes while another's Rego policy runs at its budget."""
+    import threading
+    baseline = os.environ.get("CUSTODY_BASELINE")
+    binaries = [("this build", CUSTODY)] + ([("baseline", baseline)] if baseline else [])
+    if not baseline:
+        print("  (CUSTODY_BASELINE not set: no side-by-side baseline)")
+    rounds = int(os.environ.get("CUSTODY_BENCH_ROUNDS", "3"))
+    secs = os.environ.get("CUSTODY_BENCH_SECONDS", "8")
+    org = "/api/v1/orgs/default"
+    servers = {}
+    try:
+        for name, binary in binaries:
+            data = tempfile.mkdtemp(prefix="custody-hostile-")
+            s = Server(data, binary=binary)
+            h = Http(s.url)
+            s.custody("create", "flow", "load")
+            s.custody("begin", "trail", "t", "--flow", "load")
+            versions = [0] * 1000
+            for env in ("beat", "judged"):
+                h.put(f"{org}/environments/{env}", {"type": "k8s"})
+                h.put(f"{org}/environments/{env}/report", json.dumps(workloads(versions)).encode())
+            with_provenance(h, versions, "svc")
+            h.put(f"{org}/policies/prod", {"content": POLICY})
+            h.put(f"{org}/environments/judged/policies", {"policy_names": ["prod"]}, method="POST")
+            lua = os.path.join(data, "attest.lua")
+            with open(lua, "w") as f:
+                f.write(
+                    'wrk.method = "POST"\n'
+                    f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
+                    'wrk.headers["Content-Type"] = "application/json"\n'
+                    'counter = 0\n'
+                    'request = function()\n'
+                    '  counter = counter + 1\n'
+                    '  local body = string.format(\'{"name":"check-%d","type":"generic","compliant":true,'
+                    '"annotations":{"run":"%d"}}\', counter % 50, counter)\n'
+                    '  return wrk.format(nil, nil, nil, body)\n'
+                    'end\n'
+                )
+            servers[name] = (s, h, data, lua, json.dumps(workloads(versions)).encode())
+        results = {name: {"rps": [], "ingest_p99": [], "beat": [], "whole": []} for name, _ in binaries}
+        print(f"## hostile: the normal path with every limit on, {rounds} interleaved rounds per build (SQLite)")
+        for r in range(rounds):
+            for name, _ in binaries:
+                s, h, data, lua, beat = servers[name]
+                url = f"{s.url}{org}/flows/load/trails/t/attestations"
+                out = sh(f"wrk -t1 -c16 -d{secs}s --latency -s {lua} {url}")
+                results[name]["rps"].append(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))
+                results[name]["ingest_p99"].append(latency(out, "99%"))
+                results[name]["beat"] += [h.put(f"{org}/environments/beat/report", beat)[0] * 1000 for _ in range(100)]
+                results[name]["whole"] += [h.put(f"{org}/environments/judged/allowlist",
+                                                 {"fingerprint": "ab" * 32, "reason": f"round {r} {i}"},
+                                                 method="POST")[0] * 1000 for i in range(10)]
+        for name, _ in binaries:
+            x = results[name]
+            print(f"  {name}: ingest {statistics.median(x['rps']):.0f} attestations/s (target >= 2000), "
+                  f"p99 {statistics.median(x['ingest_p99']):.1f} ms (target <= 25); "
+                  f"1,000-workload heartbeat p50 {pct(x['beat'], .5):.2f} ms p99 {pct(x['beat'], .99):.2f} ms (target <= 5); "
+                  f"whole environment judged p50 {pct(x['whole'], .5):.1f} ms p99 {pct(x['whole'], .99):.1f} ms (target <= 100)")
+        if baseline:
+            a, b = results["this build"], results["baseline"]
+            print(f"  ratios this build / baseline: ingest rate {statistics.median(a['rps']) / statistics.median(b['rps']):.2f}x, "
+                  f"heartbeat p99 {pct(a['beat'], .99) / pct(b['beat'], .99):.2f}x, "
+                  f"whole judgement p99 {pct(a['whole'], .99) / pct(b['whole'], .99):.2f}x")
+
+        # Fairness: org "default" keeps an environment of 200 artifacts
+        # judged by a policy that runs every artifact to its time limit;
+        # org "other" makes ordinary writes meanwhile.
+        print("## hostile: org 'other' writes while org 'default' runs a Rego policy at its budget (SQLite)")
+        for name, _ in binaries:
+            s, h, data, lua, beat = servers[name]
+            key = json.loads(s.custody("create", "org", "other", "--output", "json"))["api_key"]
+            o = Http(s.url, key)
+            o.put("/api/v1/orgs/other/flows", {"name": "web"})
+            o.put("/api/v1/orgs/other/flows/web/trails", {"name": "t"})
+            pol = os.path.join(data, "heavy.rego")
+            with open(pol, "w") as f:
+                f.write(HEAVY_REGO)
+            s.custody("create", "policy", "heavy", pol, "--type", "rego")
+            h.put(f"{org}/environments/heavy", {"type": "k8s"})
+            h.put(f"{org}/environments/heavy/policies", {"policy_names": ["heavy"]}, method="POST")
+            stop = threading.Event()
+            judged = [0]
+
+            def tenant():
+                hh = Http(s.url)
+                v = [0] * 200
+                while not stop.is_set():
+                    v[judged[0] % 200] += 1
+                    hh.put(f"{org}/environments/heavy/report", workloads(v))
+                    judged[0] += 1
+
+            t = threading.Thread(target=tenant, daemon=True)
+            t.start()
+            time.sleep(1)
+            lat = []
+            t0 = time.perf_counter()
+            window = float(os.environ.get("CUSTODY_BENCH_WINDOW", "30"))
+            i = 0
+            while time.perf_counter() - t0 < window:
+                i += 1
+                dt, _ = o.put("/api/v1/orgs/other/flows/web/trails/t/attestations",
+                              {"name": f"check-{i % 20}", "type": "generic"}, method="POST")
+                lat.append(dt * 1000)
+            stop.set()
+            print(f"  {name}: {len(lat)} writes by 'other' in {window:.0f} s while 'default' had {judged[0]} snapshot(s) "
+                  f"judged; p50 {pct(lat, .5):.2f} ms, p99 {pct(lat, .99):.2f} ms, max {max(lat):.0f} ms (target p99 <= 50 ms)")
+        bench_request_rss(binaries)
+    finally:
+        for s, h, data, lua, beat in servers.values():
+            try:
+                s.stop()
+            except Exception:
+                s.p.kill()
+            shutil.rmtree(data, ignore_errors=True)
+
+
+def bench_request_rss(binaries):
+    """Peak server RSS growth for one large request, on a fresh server each:
+    a legitimate SBOM summary of ~65 MB, and an attestation whose
+    free-form user_data is ~32 MB of small values (refused by this build)."""
+    import http.client
+    import urllib.parse
+    n = int(os.environ.get("CUSTODY_BENCH_COMPONENTS", "900000"))
+    comps = ",".join(
+        f'{{"name":"pkg-{i}","version":"1.{i % 97}.{i % 13}","purl":"pkg:npm/pkg-{i}@1.{i % 97}.{i % 13}"}}'
+        for i in range(n))
+    sbom = (f'{{"name":"app.sbom","type":"sbom","results":{{"format":"cyclonedx","encoding":"json",'
+            f'"spec_version":"1.5","component_count":{n},"components":[{comps}]}}}}').encode()
+    # Many small values: what a generic JSON tree costs most for.
+    zeros = "[" + "0," * (len(sbom) // 4) + "0]"
+    user = f'{{"name":"g","type":"generic","user_data":{{"blob":{zeros}}}}}'.encode()
+    print(f"## hostile: peak server RSS growth for one request (SQLite, a fresh server each)")
+    for name, binary in binaries:
+        for what, body in (("SBOM summary", sbom), ("user_data", user)):
+            data = tempfile.mkdtemp(prefix="custody-rss-")
+            s = Server(data, binary=binary)
+            try:
+                s.custody("create", "flow", "f")
+                s.custody("begin", "trail", "t", "--flow", "f")
+                before = s.rss_kb("VmHWM")
+                u = urllib.parse.urlparse(s.url)
+                c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+                t = time.perf_counter()
+                c.request("POST", "/api/v1/orgs/default/flows/f/trails/t/attestations", body=body,
+                          headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+                r = c.getresponse()
+                r.read()
+                dt = time.perf_counter() - t
+                grew = (s.rss_kb("VmHWM") - before) * 1024
+                print(f"  {name}, {what} of {len(body) / 2**20:.0f} MiB: HTTP {r.status} in {dt:.1f} s; "
+                      f"peak RSS grew {grew / 2**20:.0f} MiB = {grew / len(body):.2f}x the body (target <= 3x)")
+            finally:
+                s.stop()
+                shutil.rmtree(data, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if not os.path.exists(CUSTODY):
         raise SystemExit("build first: cargo build --release -p custody")
@@ -765,5 +958,9 @@ if __name__ == "__main__":
             "runtime": bench_runtime,
             "fleet": bench_fleet,
             "controls": bench_controls,
+            "hostile": bench_hostile,
+            "request-rss": lambda: bench_request_rss(
+                [("this build", CUSTODY)]
+                + ([("baseline", os.environ["CUSTODY_BASELINE"])] if os.environ.get("CUSTODY_BASELINE") else [])),
         }[w]()
         print()
