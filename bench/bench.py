@@ -209,6 +209,26 @@ def bench_ingest_postgres():
         pg.stop()
 
 
+def attest_lua(data):
+    """A wrk script posting generic attestations (50 names, each request a
+    new one), written into `data`; returns its path."""
+    lua = os.path.join(data, "attest.lua")
+    with open(lua, "w") as f:
+        f.write(
+            'wrk.method = "POST"\n'
+            f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            'counter = 0\n'
+            'request = function()\n'
+            '  counter = counter + 1\n'
+            '  local body = string.format(\'{"name":"check-%d","type":"generic","compliant":true,'
+            '"annotations":{"run":"%d"}}\', counter % 50, counter)\n'
+            '  return wrk.format(nil, nil, nil, body)\n'
+            'end\n'
+        )
+    return lua
+
+
 def bench_ingest(extra=(), backend="SQLite"):
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -217,20 +237,7 @@ def bench_ingest(extra=(), backend="SQLite"):
     try:
         s.custody("create", "flow", "load")
         s.custody("begin", "trail", "t", "--flow", "load")
-        lua = os.path.join(data, "attest.lua")
-        with open(lua, "w") as f:
-            f.write(
-                'wrk.method = "POST"\n'
-                f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
-                'wrk.headers["Content-Type"] = "application/json"\n'
-                'counter = 0\n'
-                'request = function()\n'
-                '  counter = counter + 1\n'
-                '  local body = string.format(\'{"name":"check-%d","type":"generic","compliant":true,'
-                '"annotations":{"run":"%d"}}\', counter % 50, counter)\n'
-                '  return wrk.format(nil, nil, nil, body)\n'
-                'end\n'
-            )
+        lua = attest_lua(data)
         url = f"{s.url}/api/v1/orgs/default/flows/load/trails/t/attestations"
         duration = os.environ.get("CUSTODY_BENCH_SECONDS", "20")
         print(f"## ingest: generic attestations over HTTP (JSON), {backend}, one node; load from wrk (1 thread) on loopback")
@@ -811,20 +818,7 @@ def bench_hostile():
             with_provenance(h, versions, "svc")
             h.put(f"{org}/policies/prod", {"content": POLICY})
             h.put(f"{org}/environments/judged/policies", {"policy_names": ["prod"]}, method="POST")
-            lua = os.path.join(data, "attest.lua")
-            with open(lua, "w") as f:
-                f.write(
-                    'wrk.method = "POST"\n'
-                    f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
-                    'wrk.headers["Content-Type"] = "application/json"\n'
-                    'counter = 0\n'
-                    'request = function()\n'
-                    '  counter = counter + 1\n'
-                    '  local body = string.format(\'{"name":"check-%d","type":"generic","compliant":true,'
-                    '"annotations":{"run":"%d"}}\', counter % 50, counter)\n'
-                    '  return wrk.format(nil, nil, nil, body)\n'
-                    'end\n'
-                )
+            lua = attest_lua(data)
             servers[name] = (s, h, data, lua, json.dumps(workloads(versions)).encode())
         results = {name: {"rps": [], "ingest_p99": [], "beat": [], "whole": []} for name, _ in binaries}
         print(f"## hostile: the normal path with every limit on, {rounds} interleaved rounds per build (SQLite)")

@@ -45,7 +45,13 @@ impl Answer {
 }
 
 fn call(s: &Server, method: &str, path: &str, token: &str, body: Option<Vec<u8>>) -> Answer {
-    let url = format!("{}{path}", s.url);
+    call_url(&s.url, method, path, token, body)
+}
+
+/// A request to the server at `base` (a test's own server, or one the
+/// harness started).
+fn call_url(base: &str, method: &str, path: &str, token: &str, body: Option<Vec<u8>>) -> Answer {
+    let url = format!("{base}{path}");
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
     let token = token.to_string();
     rt().block_on(async move {
@@ -1286,9 +1292,8 @@ fn secrets_stay_sealed_and_the_first_start_is_safe() {
     };
     assert!(!db_bytes(&data).contains("whsec-do-not-store-me"));
     // ...and deliveries are still signed with it.
-    let srv = ServerAt(url.clone());
-    let r = call_at(
-        &srv,
+    let r = call_url(
+        &url,
         "put",
         "/api/v1/orgs/default/environments/prod/report",
         &token,
@@ -1330,29 +1335,6 @@ fn secrets_stay_sealed_and_the_first_start_is_safe() {
     assert!(fresh.join("bootstrap-token").exists());
     let _ = again.kill();
     let _ = again.wait();
-}
-
-/// A server started by a test itself, known by its URL.
-struct ServerAt(String);
-
-fn call_at(s: &ServerAt, method: &str, path: &str, token: &str, body: Option<Vec<u8>>) -> Answer {
-    let url = format!("{}{path}", s.0);
-    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
-    let token = token.to_string();
-    rt().block_on(async move {
-        let mut rb = reqwest::Client::new()
-            .request(method, url)
-            .bearer_auth(token);
-        if let Some(b) = body {
-            rb = rb.header("content-type", "application/json").body(b);
-        }
-        let r = rb.send().await.unwrap();
-        Answer {
-            status: r.status().as_u16(),
-            retry_after: None,
-            body: r.text().await.unwrap(),
-        }
-    })
 }
 
 // ---- 11: the client side ---------------------------------------------------
