@@ -3,34 +3,14 @@
 //! through the sandbox the server uses: the fuzzer's own process never
 //! runs them, never crashes or hangs, and every answer comes within the
 //! budget (the time limit and the kill that backs it).
-//!
-//! The sandbox's workers are the `custody` binary: build it first and
-//! point CUSTODY_SANDBOX_WORKER at it (scripts/fuzz does both).
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+#[path = "common/sandbox.rs"]
+mod common;
 
-use custody_sandbox::{Sandbox, SandboxConfig};
+use std::time::Instant;
+
+use common::{budget, sandbox};
 use libfuzzer_sys::fuzz_target;
-
-const LIMIT: Duration = Duration::from_millis(200);
-
-fn sandbox() -> &'static (tokio::runtime::Runtime, Sandbox) {
-    static S: OnceLock<(tokio::runtime::Runtime, Sandbox)> = OnceLock::new();
-    S.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let worker = std::env::var("CUSTODY_SANDBOX_WORKER")
-            .unwrap_or_else(|_| "../target/release/custody".into());
-        let mut cfg = SandboxConfig::new(worker.into(), vec!["__sandbox".into()]);
-        cfg.time_limit = LIMIT;
-        cfg.memory_limit = 256 << 20;
-        let s = rt.block_on(Sandbox::start(cfg)).expect("start the sandbox");
-        (rt, s)
-    })
-}
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {
@@ -49,7 +29,7 @@ fuzz_target!(|input: &[u8]| {
     }
     let (rt, sb) = sandbox();
     let rules = vec![rule.to_string()];
-    let budget = LIMIT * 3 + Duration::from_secs(2);
+    let budget = budget();
     let started = Instant::now();
     let checked = rt.block_on(sb.check_type(1, &schema, &rules));
     assert!(started.elapsed() < budget, "check_type overran: {:?}", started.elapsed());
