@@ -4,6 +4,25 @@
 //! Exit codes: 0 success; 1 non-compliant (assert commands); 2 invalid
 //! input or usage; 3 server, network or authentication trouble.
 
+// `println!` and `print!` for the whole CLI: they write through
+// `output::write_stdout`, so output into a closed pipe (`custody ... | head`)
+// ends quietly instead of panicking, and the command keeps its exit code.
+// Defined before the modules so that they see these, not std's.
+macro_rules! println {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod attach;
 mod ci;
 mod cli;
@@ -44,12 +63,21 @@ fn main() -> ExitCode {
             return ExitCode::from(fail::SERVER);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let code = match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {}", fail::message(&e));
             ExitCode::from(fail::code(&e))
         }
+    };
+    match output::failure() {
+        // Output that could not be written for another reason than a
+        // reader that went away (a full disk) is a failure of the command.
+        Some(e) => {
+            eprintln!("Error: cannot write the output: {e}");
+            ExitCode::from(fail::SERVER)
+        }
+        None => code,
     }
 }
 
