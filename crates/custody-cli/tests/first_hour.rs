@@ -76,3 +76,149 @@ fn a_closed_pipe_ends_the_output_not_the_command() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The instance count of `name` in a snapshot, 0 when it does not run.
+fn count_in(snapshot: &serde_json::Value, name: &str) -> u64 {
+    snapshot["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .map_or(0, |a| a["instance_count"].as_u64().unwrap())
+}
+
+#[test]
+fn alerts_carry_the_counts_of_the_snapshot_they_describe() {
+    use common::receiver::{Behaviour, Receiver};
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    c.run(&["create", "environment", "prod", "--type", "server"])
+        .ok();
+    let policy = s.write(
+        "p.yml",
+        "_schema: https://docs.kosli.com/schemas/policy/v1\nartifacts:\n  provenance:\n    required: true\n",
+    );
+    c.run(&["create", "policy", "prov", policy.to_str().unwrap()])
+        .ok();
+    c.run(&["attach-policy", "prov", "--environment", "prod"])
+        .ok();
+    let hook = Receiver::start(Behaviour::Ok);
+    c.run(&[
+        "create",
+        "action",
+        "all",
+        "--environment",
+        "prod",
+        "--on",
+        "non-compliant,compliant-again,unknown-artifact,artifact-started,artifact-stopped",
+        "--webhook",
+        &hook.url,
+    ])
+    .ok();
+    // Two instances of an unknown artifact start; then a third; then it
+    // is allowlisted (compliant again) and stops.
+    let fp = "c".repeat(64);
+    let report = |n: usize| {
+        let artifacts = if n == 0 {
+            serde_json::json!([])
+        } else {
+            let instances: Vec<_> = (0..n)
+                .map(|i| serde_json::json!({"id": format!("w{i}")}))
+                .collect();
+            serde_json::json!([{"name": "miner", "fingerprint": fp, "instances": instances}])
+        };
+        let url = format!("{}/api/v1/orgs/default/environments/prod/report", s.url);
+        let body = serde_json::json!({"type": "server", "artifacts": artifacts});
+        let status = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                reqwest::Client::new()
+                    .put(url)
+                    .bearer_auth(common::TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            });
+        assert!(status.is_success(), "{status}");
+    };
+    report(2);
+    report(3);
+    c.run(&[
+        "allow",
+        "artifact",
+        "--fingerprint",
+        &fp,
+        "--environment",
+        "prod",
+        "--reason",
+        "known",
+    ])
+    .ok();
+    report(0);
+    common::wait_for("five deliveries", || hook.requests().len() >= 5);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let payloads: Vec<serde_json::Value> = hook.requests().iter().map(|r| r.json()).collect();
+    let triggers: Vec<&str> = payloads
+        .iter()
+        .map(|p| p["trigger"].as_str().unwrap())
+        .collect();
+    for t in [
+        "unknown-artifact",
+        "artifact-started",
+        "non-compliant",
+        "compliant-again",
+        "artifact-stopped",
+    ] {
+        assert!(triggers.contains(&t), "no {t} in {triggers:?}");
+    }
+    for p in &payloads {
+        let n = p["snapshot"]["index"].as_u64().unwrap();
+        let snap = c
+            .run(&["get", "snapshot", &format!("prod#{n}"), "--output", "json"])
+            .ok()
+            .json();
+        let before = if n > 1 {
+            c.run(&[
+                "get",
+                "snapshot",
+                &format!("prod#{}", n - 1),
+                "--output",
+                "json",
+            ])
+            .ok()
+            .json()
+        } else {
+            serde_json::json!({"artifacts": []})
+        };
+        for a in p["artifacts"].as_array().unwrap() {
+            let name = a["name"].as_str().unwrap();
+            let counts = &a["instances"];
+            assert_eq!(
+                counts["now"].as_u64(),
+                Some(count_in(&snap, name)),
+                "{}: {p}",
+                p["trigger"]
+            );
+            let changed = snap["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["name"] == name && !x["change"].is_null())
+                || snap["stopped"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x["name"] == name));
+            let was = if changed {
+                count_in(&before, name)
+            } else {
+                count_in(&snap, name)
+            };
+            assert_eq!(counts["was"].as_u64(), Some(was), "{}: {p}", p["trigger"]);
+        }
+    }
+}

@@ -273,6 +273,19 @@ pub(crate) async fn compliance_event(
         (NonCompliant, Compliant) => Trigger::CompliantAgain,
         _ => return Ok(()),
     };
+    // The counts of the snapshot judged: how many run now, and how many ran
+    // before it for those it changed.
+    let now: HashMap<ArtifactKey, u32> = crate::runtime::open_intervals(c, env_id)
+        .await?
+        .into_iter()
+        .map(|o| (o.key, o.instances))
+        .collect();
+    let was: HashMap<ArtifactKey, u32> =
+        crate::runtime::changes_at(c, env_id, e.now.snapshot as i64)
+            .await?
+            .into_iter()
+            .map(|(ch, _)| (ch.key, ch.was))
+            .collect();
     let mut artifacts = Vec::new();
     let mut reasons = Vec::new();
     for p in &e.now.policies {
@@ -283,11 +296,16 @@ pub(crate) async fn compliance_event(
             if !artifacts.iter().any(|x: &EventArtifact| {
                 x.name == a.name && x.fingerprint.as_deref() == Some(a.fingerprint.as_str())
             }) {
+                let key = ArtifactKey {
+                    name: a.name.clone(),
+                    fingerprint: a.fingerprint.clone(),
+                };
+                let n = now.get(&key).copied().unwrap_or(0);
                 artifacts.push(EventArtifact {
                     name: a.name.clone(),
                     fingerprint: (!a.fingerprint.is_empty()).then(|| a.fingerprint.clone()),
-                    was: 0,
-                    now: 0,
+                    was: was.get(&key).copied().unwrap_or(n),
+                    now: n,
                     provenance: vec![],
                 });
             }

@@ -127,7 +127,7 @@ pub(crate) async fn open_intervals(
 pub(crate) struct OpenInterval {
     id: i64,
     pub key: ArtifactKey,
-    instances: u32,
+    pub instances: u32,
     first_idx: i64,
 }
 
@@ -337,7 +337,7 @@ async fn running_at(
 /// What changed at snapshot `n`: intervals that begin at `n` and those
 /// whose last snapshot is `n - 1`, paired by artifact; each with the
 /// instances of the interval that begins (or, for a stop, that ends).
-async fn changes_at(
+pub(crate) async fn changes_at(
     c: &mut AnyConnection,
     env_id: i64,
     n: i64,
