@@ -32,9 +32,9 @@ pub struct Global {
     /// API key (`Authorization: Bearer`).
     #[arg(long, global = true, env = "CUSTODY_API_TOKEN", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
     pub api_token: Option<String>,
-    /// Organisation.
-    #[arg(long, global = true, env = "CUSTODY_ORG", default_value = "default", value_parser = NonEmptyStringValueParser::new())]
-    pub org: String,
+    /// Organisation [default: the one the API key belongs to].
+    #[arg(long, global = true, env = "CUSTODY_ORG", value_parser = NonEmptyStringValueParser::new())]
+    pub org: Option<String>,
     /// Output format.
     #[arg(
         long,

@@ -222,3 +222,33 @@ fn alerts_carry_the_counts_of_the_snapshot_they_describe() {
         }
     }
 }
+
+#[test]
+fn a_key_works_in_its_own_organisation_without_naming_it() {
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let admin = s.custody();
+    let acme_key = admin
+        .run(&["create", "org", "acme", "--output", "json"])
+        .ok()
+        .json()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let acme = admin.with_token(&acme_key);
+    // No --org: the key's own organisation.
+    acme.run(&["create", "flow", "web"]).ok();
+    let flows = acme.run(&["list", "flows", "--output", "json"]).ok().json();
+    assert_eq!(flows[0]["name"], "web", "{flows}");
+    // The server admin acts in the organisations it created.
+    let seen = admin
+        .run(&["list", "flows", "--org", "acme", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(seen[0]["name"], "web", "{seen}");
+    admin.run(&["create", "flow", "ops", "--org", "acme"]).ok();
+    // Another organisation stays sealed, and the error says whose key it is.
+    acme.run(&["--org", "default", "list", "flows"])
+        .fails(2, "this key is of org 'acme'");
+}

@@ -109,11 +109,23 @@ impl FromRequestParts<AppState> for Caller {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::bad_request("malformed path"))?;
-        if let Some((_, org)) = params.iter().find(|(k, _)| *k == "org")
-            && org != principal.org
-        {
-            return Err(ApiError::not_found(format!("org '{org}' does not exist")));
+        let Some((_, org)) = params.iter().find(|(k, _)| *k == "org") else {
+            return Ok(Caller(principal));
+        };
+        if org == principal.org {
+            return Ok(Caller(principal));
         }
-        Ok(Caller(principal))
+        // The server admin acts in every organisation (it creates them);
+        // any other key only in its own, and another's name answers as a
+        // missing one does, so keys cannot probe for names.
+        if principal.server_admin
+            && let Some(id) = state.store.org_id(org).await?
+        {
+            return Ok(Caller(principal.acting_in(id, org)));
+        }
+        Err(ApiError::not_found(format!(
+            "org '{org}' does not exist (this key is of org '{}')",
+            principal.org
+        )))
     }
 }

@@ -33,15 +33,28 @@ pub struct Principal {
     pub key_id: String,
     /// When that key was last noted as used (at most once a minute).
     pub key_last_used_at: Option<i64>,
+    /// The organisation the key belongs to: `org` too, but for a server
+    /// admin acting in another organisation.
+    pub home_org: String,
 }
 
 impl Principal {
     /// Who this principal is, as the ledger and records name it.
     pub fn actor(&self) -> Actor {
         Actor::Key {
-            org: self.org.clone(),
+            org: self.home_org.clone(),
             service_account: self.service_account.clone(),
             key_id: self.key_id.clone(),
+        }
+    }
+
+    /// A server admin, acting as an admin of another organisation.
+    pub fn acting_in(&self, org_id: i64, org: &str) -> Principal {
+        Principal {
+            org_id,
+            org: org.to_string(),
+            role: Role::Admin,
+            ..self.clone()
         }
     }
 }
@@ -275,9 +288,11 @@ impl Store {
             return Ok(None);
         }
         let role: String = r.try_get(3)?;
+        let org: String = r.try_get(1)?;
         Ok(Some(Principal {
             org_id: r.try_get(0)?,
-            org: r.try_get(1)?,
+            home_org: org.clone(),
+            org,
             service_account: r.try_get(2)?,
             role: Role::parse(&role)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown role '{role}'")))?,
@@ -285,6 +300,15 @@ impl Store {
             key_id: r.try_get(7)?,
             key_last_used_at: r.try_get(9)?,
         }))
+    }
+
+    /// The id of an organisation, by name.
+    pub async fn org_id(&self, name: &str) -> StoreResult<Option<i64>> {
+        let r = sqlx::query("SELECT id FROM orgs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.db.read)
+            .await?;
+        r.map(|r| r.try_get(0)).transpose().map_err(Into::into)
     }
 
     /// Notes that a key was used now. Operational state (not a ledger

@@ -46,7 +46,7 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
         } => {
             // Compile first: a bad policy fails before anything is fetched.
             let loaded = load(&rego)?;
-            let ctx = Ctx::new(global)?;
+            let ctx = Ctx::new(global).await?;
             let doc = trail_document(&ctx, &flow, &name, &attestations).await?;
             evaluate(out, &rego, loaded, json!({ "trail": doc }))
         }
@@ -57,7 +57,7 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
             attestations,
         } => {
             let loaded = load(&rego)?;
-            let ctx = Ctx::new(global)?;
+            let ctx = Ctx::new(global).await?;
             let mut docs = Vec::with_capacity(names.len());
             for n in &names {
                 docs.push(trail_document(&ctx, &flow, n, &attestations).await?);

@@ -177,7 +177,7 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
         } => {
             let size = ctx
                 .client
-                .download_evidence(&ctx.global.org, &sha256, &output_file)
+                .download_evidence(&ctx.org, &sha256, &output_file)
                 .await?;
             output::either(
                 out,

@@ -141,12 +141,8 @@ pub async fn update(ctx: Ctx, cmd: UpdateCmd) -> anyhow::Result<ExitCode> {
             }
             let s: OrgSettings = ctx.client.send_json(Method::PUT, url, &settings).await?;
             output::either(ctx.global.output, &s, |s| match s.max_key_lifetime_ms {
-                Some(m) => println!(
-                    "org '{}': new API keys live at most {}",
-                    ctx.global.org,
-                    human(m)
-                ),
-                None => println!("org '{}': API keys may live forever", ctx.global.org),
+                Some(m) => println!("org '{}': new API keys live at most {}", ctx.org, human(m)),
+                None => println!("org '{}': API keys may live forever", ctx.org),
             })?;
         }
     }

@@ -24,19 +24,36 @@ use crate::cli::{Cli, Command, Global};
 pub struct Ctx {
     pub global: Global,
     pub client: Client,
+    /// The organisation acted on: `--org`, or the one the key belongs to.
+    pub org: String,
 }
 
 impl Ctx {
-    pub fn new(global: Global) -> anyhow::Result<Ctx> {
+    pub async fn new(global: Global) -> anyhow::Result<Ctx> {
         if global.api_token.is_none() && !global.dry_run {
             bail!("--api-token is not set (or CUSTODY_API_TOKEN, or api-token in the config file)");
         }
         let client = Client::with_timeout(&global.host, global.api_token.clone(), global.timeout)?;
-        Ok(Ctx { global, client })
+        let org = match (&global.org, &global.api_token) {
+            (Some(org), _) => org.clone(),
+            // Without --org, the key says which organisation it is of.
+            (None, Some(_)) => {
+                let who: custody_api::WhoAmI =
+                    client.get(client.url(&["api", "v1", "whoami"])).await?;
+                who.org
+            }
+            // A dry run without a key: the organisation a first start makes.
+            (None, None) => "default".to_string(),
+        };
+        Ok(Ctx {
+            global,
+            client,
+            org,
+        })
     }
 
     pub fn org_url(&self, rest: &[&str]) -> url::Url {
-        self.client.org_url(&self.global.org, rest)
+        self.client.org_url(&self.org, rest)
     }
 
     /// In dry-run mode, prints the request that would be sent and returns
@@ -69,40 +86,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => server::run(args).await,
         Command::Fingerprint(args) => fingerprint::run(&cli.global, args).await,
-        Command::Create(c) => admin::create(Ctx::new(cli.global)?, c).await,
+        Command::Create(c) => admin::create(Ctx::new(cli.global).await?, c).await,
         Command::Begin(crate::cli::BeginCmd::Trail(args)) => {
-            flows::begin_trail(Ctx::new(cli.global)?, args).await
+            flows::begin_trail(Ctx::new(cli.global).await?, args).await
         }
-        Command::Attest(c) => attest::run(Ctx::new(cli.global)?, *c).await,
-        Command::Get(c) => flows::get(Ctx::new(cli.global)?, c).await,
-        Command::List(c) => flows::list(Ctx::new(cli.global)?, c).await,
-        Command::Search(args) => flows::search(Ctx::new(cli.global)?, args).await,
-        Command::Whoami => admin::whoami(Ctx::new(cli.global)?).await,
+        Command::Attest(c) => attest::run(Ctx::new(cli.global).await?, *c).await,
+        Command::Get(c) => flows::get(Ctx::new(cli.global).await?, c).await,
+        Command::List(c) => flows::list(Ctx::new(cli.global).await?, c).await,
+        Command::Search(args) => flows::search(Ctx::new(cli.global).await?, args).await,
+        Command::Whoami => admin::whoami(Ctx::new(cli.global).await?).await,
         Command::Parse(c) => parse::run(cli.global.output, c),
-        Command::Snapshot(c) => snapshot::run(Ctx::new(cli.global)?, c).await,
-        Command::Diff(c) => environments::diff(Ctx::new(cli.global)?, c).await,
-        Command::Log(c) => environments::log(Ctx::new(cli.global)?, c).await,
-        Command::Rename(c) => environments::rename(Ctx::new(cli.global)?, c).await,
-        Command::Archive(c) => environments::archive(Ctx::new(cli.global)?, c).await,
-        Command::AttachPolicy(a) => controls::attach(Ctx::new(cli.global)?, a, true).await,
-        Command::DetachPolicy(a) => controls::attach(Ctx::new(cli.global)?, a, false).await,
+        Command::Snapshot(c) => snapshot::run(Ctx::new(cli.global).await?, c).await,
+        Command::Diff(c) => environments::diff(Ctx::new(cli.global).await?, c).await,
+        Command::Log(c) => environments::log(Ctx::new(cli.global).await?, c).await,
+        Command::Rename(c) => environments::rename(Ctx::new(cli.global).await?, c).await,
+        Command::Archive(c) => environments::archive(Ctx::new(cli.global).await?, c).await,
+        Command::AttachPolicy(a) => controls::attach(Ctx::new(cli.global).await?, a, true).await,
+        Command::DetachPolicy(a) => controls::attach(Ctx::new(cli.global).await?, a, false).await,
         Command::Allow(crate::cli::AllowCmd::Artifact(a)) => {
-            controls::allow(Ctx::new(cli.global)?, a).await
+            controls::allow(Ctx::new(cli.global).await?, a).await
         }
         Command::Assert(crate::cli::AssertCmd::Artifact(a)) => {
-            controls::assert_artifact(Ctx::new(cli.global)?, a).await
+            controls::assert_artifact(Ctx::new(cli.global).await?, a).await
         }
         Command::Assert(crate::cli::AssertCmd::Snapshot { expression }) => {
-            controls::assert_snapshot(Ctx::new(cli.global)?, &expression).await
+            controls::assert_snapshot(Ctx::new(cli.global).await?, &expression).await
         }
         Command::Evaluate(c) => evaluate::run(cli.global, c).await,
         Command::Tag(crate::cli::TagCmd::Flow { name, set, unset }) => {
-            controls::tag_flow(Ctx::new(cli.global)?, name, set, unset).await
+            controls::tag_flow(Ctx::new(cli.global).await?, name, set, unset).await
         }
-        Command::Revoke(c) => keys::revoke(Ctx::new(cli.global)?, c).await,
-        Command::Rotate(c) => keys::rotate(Ctx::new(cli.global)?, c).await,
-        Command::Delete(c) => keys::delete(Ctx::new(cli.global)?, c).await,
-        Command::Update(c) => keys::update(Ctx::new(cli.global)?, c).await,
+        Command::Revoke(c) => keys::revoke(Ctx::new(cli.global).await?, c).await,
+        Command::Rotate(c) => keys::rotate(Ctx::new(cli.global).await?, c).await,
+        Command::Delete(c) => keys::delete(Ctx::new(cli.global).await?, c).await,
+        Command::Update(c) => keys::update(Ctx::new(cli.global).await?, c).await,
     }
 }
 
