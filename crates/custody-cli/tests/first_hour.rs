@@ -252,3 +252,80 @@ fn a_key_works_in_its_own_organisation_without_naming_it() {
     acme.run(&["--org", "default", "list", "flows"])
         .fails(2, "this key is of org 'acme'");
 }
+
+/// The README's first session, the block after its `first-session`
+/// marker, run line by line by bash against a real server, in a git
+/// repository, as a newcomer would paste it.
+#[test]
+fn the_readmes_first_session_runs_as_written() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let after = readme
+        .split_once("<!-- first-session")
+        .expect("the README marks its first session")
+        .1;
+    let block = after
+        .split_once("```sh\n")
+        .unwrap()
+        .1
+        .split_once("\n```")
+        .unwrap()
+        .0;
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_NAME", "Newcomer")
+            .env("GIT_AUTHOR_EMAIL", "new@example.com")
+            .env("GIT_COMMITTER_NAME", "Newcomer")
+            .env("GIT_COMMITTER_EMAIL", "new@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    std::fs::write(dir.path().join("main.rs"), "fn main() {}\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    // Where the server the newcomer started keeps its first key.
+    std::fs::create_dir_all(dir.path().join("custody-data")).unwrap();
+    std::fs::write(
+        dir.path().join("custody-data/bootstrap-token"),
+        format!("{}\n", common::TOKEN),
+    )
+    .unwrap();
+    let bin_dir = std::path::Path::new(common::bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-e", "-o", "pipefail", "-c", block])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("CUSTODY_HOST", &s.url)
+        .env("HOME", dir.path())
+        .env("CUSTODY_NO_CI_DETECT", "1")
+        .env_remove("CUSTODY_API_TOKEN")
+        .env_remove("CUSTODY_ORG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("COMPLIANT"), "{stdout}");
+    assert!(!stdout.contains("NON-COMPLIANT"), "{stdout}");
+    // The search by commit found the build.
+    assert!(stdout.contains("backend"), "{stdout}");
+}
