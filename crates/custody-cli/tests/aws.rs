@@ -284,4 +284,34 @@ fn an_unreachable_aws_endpoint_is_named_and_exits_3(db: Db) {
         assert_eq!(out.status.code(), Some(3), "{kind}: {stderr}");
         assert!(stderr.contains("http://127.0.0.1:9"), "{kind}: {stderr}");
     }
+    // With --auto-environment, a reporter that observed nothing creates
+    // nothing: no empty environment per failed try.
+    for kind in ["ecs", "lambda", "s3"] {
+        let env = format!("auto-{kind}");
+        let mut args = vec![
+            "snapshot",
+            kind,
+            &env,
+            "-A",
+            "--aws-endpoint-url",
+            "http://127.0.0.1:9",
+        ];
+        if kind == "s3" {
+            args.extend(["--bucket", "b"]);
+        }
+        let out = s
+            .custody()
+            .command()
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{kind}");
+        s.custody()
+            .run(&["get", "environment", &env])
+            .fails(2, "does not exist");
+    }
 }

@@ -16,6 +16,7 @@ mod paths;
 #[cfg(feature = "aws")]
 mod s3;
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -136,13 +137,21 @@ async fn drive<S: Source>(ctx: Ctx, mut source: S, args: ReporterArgs) -> anyhow
     for env in source.environments() {
         custody_runtime::validate_environment_name(&env)?;
     }
+    // Environments to create with their first report: only once something
+    // was observed, so a reporter that cannot reach its platform leaves no
+    // empty environment behind.
+    let mut to_create = BTreeSet::new();
     if !ctx.global.dry_run {
         for env in source.environments() {
             // A watching reporter may start before the server does.
             let mut backoff = Duration::from_secs(1);
             loop {
-                match ensure_environment(&ctx, &env, kind, &args).await {
-                    Ok(()) => break,
+                match check_environment(&ctx, &env, kind, &args).await {
+                    Ok(true) => break,
+                    Ok(false) => {
+                        to_create.insert(env.clone());
+                        break;
+                    }
                     Err(e) if args.watch && transient(&e) => {
                         eprintln!(
                             "warning: {} (retrying in {}s)",
@@ -157,29 +166,44 @@ async fn drive<S: Source>(ctx: Ctx, mut source: S, args: ReporterArgs) -> anyhow
             }
         }
     }
-    let reporter = reporter_name(&args);
+    let reporter = Reporter {
+        name: reporter_name(&args),
+        kind,
+        description: args.environment_description.clone(),
+        to_create,
+    };
     if !args.watch {
         let interval = args.interval.map(|d| d.as_secs());
         let observations = source.observe().await?;
+        let mut reporter = reporter;
         for o in observations {
-            send(&ctx, kind, o, interval, &reporter).await?;
+            send(&ctx, &mut reporter, o, interval).await?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     let interval = args.interval.unwrap_or(Duration::from_secs(60));
-    watch(&ctx, &mut source, interval, &reporter).await
+    watch(&ctx, &mut source, interval, reporter).await
 }
 
-/// With `--auto-environment`, creates a missing environment; either way,
-/// refuses an environment of another type before anything is observed.
-async fn ensure_environment(
+/// Who reports, and the environments still to create.
+struct Reporter {
+    name: String,
+    kind: EnvironmentKind,
+    description: Option<String>,
+    to_create: BTreeSet<String>,
+}
+
+/// Whether the environment exists (refusing one of another type before
+/// anything is observed); a missing one is an error unless
+/// `--auto-environment` asks for it to be created with the first report.
+async fn check_environment(
     ctx: &Ctx,
     env: &str,
     kind: EnvironmentKind,
     args: &ReporterArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let url = ctx.org_url(&["environments", env]);
-    match ctx.client.get::<EnvironmentView>(url.clone()).await {
+    match ctx.client.get::<EnvironmentView>(url).await {
         Ok(v) => {
             let e = v.environment;
             if e.kind.is_logical() {
@@ -191,35 +215,40 @@ async fn ensure_environment(
                     e.kind
                 );
             }
-            Ok(())
+            Ok(true)
         }
         Err(ClientError::Api { status, .. })
             if status == reqwest::StatusCode::NOT_FOUND && args.auto_environment =>
         {
-            let body = PutEnvironmentRequest {
-                kind,
-                description: Some(
-                    args.environment_description
-                        .clone()
-                        .unwrap_or_else(|| "Auto-created by custody snapshot".into()),
-                ),
-                included_environments: None,
-            };
-            let _: Saved<Environment> = ctx.client.send_json(Method::PUT, url, &body).await?;
-            eprintln!("environment '{env}' was created");
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(e.into()),
     }
 }
 
+async fn create_environment(ctx: &Ctx, env: &str, r: &Reporter) -> anyhow::Result<()> {
+    let body = PutEnvironmentRequest {
+        kind: r.kind,
+        description: Some(
+            r.description
+                .clone()
+                .unwrap_or_else(|| "Auto-created by custody snapshot".into()),
+        ),
+        included_environments: None,
+    };
+    let url = ctx.org_url(&["environments", env]);
+    let _: Saved<Environment> = ctx.client.send_json(Method::PUT, url, &body).await?;
+    eprintln!("environment '{env}' was created");
+    Ok(())
+}
+
 async fn send(
     ctx: &Ctx,
-    kind: EnvironmentKind,
+    r: &mut Reporter,
     o: Observation,
     interval_s: Option<u64>,
-    reporter: &str,
 ) -> anyhow::Result<()> {
+    let kind = r.kind;
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
@@ -229,13 +258,17 @@ async fn send(
         artifacts: o.artifacts,
         interval_s,
         warnings: o.warnings,
-        reporter: Some(reporter.to_string()),
+        reporter: Some(r.name.clone()),
     };
     // The server would refuse it too; this names the problem first.
     report.validate()?;
     let url = ctx.org_url(&["environments", &o.environment, "report"]);
     if ctx.dry_run("PUT", &url, &report, &[])? {
         return Ok(());
+    }
+    if r.to_create.contains(&o.environment) {
+        create_environment(ctx, &o.environment, r).await?;
+        r.to_create.remove(&o.environment);
     }
     let r: ReportOutcome = ctx.client.send_json(Method::PUT, url, &report).await?;
     output::either(ctx.global.output, &r, |r| {
@@ -277,15 +310,14 @@ async fn watch<S: Source>(
     ctx: &Ctx,
     source: &mut S,
     interval: Duration,
-    reporter: &str,
+    mut reporter: Reporter,
 ) -> anyhow::Result<ExitCode> {
-    let kind = source.kind();
     let mut backoff = Duration::from_secs(1);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let round = async {
             for o in source.observe().await? {
-                send(ctx, kind, o, Some(interval.as_secs()), reporter).await?;
+                send(ctx, &mut reporter, o, Some(interval.as_secs())).await?;
             }
             source.reported();
             anyhow::Ok(())
