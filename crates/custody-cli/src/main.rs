@@ -31,6 +31,7 @@ mod config;
 mod fail;
 mod git;
 mod output;
+mod rego;
 mod reports;
 
 use std::collections::BTreeSet;

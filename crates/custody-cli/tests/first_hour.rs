@@ -329,3 +329,71 @@ fn the_readmes_first_session_runs_as_written() {
     // The search by commit found the build.
     assert!(stdout.contains("backend"), "{stdout}");
 }
+
+#[test]
+fn errors_say_what_is_wrong_in_plain_words() {
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    // A Rego file is taken for Rego without --type.
+    let rego = s.write(
+        "gate.rego",
+        "package policy\n\nimport rego.v1\n\ndefault allow := false\n\nallow if input.ok\n",
+    );
+    c.run(&["create", "policy", "gate", rego.to_str().unwrap()])
+        .ok();
+    let p = c
+        .run(&["get", "policy", "gate", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(p["type"], "rego", "{p}");
+    // ...and so is a file whose first statement is a package.
+    let plain = s.write(
+        "gate.txt",
+        "# a gate\npackage policy\n\ndefault allow := false\n",
+    );
+    c.run(&["create", "policy", "gate2", plain.to_str().unwrap()])
+        .ok();
+    // Told it is a policy v1 file, it says to use --type rego.
+    c.run(&[
+        "create",
+        "policy",
+        "gate3",
+        rego.to_str().unwrap(),
+        "--type",
+        "kosli",
+    ])
+    .fails(2, "looks like Rego: use --type rego");
+    // Rego errors name the file, and the Rego library's own chatter does
+    // not reach the user.
+    let bad = s.write(
+        "sched.rego",
+        "package policy\n\nimport rego.v1\n\ndefault allow := false\n\nallow if {\n    x = y; y = x\n}\n",
+    );
+    let input = s.write("in.json", "{}");
+    let r = c
+        .run(&[
+            "evaluate",
+            "input",
+            "--input-file",
+            input.to_str().unwrap(),
+            "--policy",
+            bad.to_str().unwrap(),
+        ])
+        .fails(2, "sched.rego:8:");
+    assert!(!r.stderr.contains("could not schedule"), "{}", r.stderr);
+    assert!(!r.stderr.contains("policy.rego"), "{}", r.stderr);
+    // A snapshot that does not exist, said as a sentence.
+    c.run(&["create", "environment", "prod", "--type", "server"])
+        .ok();
+    c.run(&["get", "snapshot", "prod#12"]).fails(
+        2,
+        "snapshot 'prod#12' does not exist: environment 'prod' has no snapshot yet",
+    );
+    // An OS error, once.
+    let r = c
+        .run(&["fingerprint", "nope", "--artifact-type", "file"])
+        .fails(2, "nope: No such file or directory");
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
+}

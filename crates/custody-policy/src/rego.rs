@@ -13,8 +13,9 @@ use regorus::{Engine, Value};
 
 use crate::evaluate::{ArtifactFacts, ArtifactVerdict, RuleResult};
 
-/// The name compile errors carry, as in Kosli's CLI (`policy.rego:9: ...`).
-const FILE: &str = "policy.rego";
+/// The name errors carry when no file name is given, as in Kosli's CLI
+/// (`policy.rego:9: ...`).
+pub const FILE: &str = "policy.rego";
 
 /// How long one evaluation may run by default. The server runs policies in
 /// its sandbox with a limit of its own (`--program-time-limit`); this one
@@ -68,10 +69,12 @@ impl fmt::Debug for RegoPolicy {
 /// use of undefined variable `x` is unsafe`) into Kosli's one-line form
 /// (`policy.rego:9: rego_unsafe_var_error: ...`).
 fn diagnostic(e: &str) -> (Option<u32>, String) {
+    // `--> FILE:LINE:COLUMN`, where FILE may itself hold colons.
     let line = e
         .split("-->")
         .nth(1)
-        .and_then(|rest| rest.trim().split(':').nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|at| at.rsplit(':').nth(1))
         .and_then(|l| l.trim().parse().ok());
     let message = e
         .lines()
@@ -82,10 +85,10 @@ fn diagnostic(e: &str) -> (Option<u32>, String) {
     (line, message)
 }
 
-fn at(line: Option<u32>, code: &str, message: &str) -> String {
+fn at(file: &str, line: Option<u32>, code: &str, message: &str) -> String {
     match line {
-        Some(l) => format!("{FILE}:{l}: {code}: {message}"),
-        None => format!("{FILE}: {code}: {message}"),
+        Some(l) => format!("{file}:{l}: {code}: {message}"),
+        None => format!("{file}: {code}: {message}"),
     }
 }
 
@@ -94,12 +97,14 @@ impl RegoPolicy {
     /// the compiler finds (unsafe variables, unknown functions), so a bad
     /// policy fails before any input is read.
     pub fn compile(text: &str) -> Result<RegoPolicy, RegoError> {
-        Self::compile_limited(text, TIME_LIMIT)
+        Self::compile_limited(text, FILE, TIME_LIMIT)
     }
 
-    /// [`RegoPolicy::compile`] with a time limit for each evaluation.
+    /// [`RegoPolicy::compile`] with the file name errors are to carry and a
+    /// time limit for each evaluation.
     pub fn compile_limited(
         text: &str,
+        file: &str,
         limit: std::time::Duration,
     ) -> Result<RegoPolicy, RegoError> {
         let mut engine = Engine::new();
@@ -107,9 +112,9 @@ impl RegoPolicy {
             limit,
             check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
         });
-        let package = engine.add_policy(FILE.into(), text.into()).map_err(|e| {
+        let package = engine.add_policy(file.into(), text.into()).map_err(|e| {
             let (line, message) = diagnostic(&e.to_string());
-            RegoError::Parse(at(line, "rego_parse_error", &message))
+            RegoError::Parse(at(file, line, "rego_parse_error", &message))
         })?;
         let package = package
             .strip_prefix("data.")
@@ -119,7 +124,7 @@ impl RegoPolicy {
             return Err(RegoError::Package(package));
         }
         let has_allow = engine
-            .has_declared_rule_rooted_at(FILE, "allow")
+            .has_declared_rule_rooted_at(file, "allow")
             .map_err(|e| RegoError::Compile(e.to_string()))?;
         if !has_allow {
             return Err(RegoError::NoAllow);
@@ -141,7 +146,7 @@ impl RegoPolicy {
             } else {
                 "rego_compile_error"
             };
-            return Err(RegoError::Compile(at(line, code, &message)));
+            return Err(RegoError::Compile(at(file, line, code, &message)));
         }
         Ok(RegoPolicy { engine })
     }

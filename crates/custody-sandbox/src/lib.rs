@@ -24,4 +24,4 @@ pub mod pool;
 pub mod protocol;
 pub mod worker;
 
-pub use pool::{Sandbox, SandboxConfig, SandboxError};
+pub use pool::{RegoProgram, Sandbox, SandboxConfig, SandboxError};

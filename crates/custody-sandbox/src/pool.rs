@@ -53,6 +53,15 @@ impl SandboxConfig {
     }
 }
 
+/// A Rego policy to run: its text, the file name its errors carry, and
+/// what is mounted at `data.params`.
+#[derive(Debug, Clone, Copy)]
+pub struct RegoProgram<'a> {
+    pub text: &'a str,
+    pub file: &'a str,
+    pub params: Option<&'a Value>,
+}
+
 /// Why a program gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SandboxError {
@@ -176,14 +185,17 @@ impl Sandbox {
         }
     }
 
-    /// Whether a Rego policy compiles and evaluates on an empty input.
+    /// Whether a Rego policy compiles and evaluates on an empty input;
+    /// errors name it `file`.
     pub async fn check_rego(
         &self,
         tenant: i64,
+        file: &str,
         policy: &str,
     ) -> Result<Result<(), RegoError>, SandboxError> {
         let request = Request::CheckRego {
             policy: policy.to_string(),
+            file: file.to_string(),
             time_limit_ms: self.time_limit_ms(),
         };
         match self.call(tenant, &request).await? {
@@ -199,7 +211,7 @@ impl Sandbox {
     pub async fn eval_rego(
         &self,
         tenant: i64,
-        policy: &str,
+        policy: &RegoProgram<'_>,
         inputs: &[Value],
         budget: Duration,
     ) -> Result<Vec<Result<Decision, String>>, SandboxError> {
@@ -227,8 +239,10 @@ impl Sandbox {
             let rest = &inputs[out.len()..];
             let mut worker = self.checkout()?;
             let header = Request::EvalRego {
-                policy: policy.to_string(),
+                policy: policy.text.to_string(),
+                file: policy.file.to_string(),
                 time_limit_ms: self.time_limit_ms(),
+                params: policy.params.map(|p| p.to_string()),
                 inputs: rest.len(),
             };
             let mut lines = Vec::with_capacity(rest.len() + 1);

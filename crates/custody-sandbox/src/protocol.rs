@@ -22,13 +22,22 @@ pub enum Request {
         data: String,
     },
     /// Does this Rego policy compile, and does it evaluate on an empty input?
-    CheckRego { policy: String, time_limit_ms: u64 },
+    /// `file` is the name its errors carry.
+    CheckRego {
+        policy: String,
+        file: String,
+        time_limit_ms: u64,
+    },
     /// Evaluates the policy for `inputs` documents, which follow this line
     /// one per line; answered with one [`Reply::Decision`] per input, each
-    /// written as soon as it is known.
+    /// written as soon as it is known. `params` (JSON text) is mounted at
+    /// `data.params`.
     EvalRego {
         policy: String,
+        file: String,
         time_limit_ms: u64,
+        #[serde(default)]
+        params: Option<String>,
         inputs: usize,
     },
 }

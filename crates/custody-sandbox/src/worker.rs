@@ -107,26 +107,41 @@ pub fn serve(mut input: impl BufRead, output: impl Write, backstop: Backstop) ->
             }
             Request::CheckRego {
                 policy,
+                file,
                 time_limit_ms,
             } => {
                 let result = guarded(|| {
-                    RegoPolicy::compile_limited(&policy, Duration::from_millis(time_limit_ms))
-                        .map(|_| ())
+                    RegoPolicy::compile_limited(
+                        &policy,
+                        &file,
+                        Duration::from_millis(time_limit_ms),
+                    )
+                    .map(|_| ())
                 })
                 .unwrap_or_else(|p| Err(RegoError::Compile(p)));
                 reply(&mut out, &Reply::RegoChecked(result))?;
             }
             Request::EvalRego {
                 policy,
+                file,
                 time_limit_ms,
+                params,
                 inputs,
             } => {
+                let params = match params.as_deref().map(serde_json::from_str::<Value>) {
+                    None => Ok(None),
+                    Some(Ok(v)) => Ok(Some(v)),
+                    Some(Err(e)) => {
+                        Err(RegoError::Params(format!("failed to parse --params: {e}")))
+                    }
+                };
                 let compiled = match &mut cached {
                     Some((p, t, c)) if *p == policy && *t == time_limit_ms => &*c,
                     slot => {
                         let c = guarded(|| {
                             RegoPolicy::compile_limited(
                                 &policy,
+                                &file,
                                 Duration::from_millis(time_limit_ms),
                             )
                         })
@@ -140,11 +155,11 @@ pub fn serve(mut input: impl BufRead, output: impl Write, backstop: Backstop) ->
                     if input.read_line(&mut line)? == 0 {
                         return Ok(());
                     }
-                    let result = match compiled {
-                        Err(e) => Err(e.clone()),
-                        Ok(p) => match serde_json::from_str::<Value>(&line) {
+                    let result = match (compiled, &params) {
+                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                        (Ok(p), Ok(params)) => match serde_json::from_str::<Value>(&line) {
                             Err(e) => Err(RegoError::Eval(format!("invalid input: {e}"))),
-                            Ok(doc) => guarded(|| p.evaluate(doc, None))
+                            Ok(doc) => guarded(|| p.evaluate(doc, params.clone()))
                                 .unwrap_or_else(|p| Err(RegoError::Eval(p))),
                         },
                     };
@@ -215,7 +230,9 @@ mod tests {
             }),
             req(&Request::EvalRego {
                 policy: "package policy\n\nallow := input.ok\n".into(),
+                file: "p.rego".into(),
                 time_limit_ms: 250,
+                params: None,
                 inputs: 2,
             }),
             "{\"ok\": true}".into(),
@@ -238,7 +255,9 @@ mod tests {
         let replies = run(&[
             req(&Request::EvalRego {
                 policy: "package nope\n".into(),
+                file: "p.rego".into(),
                 time_limit_ms: 250,
+                params: None,
                 inputs: 2,
             }),
             "{}".into(),

@@ -75,7 +75,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
-            StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+            StoreError::NotFound { .. } | StoreError::Missing(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             StoreError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

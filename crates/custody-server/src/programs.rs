@@ -21,14 +21,20 @@ impl RegoRunner for SandboxRego {
     async fn run(
         &self,
         org_id: i64,
+        name: &str,
         policy: &str,
         inputs: Vec<serde_json::Value>,
     ) -> Result<Vec<Result<Decision, String>>, String> {
         if inputs.is_empty() {
             return Ok(vec![]);
         }
+        let program = custody_sandbox::RegoProgram {
+            text: policy,
+            file: &format!("{name}.rego"),
+            params: None,
+        };
         self.sandbox
-            .eval_rego(org_id, policy, &inputs, self.budget)
+            .eval_rego(org_id, &program, &inputs, self.budget)
             .await
             .map_err(|e| e.to_string())
     }

@@ -4,6 +4,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum StoreError {
     #[error("{what} '{name}' does not exist")]
     NotFound { what: &'static str, name: String },
+    /// Something does not exist, said whole (when a name alone is not
+    /// enough to say why).
+    #[error("{0}")]
+    Missing(String),
     #[error("{0}")]
     Conflict(String),
     /// The caller's role or account does not allow this.

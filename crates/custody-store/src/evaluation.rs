@@ -110,6 +110,7 @@ pub trait RegoRunner: Send + Sync {
     async fn run(
         &self,
         org_id: i64,
+        name: &str,
         policy: &str,
         inputs: Vec<serde_json::Value>,
     ) -> Result<Vec<Result<Decision, String>>, String>;
@@ -125,10 +126,16 @@ impl RegoRunner for InProcessRego {
     async fn run(
         &self,
         _org_id: i64,
+        name: &str,
         policy: &str,
         inputs: Vec<serde_json::Value>,
     ) -> Result<Vec<Result<Decision, String>>, String> {
-        let p = custody_policy::rego::RegoPolicy::compile(policy).map_err(|e| e.to_string())?;
+        let p = custody_policy::rego::RegoPolicy::compile_limited(
+            policy,
+            &format!("{name}.rego"),
+            custody_policy::rego::TIME_LIMIT,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(inputs
             .into_iter()
             .map(|i| p.evaluate(i, None).map_err(|e| e.to_string()))
@@ -174,7 +181,7 @@ pub(crate) async fn judge(
                     .map(|f| EnvironmentPolicy::input(place, f))
                     .collect();
                 let decisions = rego
-                    .run(org_id, &p.content, inputs)
+                    .run(org_id, &p.name, &p.content, inputs)
                     .await
                     .map_err(|e| StoreError::Judge(format!("policy '{}': {e}", p.name)))?;
                 if decisions.len() != asked.len() {

@@ -448,9 +448,18 @@ async fn index_at(c: &mut AnyConnection, env_id: i64, t: i64) -> StoreResult<i64
 /// The number `at` names among `total` snapshots (0 when there are none
 /// yet), or None for a time, which needs a lookup.
 fn numbered(at: At, total: i64, env: &str, expr: &str) -> StoreResult<Option<i64>> {
-    let not_found = || StoreError::NotFound {
-        what: "snapshot",
-        name: format!("{expr}' (environment '{env}' has {total} snapshots"),
+    let not_found = || {
+        StoreError::Missing(match total {
+            0 => {
+                format!("snapshot '{expr}' does not exist: environment '{env}' has no snapshot yet")
+            }
+            1 => format!(
+                "snapshot '{expr}' does not exist: environment '{env}' has one snapshot, #1"
+            ),
+            n => format!(
+                "snapshot '{expr}' does not exist: environment '{env}' has {n} snapshots, #1 to #{n}"
+            ),
+        })
     };
     let n = match at {
         At::Time(_) => return Ok(None),

@@ -539,6 +539,7 @@ impl custody_store::RegoRunner for Down {
     async fn run(
         &self,
         _org_id: i64,
+        _name: &str,
         _policy: &str,
         _inputs: Vec<serde_json::Value>,
     ) -> Result<Vec<Result<custody_policy::rego::Decision, String>>, String> {

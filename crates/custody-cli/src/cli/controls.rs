@@ -21,13 +21,9 @@ pub struct CreatePolicyArgs {
     pub name: String,
     /// The policy file.
     pub file: PathBuf,
-    #[arg(
-        long = "type",
-        env = "CUSTODY_TYPE",
-        value_enum,
-        default_value = "kosli"
-    )]
-    pub kind: PolicyType,
+    /// [default: rego for a .rego file or one that starts with `package`, else kosli]
+    #[arg(long = "type", env = "CUSTODY_TYPE", value_enum)]
+    pub kind: Option<PolicyType>,
     #[arg(long, env = "CUSTODY_DESCRIPTION")]
     pub description: Option<String>,
 }

@@ -47,34 +47,39 @@ pub fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<Strin
         .collect()
 }
 
+/// A `.rego` file, or text whose first statement is a `package`.
+fn looks_like_rego(file: &std::path::Path, text: &str) -> bool {
+    file.extension().is_some_and(|e| e == "rego")
+        || text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .is_some_and(|l| l.starts_with("package "))
+}
+
 pub async fn create_policy(ctx: Ctx, a: CreatePolicyArgs) -> anyhow::Result<ExitCode> {
     names::validate("policy name", &a.name)?;
     let content = super::read_text_file(&a.file)?;
     let kind = match a.kind {
-        PolicyType::Kosli => PolicyKind::Kosli,
-        PolicyType::Rego => PolicyKind::Rego,
+        Some(PolicyType::Kosli) => PolicyKind::Kosli,
+        Some(PolicyType::Rego) => PolicyKind::Rego,
+        None if looks_like_rego(&a.file, &content) => PolicyKind::Rego,
+        None => PolicyKind::Kosli,
     };
     // Checked here too, so a bad file is named before anything is sent.
     let what = a.file.display();
     match kind {
         PolicyKind::Kosli => {
-            custody_policy::Policy::from_yaml(&content).with_context(|| format!("{what}"))?;
+            custody_policy::Policy::from_yaml(&content).with_context(|| {
+                if looks_like_rego(&a.file, &content) {
+                    format!("{what} looks like Rego: use --type rego")
+                } else {
+                    format!("{what}")
+                }
+            })?;
         }
         PolicyKind::Rego => {
-            // A policy is a program: one that recurses without end would
-            // take this process down with it, so it is tried in a sandbox
-            // worker, as the server does.
-            let exe = std::env::current_exe().context("cannot find this program's path")?;
-            let sandbox = custody_sandbox::Sandbox::start(custody_sandbox::SandboxConfig::new(
-                exe,
-                vec![custody_sandbox::worker::ARG.into()],
-            ))
-            .await?;
-            sandbox
-                .check_rego(0, &content)
-                .await
-                .with_context(|| format!("{what}"))?
-                .with_context(|| format!("{what}"))?;
+            crate::rego::LocalRego::load(&a.file, content.clone(), None).await?;
         }
     }
     let body = CreatePolicyRequest {

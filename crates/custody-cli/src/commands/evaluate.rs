@@ -11,12 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use custody_api::{Attestation, SlotStatus, TrailView};
-use custody_policy::rego::RegoPolicy;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::cli::{EvaluateCmd, Global, Output, RegoArgs};
 use crate::output;
+use crate::rego::LocalRego;
 
 pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
     let out = global.output;
@@ -35,8 +35,8 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
                         .map_or("standard input".into(), |p| p.display().to_string())
                 )
             })?;
-            let loaded = load(&rego)?;
-            evaluate(out, &rego, loaded, input)
+            let loaded = load(&rego).await?;
+            evaluate(out, &rego, loaded, input).await
         }
         EvaluateCmd::Trail {
             name,
@@ -45,10 +45,10 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
             attestations,
         } => {
             // Compile first: a bad policy fails before anything is fetched.
-            let loaded = load(&rego)?;
+            let loaded = load(&rego).await?;
             let ctx = Ctx::new(global).await?;
             let doc = trail_document(&ctx, &flow, &name, &attestations).await?;
-            evaluate(out, &rego, loaded, json!({ "trail": doc }))
+            evaluate(out, &rego, loaded, json!({ "trail": doc })).await
         }
         EvaluateCmd::Trails {
             names,
@@ -56,13 +56,13 @@ pub async fn run(global: Global, cmd: EvaluateCmd) -> anyhow::Result<ExitCode> {
             rego,
             attestations,
         } => {
-            let loaded = load(&rego)?;
+            let loaded = load(&rego).await?;
             let ctx = Ctx::new(global).await?;
             let mut docs = Vec::with_capacity(names.len());
             for n in &names {
                 docs.push(trail_document(&ctx, &flow, n, &attestations).await?);
             }
-            evaluate(out, &rego, loaded, json!({ "trails": docs }))
+            evaluate(out, &rego, loaded, json!({ "trails": docs })).await
         }
     }
 }
@@ -75,9 +75,8 @@ fn read_stdin() -> anyhow::Result<String> {
     Ok(s)
 }
 
-fn load(a: &RegoArgs) -> anyhow::Result<(RegoPolicy, Option<Value>)> {
+async fn load(a: &RegoArgs) -> anyhow::Result<LocalRego> {
     let text = super::read_text_file(&a.policy)?;
-    let policy = RegoPolicy::compile(&text)?;
     let params = match a.params.as_deref() {
         None => None,
         Some(p) => {
@@ -91,23 +90,23 @@ fn load(a: &RegoArgs) -> anyhow::Result<(RegoPolicy, Option<Value>)> {
             )
         }
     };
-    Ok((policy, params))
+    LocalRego::load(&a.policy, text, params).await
 }
 
-fn evaluate(
+async fn evaluate(
     out: Output,
     a: &RegoArgs,
-    (policy, params): (RegoPolicy, Option<Value>),
+    policy: LocalRego,
     input: Value,
 ) -> anyhow::Result<ExitCode> {
-    let d = policy.evaluate(input.clone(), params.clone())?;
+    let d = policy.evaluate(input.clone()).await?;
     let mut doc = json!({
         "allow": d.allow,
         "violations": if d.allow { Value::Null } else { json!(d.violations) },
     });
     if a.show_input {
         doc["input"] = input;
-        doc["params"] = params.unwrap_or(Value::Null);
+        doc["params"] = policy.params().cloned().unwrap_or(Value::Null);
     }
     output::either(out, &doc, |doc| {
         if a.show_input {

@@ -51,7 +51,7 @@ pub async fn put_policy(
             .collect(),
         PolicyKind::Rego => {
             s.sandbox
-                .check_rego(caller.0.org_id, &req.content)
+                .check_rego(caller.0.org_id, &format!("{name}.rego"), &req.content)
                 .await
                 .map_err(|e| refused(&format!("policy '{name}'"), e))?
                 .map_err(|e| ApiError::unprocessable(format!("policy '{name}': {e}")))?;
