@@ -167,6 +167,8 @@ pub enum UpdateCmd {
         #[arg(long, env = "CUSTODY_ROLE")]
         role: custody_domain::Role,
     },
+    /// A control: only what is given changes (a new version).
+    Control(CreateControlArgs),
     /// The organisation's settings (admins).
     Org {
         /// The longest a new API key may live, e.g. 90d; `none` for no limit.

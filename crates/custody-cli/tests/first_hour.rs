@@ -397,3 +397,68 @@ fn errors_say_what_is_wrong_in_plain_words() {
         .fails(2, "nope: No such file or directory");
     assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn a_new_control_version_keeps_what_was_not_given() {
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    c.run(&["create", "control", "RCTL-1"])
+        .fails(2, "creating it needs --name");
+    c.run(&[
+        "create",
+        "control",
+        "RCTL-1",
+        "--name",
+        "Change approval",
+        "--description",
+        "Two people approve",
+        "--link",
+        "https://wiki.example.com/rctl-1",
+        "--tag",
+        "risk=high",
+    ])
+    .ok();
+    // Only the name changes; description, link and tag stay.
+    let r = c
+        .run(&[
+            "update",
+            "control",
+            "RCTL-1",
+            "--name",
+            "Change approval (4 eyes)",
+        ])
+        .ok();
+    assert!(r.stdout.contains("version 2: name changed"), "{}", r.stdout);
+    let v = c
+        .run(&["get", "control", "RCTL-1", "--output", "json"])
+        .ok()
+        .json();
+    let last = &v.as_array().unwrap()[1];
+    assert_eq!(last["name"], "Change approval (4 eyes)");
+    assert_eq!(last["description"], "Two people approve");
+    assert_eq!(last["links"][0], "https://wiki.example.com/rctl-1");
+    assert_eq!(last["tags"]["risk"], "high");
+    c.run(&[
+        "create",
+        "control",
+        "RCTL-1",
+        "--tag",
+        "owner=sec",
+        "--untag",
+        "risk",
+    ])
+    .ok();
+    let table = c.run(&["get", "control", "RCTL-1"]).ok();
+    assert!(table.stdout.contains("owner=sec"), "{}", table.stdout);
+    assert!(!table.stdout.contains("risk=high"), "{}", table.stdout);
+    let same = c.run(&["create", "control", "RCTL-1"]).ok();
+    assert!(same.stdout.contains("unchanged"), "{}", same.stdout);
+    // A flow's tags, which policies read, show in its table too.
+    c.run(&["create", "flow", "web"]).ok();
+    c.run(&["tag", "flow", "web", "--set", "risk-level=high"])
+        .ok();
+    let f = c.run(&["get", "flow", "web"]).ok();
+    assert!(f.stdout.contains("risk-level=high"), "{}", f.stdout);
+}

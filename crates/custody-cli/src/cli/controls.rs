@@ -32,16 +32,20 @@ pub struct CreatePolicyArgs {
 pub struct CreateControlArgs {
     /// The control's identifier, e.g. RCTL-043 (never changes).
     pub identifier: String,
+    /// Its name (needed to create it; to change it, only what changes need be given).
     #[arg(long, env = "CUSTODY_NAME", value_parser = NonEmptyStringValueParser::new())]
-    pub name: String,
+    pub name: Option<String>,
     #[arg(long, env = "CUSTODY_DESCRIPTION")]
     pub description: Option<String>,
-    /// A link to the control's definition (repeatable).
+    /// A link to the control's definition (repeatable; replaces the links it had).
     #[arg(long, env = "CUSTODY_LINK", value_parser = NonEmptyStringValueParser::new())]
     pub link: Vec<String>,
-    /// KEY=VALUE (repeatable).
+    /// KEY=VALUE to set (repeatable; other tags are kept).
     #[arg(long, env = "CUSTODY_TAG", value_parser = NonEmptyStringValueParser::new())]
     pub tag: Vec<String>,
+    /// KEY of a tag to remove (repeatable).
+    #[arg(long, env = "CUSTODY_UNTAG", value_parser = NonEmptyStringValueParser::new())]
+    pub untag: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -103,27 +103,93 @@ pub async fn create_policy(ctx: Ctx, a: CreatePolicyArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// Creates a control, or its next version with what was given changed and
+/// everything else kept (as Kosli's `update control` sends only what
+/// changed); says what changed.
 pub async fn create_control(ctx: Ctx, a: CreateControlArgs) -> anyhow::Result<ExitCode> {
     names::validate("control identifier", &a.identifier)?;
-    let body = PutControlRequest {
-        name: a.name,
-        description: a.description,
-        links: a.link,
-        tags: key_values("--tag", &a.tag)?,
-    };
     let url = ctx.org_url(&["controls", &a.identifier]);
+    let current: Option<Control> = match ctx.client.get(url.clone()).await {
+        Ok(c) => Some(c),
+        Err(custody_client::ClientError::Api { status, .. })
+            if status == reqwest::StatusCode::NOT_FOUND =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let before = current.as_ref().map(|c| c.fields.clone());
+    let mut body = match (before.clone(), &a.name) {
+        (Some(f), _) => f,
+        (None, Some(name)) => PutControlRequest {
+            name: name.clone(),
+            description: None,
+            links: vec![],
+            tags: Default::default(),
+        },
+        (None, None) => anyhow::bail!(
+            "control '{}' does not exist: creating it needs --name",
+            a.identifier
+        ),
+    };
+    if let Some(n) = a.name {
+        body.name = n;
+    }
+    if a.description.is_some() {
+        body.description = a.description;
+    }
+    if !a.link.is_empty() {
+        body.links = a.link;
+    }
+    body.tags.extend(key_values("--tag", &a.tag)?);
+    for k in &a.untag {
+        body.tags.remove(k);
+    }
     if ctx.dry_run("PUT", &url, &body, &[])? {
         return Ok(ExitCode::SUCCESS);
     }
     let r: Saved<Control> = ctx.client.send_json(Method::PUT, url, &body).await?;
-    output::either(ctx.global.output, &r, |r| {
-        let verb = if r.created { "created" } else { "updated" };
-        println!(
-            "control '{}' was {verb} (version {})",
+    let changed: Vec<&str> = match &before {
+        None => vec![],
+        Some(b) => [
+            ("name", b.name != body.name),
+            ("description", b.description != body.description),
+            ("links", b.links != body.links),
+            ("tags", b.tags != body.tags),
+        ]
+        .into_iter()
+        .filter(|(_, c)| *c)
+        .map(|(n, _)| n)
+        .collect(),
+    };
+    output::either(ctx.global.output, &r, |r| match (&before, r.created) {
+        (None, _) | (_, true) => println!(
+            "control '{}' was created (version {})",
             r.value.identifier, r.value.version
-        );
+        ),
+        (Some(_), false) if changed.is_empty() => println!(
+            "control '{}' is unchanged (version {})",
+            r.value.identifier, r.value.version
+        ),
+        (Some(_), false) => println!(
+            "control '{}' is now version {}: {} changed",
+            r.value.identifier,
+            r.value.version,
+            changed.join(", ")
+        ),
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn tags_text(tags: &std::collections::BTreeMap<String, String>) -> String {
+    if tags.is_empty() {
+        "-".into()
+    } else {
+        tags.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 pub async fn attach(ctx: Ctx, a: AttachPolicyArgs, attach: bool) -> anyhow::Result<ExitCode> {
@@ -283,6 +349,7 @@ pub async fn get_control(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
                 ("description", output::opt(&c.fields.description)),
                 ("version", c.version.to_string()),
                 ("links", c.fields.links.join(", ")),
+                ("tags", tags_text(&c.fields.tags)),
                 ("archived", c.archived.to_string()),
             ]);
         }

@@ -62,6 +62,18 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
                             .map(|v| v.to_string())
                             .unwrap_or("-".into()),
                     ),
+                    (
+                        "tags",
+                        if f.tags.is_empty() {
+                            "-".into()
+                        } else {
+                            f.tags
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        },
+                    ),
                     ("created", time(f.created_at)),
                     ("updated", time(f.updated_at)),
                 ]);

@@ -117,6 +117,7 @@ pub async fn delete(ctx: Ctx, cmd: DeleteCmd) -> anyhow::Result<ExitCode> {
 
 pub async fn update(ctx: Ctx, cmd: UpdateCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        UpdateCmd::Control(a) => return super::controls::create_control(ctx, a).await,
         UpdateCmd::ServiceAccount { name, role } => {
             let url = ctx.org_url(&["service-accounts", &name]);
             let body = UpdateServiceAccountRequest { role };
