@@ -462,3 +462,83 @@ fn a_new_control_version_keeps_what_was_not_given() {
     let f = c.run(&["get", "flow", "web"]).ok();
     assert!(f.stdout.contains("risk-level=high"), "{}", f.stdout);
 }
+
+#[test]
+fn a_failed_start_creates_nothing_and_logs_are_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |env: &[(&str, &str)], listen: &str| {
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.args(["server", "--listen", listen, "--data-dir"])
+            .arg(&data)
+            .env_remove("CUSTODY_BOOTSTRAP_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // An address that cannot be listened on: nothing bootstrapped.
+    let out = run(&[], "256.0.0.1:0");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!data.join("custody.db").exists());
+    assert!(!data.join("bootstrap-token").exists());
+    // An invalid bootstrap token is the operator's input: exit 2.
+    let out = run(&[("CUSTODY_BOOTSTRAP_TOKEN", "short")], "127.0.0.1:0");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+
+    // Requests are logged at the default level, without colour codes when
+    // the log is not a terminal, with the id the answer carries.
+    let mut child = std::process::Command::new(common::bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .env("CUSTODY_BOOTSTRAP_TOKEN", common::TOKEN)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let l = lines.next().unwrap().unwrap();
+        if let Some(u) = l.strip_prefix("custody server listening on ") {
+            break u.to_string();
+        }
+    };
+    let c = common::Cli::new(&url, common::TOKEN, dir.path());
+    c.run(&["list", "flows"]).ok();
+    let id = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            reqwest::Client::new()
+                .get(format!("{url}/api/v1/whoami"))
+                .bearer_auth(common::TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .headers()
+                .get("x-request-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        });
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert!(log.contains(&format!("request_id={id}")), "{log}");
+    assert!(
+        log.contains("path=\"/api/v1/orgs/default/flows\"")
+            || log.contains("path=/api/v1/orgs/default/flows"),
+        "{log}"
+    );
+    assert!(log.contains("status=200"), "{log}");
+}

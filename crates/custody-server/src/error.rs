@@ -102,8 +102,11 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = if self.internal {
-            let reference = uuid::Uuid::new_v4().simple().to_string();
-            let reference = &reference[..12];
+            // The request's id, which the answer's X-Request-Id carries and
+            // the access log names.
+            let reference = crate::access_log::request_id()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
+            let reference = reference.as_str();
             tracing::error!(reference, status = %self.status, error = %self.message, "request failed");
             match self.status {
                 StatusCode::SERVICE_UNAVAILABLE => format!(

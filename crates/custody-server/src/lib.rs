@@ -5,6 +5,7 @@
 //! (`/api/v1/orgs/{org}/...`); its OpenAPI document, generated from the
 //! handlers, is served at `/api/v1/openapi.json`.
 
+mod access_log;
 mod auth;
 mod body;
 pub mod delivery;
@@ -112,12 +113,13 @@ pub fn app(state: AppState) -> axum::Router {
     )
     .layer(axum::Extension(body::JsonLimit(state.limits.max_json_body)))
     .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
     // A bug that panics in a handler answers 500 (with a reference for
     // the log), and the connection and server carry on.
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         error::panic_response,
     ))
+    // Outermost: every answer is logged, panics' included, under one id.
+    .layer(axum::middleware::from_fn(access_log::log))
     .with_state(state)
 }
 
@@ -151,6 +153,12 @@ pub async fn run(
         .blob_store
         .clone()
         .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
+    // Listening first: a start that cannot serve (the port is taken, the
+    // address is wrong) fails before anything is created.
+    let listener = TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
     let sandbox = custody_sandbox::Sandbox::start(cfg.sandbox.clone())
         .await
         .context("cannot start the sandbox that runs users' programs")?;
@@ -169,10 +177,6 @@ pub async fn run(
     });
     bootstrap(&store, &data_dir, cfg.bootstrap_token.as_deref()).await?;
 
-    let listener = TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr: SocketAddr = listener.local_addr()?;
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("custody server listening on http://{addr}");
     let _ = std::io::stdout().flush();
@@ -228,8 +232,10 @@ async fn bootstrap(store: &Store, data_dir: &Path, token: Option<&str>) -> anyho
         return Ok(());
     }
     let (key, generated) = match token {
-        Some(t) if t.len() >= 16 => (t.to_string(), false),
-        Some(_) => anyhow::bail!("CUSTODY_BOOTSTRAP_TOKEN must be at least 16 characters"),
+        Some(t) => {
+            check_bootstrap_token(t).map_err(|e| anyhow::anyhow!(e))?;
+            (t.to_string(), false)
+        }
         None => (generate_key().0, true),
     };
     let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
@@ -273,6 +279,17 @@ async fn bootstrap(store: &Store, data_dir: &Path, token: Option<&str>) -> anyho
         println!(
             "created org 'default' with a server-admin API key, written to {} (readable by this user only)",
             path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a bootstrap token given by the operator can be a key: long
+/// enough not to be guessed.
+pub fn check_bootstrap_token(t: &str) -> Result<(), String> {
+    if t.len() < 16 || t.chars().any(char::is_whitespace) {
+        return Err(
+            "CUSTODY_BOOTSTRAP_TOKEN must be at least 16 characters, without spaces".into(),
         );
     }
     Ok(())

@@ -7,7 +7,16 @@ use crate::cli::ServerArgs;
 use crate::fail::Environment;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let bootstrap_token = std::env::var("CUSTODY_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    // An invalid setting is the operator's input: exit 2, before starting.
+    if let Some(t) = &bootstrap_token {
+        custody_server::check_bootstrap_token(t).map_err(anyhow::Error::msg)?;
+    }
     tracing_subscriber::fmt()
+        // Colours for a terminal only: not as escape codes in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn")
@@ -21,9 +30,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         database: args.database,
         blob_store: args.blob_store,
         max_upload: args.max_upload,
-        bootstrap_token: std::env::var("CUSTODY_BOOTSTRAP_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        bootstrap_token,
         delivery: custody_server::delivery::DeliveryConfig {
             public_url: args.public_url.unwrap_or_default(),
             retry_base: args.notify_retry_base,
