@@ -542,3 +542,78 @@ fn a_failed_start_creates_nothing_and_logs_are_plain() {
     );
     assert!(log.contains("status=200"), "{log}");
 }
+
+/// A Python tool, or None (the test is then skipped, unless the test
+/// command asks for every tool).
+fn tool(name: &str) -> Option<String> {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(name.to_string());
+    }
+    assert!(
+        std::env::var_os("CUSTODY_REQUIRE_TOOLS").is_none(),
+        "{name} is needed (pip install {name})"
+    );
+    eprintln!("skipping: {name} is not installed");
+    None
+}
+
+/// The OpenAPI document is valid (`openapi-spec-validator`), and the live
+/// server answers as it says: no server error, no undocumented status or
+/// content type, every answer in its documented schema (`schemathesis`).
+#[test]
+fn the_openapi_document_is_valid_and_the_server_keeps_to_it() {
+    let Some(validator) = tool("openapi-spec-validator") else {
+        return;
+    };
+    let Some(st) = tool("st") else { return };
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let url = format!("{}/api/v1/openapi.json", s.url);
+    let doc = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() });
+    let file = s.write("openapi.json", &doc);
+    let out = std::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Something to find, so that operations get past 404s.
+    let c = s.custody();
+    c.run(&["create", "flow", "f"]).ok();
+    c.run(&["begin", "trail", "t", "--flow", "f"]).ok();
+    c.run(&["create", "environment", "e", "--type", "server"])
+        .ok();
+    let out = std::process::Command::new(&st)
+        .args(["run", &url, "-H"])
+        .arg(format!("Authorization: Bearer {}", common::TOKEN))
+        .args([
+            "-n",
+            "15",
+            "--seed",
+            "1",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -134,6 +134,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every error in the API's shape, including those answered before a
+/// handler runs (a query string or path that does not parse, a method the
+/// route does not have, a request that ran out of time): those come from
+/// the framework as plain text, and are wrapped here.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if !text.is_empty() {
+        text
+    } else if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::REQUEST_TIMEOUT {
+        "the request took longer than the server allows; try again".to_string()
+    } else {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    };
+    let mut r = ApiError::new(status, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            r.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    r
+}
+
 /// The answer to a handler that panicked.
 pub fn panic_response(p: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = p

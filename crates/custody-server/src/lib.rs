@@ -118,6 +118,7 @@ pub fn app(state: AppState) -> axum::Router {
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         error::panic_response,
     ))
+    .layer(axum::middleware::from_fn(error::json_errors))
     // Outermost: every answer is logged, panics' included, under one id.
     .layer(axum::middleware::from_fn(access_log::log))
     .with_state(state)

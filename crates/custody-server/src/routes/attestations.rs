@@ -14,6 +14,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::programs::refused;
 use crate::state::AppState;
 
+/// The multipart form of an attestation report (for the OpenAPI document:
+/// the handler reads the parts as they stream).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AttestationUpload {
+    /// The attestation as JSON text (an `AttestationInput`); the first part.
+    data_json: String,
+    /// Evidence files, any number, each streamed into the evidence vault
+    /// under its filename.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    attachment_file: Vec<Vec<u8>>,
+}
+
 /// Reports an attestation. Either a JSON body (no attachments) or
 /// `multipart/form-data` with a `data_json` field first, then any number of
 /// `attachment_file` parts, each streamed into the evidence vault.
@@ -21,7 +34,7 @@ use crate::state::AppState;
     params(("org" = String, Path), ("flow" = String, Path), ("trail" = String, Path)),
     request_body(content(
         (AttestationInput = "application/json"),
-        (AttestationInput = "multipart/form-data")
+        (AttestationUpload = "multipart/form-data")
     )),
     responses((status = 201, body = Attestation), (status = 400), (status = 404), (status = 413), (status = 422)))]
 pub async fn report_attestation(

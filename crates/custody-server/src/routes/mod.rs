@@ -9,6 +9,7 @@ mod evidence;
 mod flows;
 mod health;
 mod notifications;
+mod openapi_doc;
 mod orgs;
 mod tool_evidence;
 mod types;
@@ -24,6 +25,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Custody API", description = "Change compliance records, evidence and proof."),
     modifiers(&BearerAuth),
+    components(schemas(custody_api::ErrorBody)),
     security(("bearer" = [])),
     tags(
         (name = "health"), (name = "orgs"), (name = "flows"), (name = "trails"),
@@ -64,7 +66,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
     let health = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orgs::whoami))
         .routes(routes!(orgs::create_org))
         .routes(routes!(
@@ -131,7 +133,9 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         ))
         .merge(uploads)
         .merge(health)
-        .split_for_parts()
+        .split_for_parts();
+    openapi_doc::complete(&mut doc);
+    (router, doc)
 }
 
 /// Paging query parameters shared by list endpoints.
