@@ -24,6 +24,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `custody server` on its own: the client's flags (--host, --api-token,
+/// --org...) mean nothing to the server, so its help shows only its own.
+#[derive(Parser, Debug)]
+#[command(
+    name = "custody server",
+    version,
+    about = "Run the API server (embedded SQLite and blob directory by default).",
+    after_help = SERVER_ENVIRONMENT
+)]
+pub struct ServerCli {
+    #[command(flatten)]
+    pub args: ServerArgs,
+    /// TOML file of flag values (keys are flag names).
+    #[arg(long, env = "CUSTODY_CONFIG_FILE", value_parser = NonEmptyStringValueParser::new())]
+    pub config_file: Option<String>,
+}
+
+const SERVER_ENVIRONMENT: &str = "\
+Environment:
+  CUSTODY_BOOTSTRAP_TOKEN  The server-admin key the first start creates (at least 16
+                           characters); without it, a random one is written to
+                           <data-dir>/bootstrap-token.
+  RUST_LOG                 Log filter, e.g. debug or info,custody_server=debug
+                           [default: info: one line per request, probes at debug].
+  CUSTODY_<FLAG>           Any flag above, e.g. CUSTODY_LISTEN=0.0.0.0:8080.";
+
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// The Custody server.
@@ -64,10 +90,11 @@ pub enum Output {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the API server (embedded SQLite and blob directory by default).
+    #[command(after_help = SERVER_ENVIRONMENT)]
     Server(ServerArgs),
     /// Print the SHA-256 fingerprint of a file, directory or image.
     Fingerprint(FingerprintArgs),
-    /// Create organisations, accounts, keys, flows and attestation types.
+    /// Create organisations, service accounts, API keys, flows, environments, policies, controls, notification actions and attestation types.
     #[command(subcommand)]
     Create(CreateCmd),
     /// Begin a trail.
@@ -129,18 +156,20 @@ pub enum Command {
     /// Delete a service account (its keys are revoked).
     #[command(subcommand)]
     Delete(DeleteCmd),
-    /// Change a service account's role or the organisation's settings.
+    /// Change a service account's role, a control, or the organisation's settings.
     #[command(subcommand)]
     Update(UpdateCmd),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RevokeCmd {
+    /// Revoke an API key by its id (see list api-keys).
     ApiKey { id: String },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RotateCmd {
+    /// Issue a new key for the same account; prints it once.
     ApiKey {
         id: String,
         /// How long the old key keeps working, e.g. 24h; 0 revokes it at once.
@@ -156,11 +185,13 @@ pub enum RotateCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum DeleteCmd {
+    /// Delete a service account and revoke its keys.
     ServiceAccount { name: String },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UpdateCmd {
+    /// Change a service account's role.
     ServiceAccount {
         name: String,
         /// The new role.
@@ -337,8 +368,12 @@ pub enum CreateCmd {
     },
     /// Create an API key for a service account; prints it once.
     ApiKey {
-        #[arg(long, env = "CUSTODY_SERVICE_ACCOUNT", value_parser = NonEmptyStringValueParser::new())]
-        service_account: String,
+        /// The service account (or --service-account).
+        #[arg(value_name = "SERVICE_ACCOUNT", value_parser = NonEmptyStringValueParser::new())]
+        account: Option<String>,
+        /// The service account, as a flag.
+        #[arg(long, env = "CUSTODY_SERVICE_ACCOUNT", value_parser = NonEmptyStringValueParser::new(), required_unless_present = "account")]
+        service_account: Option<String>,
         #[arg(long, env = "CUSTODY_DESCRIPTION")]
         description: Option<String>,
         /// Expiry: RFC 3339 time, YYYY-MM-DD, or seconds since the epoch.
@@ -659,9 +694,8 @@ pub struct ParseSeverityArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum GetCmd {
-    Flow {
-        name: String,
-    },
+    /// A flow: its description, tags and template.
+    Flow { name: String },
     /// A trail with its evidence and compliance.
     Trail {
         name: String,
@@ -669,9 +703,7 @@ pub enum GetCmd {
         flow: String,
     },
     /// FLOW@FINGERPRINT or FLOW:COMMIT (either may be a prefix).
-    Artifact {
-        expression: String,
-    },
+    Artifact { expression: String },
     /// An attestation by name in a trail (NAME or ARTIFACT.NAME), or by --id.
     Attestation {
         name: Option<String>,
@@ -683,17 +715,11 @@ pub enum GetCmd {
         id: Option<String>,
     },
     /// A custom attestation type: NAME or NAME@vN.
-    AttestationType {
-        name: String,
-    },
+    AttestationType { name: String },
     /// An environment, with its coverage (when it was observed) and gaps.
-    Environment {
-        name: String,
-    },
+    Environment { name: String },
     /// What ran: ENV, ENV#N, ENV~N, ENV@{2026-03-01T03:12:00} or ENV@{3.hours.ago}.
-    Snapshot {
-        expression: String,
-    },
+    Snapshot { expression: String },
     /// A policy, at its latest version or --version.
     Policy {
         name: String,
@@ -701,13 +727,9 @@ pub enum GetCmd {
         version: Option<i64>,
     },
     /// A control and its versions.
-    Control {
-        identifier: String,
-    },
+    Control { identifier: String },
     /// An environment's latest evaluation against its policies.
-    Compliance {
-        environment: String,
-    },
+    Compliance { environment: String },
     /// Download an evidence file, checking its SHA-256.
     Evidence {
         sha256: String,
@@ -719,19 +741,23 @@ pub enum GetCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ListCmd {
+    /// The organisation's flows.
     Flows,
+    /// A flow's trails, newest first.
     Trails {
         #[arg(long, short = 'f', env = "CUSTODY_FLOW", value_parser = NonEmptyStringValueParser::new())]
         flow: String,
         #[command(flatten)]
         paging: PagingArgs,
     },
+    /// Artifacts, newest first: a flow's, or every flow's.
     Artifacts {
         #[arg(long, short = 'f', env = "CUSTODY_FLOW")]
         flow: Option<String>,
         #[command(flatten)]
         paging: PagingArgs,
     },
+    /// The organisation's service accounts and their roles.
     ServiceAccounts,
     /// API keys (never their secrets): all of the organisation's for an admin, one's own otherwise.
     ApiKeys {
@@ -739,9 +765,13 @@ pub enum ListCmd {
         #[arg(long, env = "CUSTODY_SERVICE_ACCOUNT")]
         service_account: Option<String>,
     },
+    /// Custom attestation types, at their latest versions.
     AttestationTypes,
+    /// Policies, at their latest versions.
     Policies,
+    /// Controls, at their latest versions.
     Controls,
+    /// Notification actions (webhooks and Slack) and what triggers them.
     Actions,
     /// Notification deliveries, newest first, with every attempt.
     Deliveries {
@@ -754,8 +784,14 @@ pub enum ListCmd {
     },
     /// The artifacts allowlisted in an environment.
     Allowlist {
-        environment: String,
+        /// The environment (or --environment).
+        #[arg(value_name = "ENVIRONMENT", value_parser = NonEmptyStringValueParser::new())]
+        env: Option<String>,
+        /// The environment, as a flag.
+        #[arg(long, short = 'e', env = "CUSTODY_ENVIRONMENT", value_parser = NonEmptyStringValueParser::new(), required_unless_present = "env")]
+        environment: Option<String>,
     },
+    /// Environments, with their type and last report.
     Environments {
         /// Include archived environments.
         #[arg(long, env = "CUSTODY_ARCHIVED")]
@@ -799,6 +835,19 @@ pub struct PagingArgs {
 pub struct SearchArgs {
     /// A full or partial fingerprint or git commit.
     pub sha: String,
+}
+
+/// A name given as a positional argument or as a flag (the CLI accepts
+/// both so that no one has to remember which style a command uses); the
+/// positional one wins, as the flag may come from the environment.
+pub fn either_form(
+    positional: Option<String>,
+    flag: Option<String>,
+    what: &str,
+) -> anyhow::Result<String> {
+    positional
+        .or(flag)
+        .ok_or_else(|| anyhow::anyhow!("which {what}? Give it as an argument or with --{what}"))
 }
 
 /// Sizes such as `1GiB`, `500MB`, `64KiB` or a plain byte count.
@@ -868,5 +917,31 @@ mod tests {
         assert_eq!(parse_size("42").unwrap(), 42);
         assert!(parse_size("1XB").is_err());
         assert!(parse_size("GiB").is_err());
+    }
+
+    /// Every command and subcommand has a one-line description in `--help`.
+    #[test]
+    fn every_command_says_what_it_does() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for s in c.get_subcommands() {
+                if s.get_name() == "help" {
+                    continue;
+                }
+                let here = format!("{path} {}", s.get_name());
+                if s.get_about()
+                    .is_none_or(|a| a.to_string().trim().is_empty())
+                {
+                    missing.push(here.clone());
+                }
+                walk(s, &here, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(
+            &<super::Cli as clap::CommandFactory>::command(),
+            "custody",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "no description: {missing:#?}");
     }
 }

@@ -53,7 +53,14 @@ fn main() -> ExitCode {
         eprintln!("Error: {e}");
         return ExitCode::from(fail::INPUT);
     }
-    let cli = cli::Cli::parse_from(&args);
+    // `custody server ...` is parsed without the client's global flags.
+    let parsed = if args.get(1).map(String::as_str) == Some("server") {
+        Parsed::Server(cli::ServerCli::parse_from(
+            std::iter::once("custody server".to_string()).chain(args.iter().skip(2).cloned()),
+        ))
+    } else {
+        Parsed::Client(cli::Cli::parse_from(&args))
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,7 +71,13 @@ fn main() -> ExitCode {
             return ExitCode::from(fail::SERVER);
         }
     };
-    let code = match runtime.block_on(commands::run(cli)) {
+    let work = async {
+        match parsed {
+            Parsed::Server(s) => commands::server::run(s.args).await,
+            Parsed::Client(cli) => commands::run(cli).await,
+        }
+    };
+    let code = match runtime.block_on(work) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {}", fail::message(&e));
@@ -80,6 +93,11 @@ fn main() -> ExitCode {
         }
         None => code,
     }
+}
+
+enum Parsed {
+    Server(cli::ServerCli),
+    Client(cli::Cli),
 }
 
 /// Every `CUSTODY_*` variable a flag reads, so a config file can be checked.

@@ -617,3 +617,114 @@ fn the_openapi_document_is_valid_and_the_server_keeps_to_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn help_says_what_each_command_does_and_both_argument_styles_work() {
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    // The server's help is the server's: no client flags, and the
+    // variables it reads besides its flags.
+    let help = c.run(&["server", "--help"]).ok().stdout;
+    for client_flag in ["--api-token", "--host", "--org", "--dry-run", "--output"] {
+        assert!(!help.contains(client_flag), "{client_flag} in: {help}");
+    }
+    for said in [
+        "--listen",
+        "--data-dir",
+        "CUSTODY_BOOTSTRAP_TOKEN",
+        "RUST_LOG",
+    ] {
+        assert!(help.contains(said), "{said} not in: {help}");
+    }
+    // `create --help` names all it creates.
+    let help = c.run(&["create", "--help"]).ok().stdout;
+    let about = help.lines().take(3).collect::<Vec<_>>().join(" ");
+    for thing in [
+        "organisations",
+        "service accounts",
+        "API keys",
+        "flows",
+        "environments",
+        "policies",
+        "controls",
+        "actions",
+        "attestation types",
+    ] {
+        assert!(about.contains(thing), "'{thing}' not in: {about}");
+    }
+    // The key may come from the environment: not a required flag.
+    let help = c.run(&["create", "flow", "--help"]).ok().stdout;
+    let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert!(!usage.contains("--api-token"), "{usage}");
+
+    // A name as an argument or as a flag, both.
+    c.run(&["create", "service-account", "ci", "--role", "ci"])
+        .ok();
+    let k1 = c
+        .run(&["create", "api-key", "ci", "--output", "json"])
+        .ok()
+        .json();
+    let k2 = c
+        .run(&[
+            "create",
+            "api-key",
+            "--service-account",
+            "ci",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(k1["service_account"], "ci", "{k1}");
+    assert_eq!(k2["service_account"], "ci", "{k2}");
+    assert_ne!(k1["key"], k2["key"]);
+    c.run(&["create", "api-key"]).fails(2, "--service-account");
+    c.run(&["create", "environment", "prod", "--type", "server"])
+        .ok();
+    let fingerprint = "a".repeat(64);
+    c.run(&[
+        "allow",
+        "artifact",
+        "--fingerprint",
+        &fingerprint,
+        "--environment",
+        "prod",
+        "--reason",
+        "static welcome file",
+    ])
+    .ok();
+    let by_argument = c
+        .run(&["list", "allowlist", "prod", "--output", "json"])
+        .ok()
+        .json();
+    let by_flag = c
+        .run(&[
+            "list",
+            "allowlist",
+            "--environment",
+            "prod",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(by_argument, by_flag);
+    assert_eq!(by_flag[0]["fingerprint"], fingerprint.as_str(), "{by_flag}");
+
+    // --archived says which are.
+    c.run(&["create", "environment", "old", "--type", "server"])
+        .ok();
+    c.run(&["archive", "environment", "old"]).ok();
+    let listed = c.run(&["list", "environments", "--archived"]).ok().stdout;
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("{name} not in: {listed}"))
+            .to_string()
+    };
+    assert!(row("old").contains("archived"), "{listed}");
+    assert!(row("prod").contains("active"), "{listed}");
+}

@@ -55,11 +55,14 @@ pub async fn create(ctx: Ctx, cmd: CreateCmd) -> anyhow::Result<ExitCode> {
             })?;
         }
         CreateCmd::ApiKey {
+            account,
             service_account,
             description,
             expires_at,
             expires_in,
         } => {
+            let service_account =
+                crate::cli::either_form(account, service_account, "service-account")?;
             let expires_at = expires_at.as_deref().map(parse_time).transpose()?;
             let url = ctx.org_url(&["service-accounts", &service_account, "api-keys"]);
             let body = CreateApiKeyRequest {

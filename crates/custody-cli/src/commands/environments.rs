@@ -142,22 +142,29 @@ pub async fn list(ctx: &Ctx, archived: bool) -> anyhow::Result<ExitCode> {
     }
     let envs: Vec<Environment> = ctx.client.get(url).await?;
     output::either(ctx.global.output, &envs, |envs| {
+        // Only --archived lists archived environments, so only then is the
+        // column worth its width.
         let rows = envs
             .iter()
             .map(|e| {
-                vec![
-                    e.name.clone(),
-                    e.kind.to_string(),
+                let mut row = vec![e.name.clone(), e.kind.to_string()];
+                if archived {
+                    row.push(if e.archived { "archived" } else { "active" }.into());
+                }
+                row.extend([
                     snapshot_label(e.latest_snapshot),
                     e.last_reported_at.map_or("never".into(), time),
                     output::opt(&e.description),
-                ]
+                ]);
+                row
             })
             .collect();
-        output::table(
-            &["NAME", "TYPE", "LATEST", "LAST REPORTED", "DESCRIPTION"],
-            rows,
-        );
+        let mut headers = vec!["NAME", "TYPE"];
+        if archived {
+            headers.push("STATE");
+        }
+        headers.extend(["LATEST", "LAST REPORTED", "DESCRIPTION"]);
+        output::table(&headers, rows);
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -289,7 +289,8 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
         ListCmd::Deliveries { action, limit } => {
             return super::notifications::list_deliveries(&ctx, action.as_deref(), limit).await;
         }
-        ListCmd::Allowlist { environment } => {
+        ListCmd::Allowlist { env, environment } => {
+            let environment = crate::cli::either_form(env, environment, "environment")?;
             return super::controls::list_allowlist(&ctx, &environment).await;
         }
         ListCmd::Environments { archived } => {

@@ -9,7 +9,7 @@ mod keys;
 mod notifications;
 mod parse;
 mod provenance;
-mod server;
+pub mod server;
 mod snapshot;
 
 use std::process::ExitCode;
