@@ -173,10 +173,15 @@ async fn reports_make_snapshots_only_when_what_runs_changes(s: Store) {
         .unwrap();
     assert_eq!(before.index, 0);
     assert!(before.running.is_empty());
-    assert!(matches!(
-        s.snapshot(p.org_id, "prod", At::Index(3), "prod#3").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    match s.snapshot(p.org_id, "prod", At::Index(3), "prod#3").await {
+        Err(StoreError::Missing(m)) => {
+            assert_eq!(
+                m,
+                "snapshot 'prod#3' does not exist: environment 'prod' has 2 snapshots, #1 to #2"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 
     // The log, newest first, paged.
     let log = s
