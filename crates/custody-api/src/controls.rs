@@ -213,7 +213,7 @@ pub struct TrailVerdict {
     pub status: custody_domain::compliance::Status,
     #[serde(default)]
     pub reasons: Vec<String>,
-    /// The trail in the API, relative to the server.
+    /// The trail in the API, at the server's public URL (`--public-url`).
     pub url: String,
 }
 

@@ -181,6 +181,11 @@ pub async fn run(
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("custody server listening on http://{addr}");
     let _ = std::io::stdout().flush();
+    let mut delivery = cfg.delivery.clone();
+    if delivery.public_url.is_empty() {
+        delivery.public_url = format!("http://{addr}");
+    }
+    let public_url: Arc<str> = delivery.public_url.trim_end_matches('/').into();
     let state = AppState {
         store: store.clone(),
         blobs,
@@ -190,11 +195,8 @@ pub async fn run(
         limits: Arc::new(cfg.limits.clone()),
         rate: ratelimit::RateLimiter::new(cfg.limits.rate_limit).map(Arc::new),
         secrets: secrets.clone(),
+        public_url,
     };
-    let mut delivery = cfg.delivery.clone();
-    if delivery.public_url.is_empty() {
-        delivery.public_url = format!("http://{addr}");
-    }
     let worker = tokio::spawn(delivery::run(store.clone(), delivery, secrets));
     let judge = tokio::spawn(judge_leftovers(store.clone()));
     serve::serve(listener, app(state), cfg.limits.header_timeout, shutdown).await;

@@ -16,4 +16,7 @@ pub struct AppState {
     pub rate: Option<std::sync::Arc<crate::ratelimit::RateLimiter>>,
     /// Seals secrets kept at rest.
     pub secrets: std::sync::Arc<crate::secrets::SecretBox>,
+    /// The server's address as users reach it (no trailing slash), for
+    /// links in answers and notifications.
+    pub public_url: std::sync::Arc<str>,
 }

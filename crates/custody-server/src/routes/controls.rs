@@ -311,7 +311,8 @@ pub async fn assert_artifact(
             status: view.status,
             reasons,
             url: format!(
-                "/api/v1/orgs/{org}/flows/{}/trails/{}",
+                "{}/api/v1/orgs/{org}/flows/{}/trails/{}",
+                s.public_url,
                 escape(flow),
                 escape(trail)
             ),
