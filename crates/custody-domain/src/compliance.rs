@@ -12,6 +12,10 @@
 //!   or not) is non-compliant. Anything non-compliant makes it
 //!   NON-COMPLIANT; otherwise anything missing makes it INCOMPLETE.
 //! - Without a template nothing is required: "missing" is never a reason.
+//! - Evidence bound by name to an artifact that was never reported proves
+//!   nothing yet (the name may be a typo, or the build may not have finished):
+//!   that artifact is MISSING, not compliant, and the trail INCOMPLETE until
+//!   an artifact is reported under the name.
 
 use std::collections::BTreeMap;
 
@@ -181,10 +185,17 @@ pub fn evaluate(
             out.missing.push(name.to_string());
             out.reasons
                 .push(format!("artifact '{name}' has not been reported"));
+        } else if reported.is_none() {
+            out.unreported += 1;
+            out.reasons.push(if has_template {
+                format!("artifact '{name}' has evidence but has not been reported, and the template does not name it")
+            } else {
+                format!("artifact '{name}' has evidence but has not been reported")
+            });
         }
         let status = if any_bad {
             Status::NonCompliant
-        } else if reported.is_none() && required.is_some() {
+        } else if reported.is_none() {
             Status::Missing
         } else if any_missing {
             Status::Incomplete
@@ -203,7 +214,7 @@ pub fn evaluate(
 
     let status = if out.non_compliant > 0 {
         Status::NonCompliant
-    } else if !out.missing.is_empty() {
+    } else if !out.missing.is_empty() || out.unreported > 0 {
         Status::Incomplete
     } else {
         Status::Compliant
@@ -221,6 +232,8 @@ pub fn evaluate(
 #[derive(Default)]
 struct Acc {
     non_compliant: usize,
+    /// Artifacts only evidence names: neither required nor reported.
+    unreported: usize,
     missing: Vec<String>,
     reasons: Vec<String>,
 }
@@ -491,5 +504,25 @@ trail:
             &[att("1", "a", "generic", Some("x"), None, false)],
         );
         assert_eq!(c.status, Status::NonCompliant);
+    }
+
+    #[test]
+    fn evidence_for_an_artifact_never_reported_proves_nothing_yet() {
+        for template in [None, Some(FlowTemplate::empty())] {
+            let atts = [att("1", "unit-tests", "junit", Some("ghost"), None, true)];
+            let c = evaluate(template.as_ref(), &[], &atts);
+            assert_eq!(c.artifacts[0].name, "ghost");
+            assert_eq!(c.artifacts[0].status, Status::Missing);
+            assert!(!c.artifacts[0].compliant);
+            assert_eq!(c.status, Status::Incomplete, "{:?}", c.reasons);
+            assert!(
+                c.reasons[0].contains("'ghost' has evidence but has not been reported"),
+                "{:?}",
+                c.reasons
+            );
+            // Reported under that name, it counts.
+            let c = evaluate(template.as_ref(), &[art("ghost", "aa")], &atts);
+            assert_eq!(c.status, Status::Compliant, "{:?}", c.reasons);
+        }
     }
 }
