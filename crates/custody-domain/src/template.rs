@@ -184,6 +184,30 @@ impl FlowTemplate {
     pub fn artifact(&self, name: &str) -> Option<&ArtifactTemplate> {
         self.trail.artifacts.iter().find(|a| a.name == name)
     }
+
+    /// Every custom type the template requires, with where: the custom
+    /// type's name and `'tests'` or `'tests' on artifact 'app'`.
+    pub fn custom_types(&self) -> Vec<(&str, String)> {
+        let trail = self.trail.attestations.iter().map(|r| (r, None));
+        let artifacts = self
+            .trail
+            .artifacts
+            .iter()
+            .flat_map(|a| a.attestations.iter().map(move |r| (r, Some(&a.name))));
+        trail
+            .chain(artifacts)
+            .filter_map(|(r, artifact)| match &r.kind {
+                TemplateType::Kind(AttestationKind::Custom(t)) => Some((
+                    t.as_str(),
+                    match artifact {
+                        Some(a) => format!("'{}' on artifact '{a}'", r.name),
+                        None => format!("'{}'", r.name),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 fn unique<'a>(names: impl Iterator<Item = &'a str>, at: &str) -> Result<(), TemplateError> {

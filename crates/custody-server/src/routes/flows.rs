@@ -21,11 +21,36 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
-fn check_template(yaml: &Option<String>) -> ApiResult<()> {
-    if let Some(y) = yaml {
-        FlowTemplate::from_yaml(y).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+/// A template must parse, and the custom types it requires must exist: a
+/// requirement no attestation could ever meet is a typo found too late.
+async fn check_template(s: &AppState, org_id: i64, yaml: &Option<String>) -> ApiResult<()> {
+    let Some(y) = yaml else {
+        return Ok(());
+    };
+    let t = FlowTemplate::from_yaml(y).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let wanted = t.custom_types();
+    if wanted.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let known: std::collections::HashSet<String> = s
+        .store
+        .list_attestation_types(org_id)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|(name, _)| !known.contains(*name))
+        .map(|(name, at)| format!("custom:{name} (attestation {at})"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::unprocessable(format!(
+        "invalid template: it requires {}, but the organisation has no such attestation type; create it first (custody create attestation-type NAME --schema FILE)",
+        unknown.join(", ")
+    )))
 }
 
 fn saved_status<T>(s: &Saved<T>) -> StatusCode {
@@ -48,7 +73,7 @@ pub async fn put_flow(
     caller.require(Permission::ManageRequirements)?;
     let req = body.read().await?;
     names::validate("flow name", &req.name).map_err(bad)?;
-    check_template(&req.template_yaml)?;
+    check_template(&s, caller.0.org_id, &req.template_yaml).await?;
     let saved = s
         .store
         .put_flow(&caller.0, &req.name, req.description, req.template_yaml)
@@ -96,7 +121,7 @@ pub async fn begin_trail(
             caller.0.service_account
         )));
     }
-    check_template(&req.template_yaml)?;
+    check_template(&s, caller.0.org_id, &req.template_yaml).await?;
     if let Some(u) = &req.user_data {
         super::attestations::free_form("user_data", u, &s.limits)?;
     }
