@@ -130,7 +130,7 @@ async fn evaluate(
     Ok(if d.allow || a.no_assert {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(crate::fail::NON_COMPLIANT)
     })
 }
 
@@ -149,7 +149,48 @@ async fn trail_document(
         .client
         .get(ctx.org_url(&["flows", flow, "trails", trail]))
         .await?;
+    check_kept(&t, keep)?;
     Ok(document(&t, keep))
+}
+
+/// `--attestations` names what the trail has: a name it lacks would
+/// silently leave the policy an empty map to judge.
+fn check_kept(t: &TrailView, keep: &[String]) -> anyhow::Result<()> {
+    let c = &t.compliance;
+    let has: Vec<String> = c
+        .attestations
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(c.artifacts.iter().flat_map(|a| {
+            a.attestations
+                .iter()
+                .map(|s| format!("{}.{}", a.name, s.name))
+        }))
+        .collect();
+    let lacking: Vec<&str> = keep
+        .iter()
+        .filter(|k| !has.contains(k))
+        .map(String::as_str)
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let plural = if lacking.len() == 1 { "" } else { "s" };
+    anyhow::bail!(
+        "trail '{}' of flow '{}' has no attestation{plural} {} (it has: {})",
+        t.name,
+        t.flow,
+        lacking
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if has.is_empty() {
+            "none".to_string()
+        } else {
+            has.join(", ")
+        }
+    )
 }
 
 pub fn document(t: &TrailView, keep: &[String]) -> Value {
