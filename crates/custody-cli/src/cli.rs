@@ -111,7 +111,7 @@ pub enum Command {
     List(ListCmd),
     /// Find artifacts by (partial) fingerprint or git commit.
     Search(SearchArgs),
-    /// Read a tool's report locally and show what Custody makes of it (no server needed).
+    /// Read a tool's report locally and show what Custody makes of it (no server needed); exit 1 when non-compliant.
     #[command(subcommand)]
     Parse(ParseCmd),
     /// Report what runs in an environment (once, or continuously with --watch).

@@ -2,6 +2,8 @@
 
 use custody_client::ClientError;
 
+/// A verdict, not a failure: assert, evaluate and parse judged non-compliant.
+pub const NON_COMPLIANT: u8 = 1;
 pub const INPUT: u8 = 2;
 pub const SERVER: u8 = 3;
 

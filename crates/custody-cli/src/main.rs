@@ -1,7 +1,7 @@
 //! `custody`: the server (`custody server`) and the command-line client
 //! (everything else) in one binary.
 //!
-//! Exit codes: 0 success; 1 non-compliant (assert commands); 2 invalid
+//! Exit codes: 0 success; 1 non-compliant (assert, evaluate, parse); 2 invalid
 //! input or usage; 3 server, network or authentication trouble.
 
 // `println!` and `print!` for the whole CLI: they write through

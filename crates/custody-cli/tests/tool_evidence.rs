@@ -417,11 +417,13 @@ fn parse_needs_no_server() {
         "--output",
         "json",
     ]);
-    assert!(out.status.success(), "{out:?}");
+    // Non-compliant: exit 1, as assert does, so a pipeline can gate on it.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["compliant"], false);
     assert_eq!(v["data"]["severity_threshold"], "high");
     let out = run(&["parse", "sbom", "--file", &fixture("sbom/spdx-2.3-tv.spdx")]);
+    assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("spdx 2.3 tag-value (worker-0.9.0), 2 components"),

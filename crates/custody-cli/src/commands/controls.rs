@@ -21,9 +21,6 @@ use crate::cli::{
 };
 use crate::output::{self, time};
 
-/// Exit code of an assert that found the artifact or snapshot non-compliant.
-const NON_COMPLIANT: u8 = 1;
-
 /// The fingerprint from --fingerprint, or computed from PATH.
 pub async fn fingerprint_of(a: &ArtifactRef) -> anyhow::Result<String> {
     match (&a.path, &a.fingerprint) {
@@ -496,7 +493,7 @@ fn verdict(compliant: bool) -> ExitCode {
     if compliant {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(NON_COMPLIANT)
+        ExitCode::from(crate::fail::NON_COMPLIANT)
     }
 }
 

@@ -65,7 +65,12 @@ pub fn run(out: Output, cmd: ParseCmd) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // As `assert`: a pipeline can gate on the report before sending it.
+    Ok(if j.verdict.compliant {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::fail::NON_COMPLIANT)
+    })
 }
 
 fn severity(
