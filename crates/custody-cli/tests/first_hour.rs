@@ -87,6 +87,26 @@ fn count_in(snapshot: &serde_json::Value, name: &str) -> u64 {
         .map_or(0, |a| a["instance_count"].as_u64().unwrap())
 }
 
+/// Sends a report as a reporter does, over HTTP.
+fn put_report(s: &Server, env: &str, body: serde_json::Value) {
+    let url = format!("{}/api/v1/orgs/default/environments/{env}/report", s.url);
+    let status = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            reqwest::Client::new()
+                .put(url)
+                .bearer_auth(common::TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    assert!(status.is_success(), "{status}");
+}
+
 #[test]
 fn alerts_carry_the_counts_of_the_snapshot_they_describe() {
     use common::receiver::{Behaviour, Receiver};
@@ -129,23 +149,11 @@ fn alerts_carry_the_counts_of_the_snapshot_they_describe() {
                 .collect();
             serde_json::json!([{"name": "miner", "fingerprint": fp, "instances": instances}])
         };
-        let url = format!("{}/api/v1/orgs/default/environments/prod/report", s.url);
-        let body = serde_json::json!({"type": "server", "artifacts": artifacts});
-        let status = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                reqwest::Client::new()
-                    .put(url)
-                    .bearer_auth(common::TOKEN)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            });
-        assert!(status.is_success(), "{status}");
+        put_report(
+            &s,
+            "prod",
+            serde_json::json!({"type": "server", "artifacts": artifacts}),
+        );
     };
     report(2);
     report(3);
@@ -608,6 +616,9 @@ fn the_openapi_document_is_valid_and_the_server_keeps_to_it() {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .env("NO_COLOR", "1")
+        // It keeps a cache in its working directory: the test's, not the
+        // source tree.
+        .current_dir(s.path(""))
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
@@ -727,4 +738,159 @@ fn help_says_what_each_command_does_and_both_argument_styles_work() {
     };
     assert!(row("old").contains("archived"), "{listed}");
     assert!(row("prod").contains("active"), "{listed}");
+}
+
+#[test]
+fn the_smaller_edges_of_the_first_hour() {
+    let Some(s) = Server::start_with(
+        Db::Sqlite,
+        &["--public-url", "https://custody.example.com/"],
+    ) else {
+        return;
+    };
+    let c = s.custody();
+    // A template may not require a custom type that does not exist...
+    let template = s.write(
+        "t.yml",
+        "version: 1\ntrail:\n  artifacts:\n  - name: app\n    attestations:\n    - name: unit-tests\n      type: junit\n    - name: cover\n      type: custom:coverage\n",
+    );
+    let t = template.to_str().unwrap();
+    c.run(&["create", "flow", "web", "-f", t])
+        .fails(2, "custom:coverage (attestation 'cover' on artifact 'app')");
+    c.run(&["get", "flow", "web"]).fails(2, "does not exist");
+    // ...and once it does, it may.
+    let schema = s.write("schema.json", r#"{"type": "object"}"#);
+    c.run(&[
+        "create",
+        "attestation-type",
+        "coverage",
+        "--schema",
+        schema.to_str().unwrap(),
+    ])
+    .ok();
+    c.run(&["create", "flow", "web", "-f", t]).ok();
+
+    // Evidence for an artifact that was never reported is not compliance.
+    c.run(&["begin", "trail", "t1", "--flow", "web"]).ok();
+    let junit = s.write(
+        "results/junit.xml",
+        r#"<testsuite name="s" tests="1" failures="0" errors="0"><testcase name="a" classname="c"/></testsuite>"#,
+    );
+    let results = junit.parent().unwrap().to_str().unwrap();
+    c.run(&[
+        "attest",
+        "junit",
+        "--name",
+        "ghost.unit-tests",
+        "--flow",
+        "web",
+        "--trail",
+        "t1",
+        "--results-dir",
+        results,
+    ])
+    .ok();
+    let trail = c
+        .run(&["get", "trail", "t1", "--flow", "web", "--output", "json"])
+        .ok()
+        .json();
+    let ghost = trail["compliance"]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "ghost")
+        .unwrap_or_else(|| panic!("{trail}"));
+    assert_eq!(ghost["status"], "MISSING", "{ghost}");
+    assert_eq!(ghost["compliant"], false, "{ghost}");
+    let table = c.run(&["get", "trail", "t1", "--flow", "web"]).ok().stdout;
+    let row = table
+        .lines()
+        .find(|l| l.contains("ghost") && l.contains("(artifact)"))
+        .unwrap();
+    assert!(!row.contains("COMPLIANT"), "{table}");
+    assert!(
+        table.contains("'ghost' has evidence but has not been reported"),
+        "{table}"
+    );
+
+    // evaluate --attestations with a name the trail lacks says so.
+    let rego = s.write(
+        "p.rego",
+        "package policy\n\nimport rego.v1\n\ndefault allow := true\n",
+    );
+    c.run(&[
+        "evaluate",
+        "trail",
+        "t1",
+        "--flow",
+        "web",
+        "--policy",
+        rego.to_str().unwrap(),
+        "--attestations",
+        "app.unit-tests,app.unit-test",
+    ])
+    .fails(
+        2,
+        "has no attestation 'app.unit-test' (it has: app.unit-tests, app.cover, ghost.unit-tests)",
+    );
+
+    // assert links to the trail at the server's public URL.
+    let app = s.write("app.bin", "app");
+    c.run(&[
+        "attest",
+        "artifact",
+        app.to_str().unwrap(),
+        "--artifact-type",
+        "file",
+        "--name",
+        "app",
+        "--flow",
+        "web",
+        "--trail",
+        "t1",
+    ])
+    .ok();
+    let out = c.run(&[
+        "assert",
+        "artifact",
+        app.to_str().unwrap(),
+        "--artifact-type",
+        "file",
+        "--flow",
+        "web",
+    ]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("See more details at https://custody.example.com/api/v1/orgs/default/flows/web/trails/t1"),
+        "{}",
+        out.stdout
+    );
+
+    // Reports in one moment are one stretch of observation: no gap of
+    // nothing between them.
+    c.run(&["create", "environment", "box", "--type", "server"])
+        .ok();
+    for _ in 0..3 {
+        put_report(
+            &s,
+            "box",
+            serde_json::json!({"type": "server", "artifacts": []}),
+        );
+    }
+    let env = c
+        .run(&["get", "environment", "box", "--output", "json"])
+        .ok()
+        .json();
+    let observed = env["coverage"]["observed"].as_array().unwrap();
+    let first = observed[0]["from"].as_i64().unwrap();
+    let last = observed[observed.len() - 1]["to"].as_i64().unwrap();
+    for g in env["coverage"]["gaps"].as_array().unwrap() {
+        let to = g["to"].as_i64().unwrap_or(i64::MAX);
+        assert!(to - g["from"].as_i64().unwrap() >= 1000, "{env}");
+    }
+    if last - first < 1000 {
+        assert_eq!(observed.len(), 1, "{env}");
+        assert_eq!(observed[0]["reports"], 3, "{env}");
+    }
 }

@@ -169,6 +169,12 @@ async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
     })
 }
 
+/// Reports this close together are one stretch of observation, even from
+/// one-shot reporters that promise nothing: a gap shorter than this is no
+/// gap anyone could use (times are shown to the second) and only noise
+/// between two reports of one pipeline step.
+pub(crate) const SAME_MOMENT_MS: i64 = 1_000;
+
 /// How late a report may come, after one that promised to report every
 /// `interval_ms`, for the environment to count as watched in between.
 pub(crate) fn allowance(interval_ms: i64) -> i64 {
@@ -195,7 +201,7 @@ pub(crate) async fn observe(
         Some(to_json(&warnings)?)
     };
     let in_time = match (e.observed_to, e.observed_interval_ms) {
-        (Some(to), Some(i)) => now - to <= allowance(i),
+        (Some(to), Some(i)) => now - to <= allowance(i).max(SAME_MOMENT_MS),
         _ => false,
     };
     if !in_time && let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
