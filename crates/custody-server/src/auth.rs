@@ -4,7 +4,6 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use custody_domain::{Permission, Role};
 use custody_store::Principal;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
@@ -15,7 +14,7 @@ const KEY_PREFIX: &str = "cust_";
 /// A new random API key (256 bits) and the hash that is stored.
 pub fn generate_key() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
+    rand::fill(&mut bytes);
     let key = format!("{KEY_PREFIX}{}", hex::encode(bytes));
     let hash = hash_key(&key);
     (key, hash)

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use custody_api::{DeliveryAttempt, Event, TargetKind, Trigger};
 use custody_store::{DueDelivery, Outcome, Store};
 use hmac::{KeyInit, Mac};
-use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -66,7 +65,7 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
         .min(MAX_DELAY);
     let ms = d.as_millis().max(1) as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+    Duration::from_millis(rand::random_range(ms / 2..=ms))
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").

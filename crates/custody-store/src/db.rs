@@ -85,7 +85,7 @@ impl Db {
         // the database file, so setting it once is enough.
         writer.execute("PRAGMA journal_mode = WAL;").await?;
         writer.execute(SQLITE_PRAGMAS).await?;
-        sqlx::migrate!("./migrations/sqlite")
+        crate::migrations::migrator(crate::migrations::SQLITE)
             .run(&mut writer)
             .await
             .map_err(|e| StoreError::Unprocessable(format!("migration failed: {e}")))?;
@@ -118,7 +118,7 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/postgres")
+        crate::migrations::migrator(crate::migrations::POSTGRES)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unprocessable(format!("migration failed: {e}")))?;

@@ -26,6 +26,7 @@ mod facts;
 mod flows;
 pub mod interval_tree;
 pub mod ledger;
+mod migrations;
 mod notifications;
 mod policies;
 mod runtime;
