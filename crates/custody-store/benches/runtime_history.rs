@@ -8,7 +8,7 @@
 //! new fingerprint), a minute apart. The history is written straight into
 //! the tables in the layout `Store::report_environment` writes (same
 //! columns, same interval-tree nodes), because a million real reports would
-//! take hours; `tests/runtime.rs` holds that layout to the real write path.
+//! take hours; `tests/it/runtime.rs` holds that layout to the real write path.
 //! Then it times the store's own queries and reports the bytes the history
 //! takes per change event.
 //!

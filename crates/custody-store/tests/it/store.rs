@@ -1,7 +1,7 @@
 //! The store's behaviour, run against SQLite and against a real PostgreSQL
 //! (see `common`).
 
-mod common;
+use crate::common;
 
 use common::{admin, key};
 

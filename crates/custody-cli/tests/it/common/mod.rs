@@ -260,11 +260,11 @@ macro_rules! both {
         mod $name {
             #[test]
             fn sqlite() {
-                super::$name(super::common::Db::Sqlite);
+                super::$name($crate::common::Db::Sqlite);
             }
             #[test]
             fn postgres() {
-                super::$name(super::common::Db::Postgres);
+                super::$name($crate::common::Db::Postgres);
             }
         }
     };

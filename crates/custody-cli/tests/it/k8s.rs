@@ -4,7 +4,7 @@
 //! reporter that sees a pod live and die between two polls and survives
 //! ended watches and expired resource versions.
 
-mod common;
+use crate::common;
 
 use common::kube_api::{FakeKube, image_id, pod};
 use common::{Db, Server};

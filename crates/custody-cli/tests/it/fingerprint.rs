@@ -1,7 +1,7 @@
 //! `custody fingerprint`: files, directories (both algorithms), OCI
 //! layouts as directories and tarballs, and the errors.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

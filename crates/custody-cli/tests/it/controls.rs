@@ -2,7 +2,7 @@
 //! decisions for controls, asserts and Rego, with the real CLI against a
 //! real server on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{Db, Server};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! Engine and a real registry (started by the test command), with real
 //! containers that start and stop.
 
-mod common;
+use crate::common;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

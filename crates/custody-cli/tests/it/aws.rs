@@ -2,7 +2,7 @@
 //! server with real buckets, functions and tasks created through the AWS
 //! APIs.
 
-mod common;
+use crate::common;
 
 use common::moto::Moto;
 use common::{Db, Server};

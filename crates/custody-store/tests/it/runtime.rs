@@ -1,7 +1,7 @@
 //! Environments, reports, snapshots, the change log and where artifacts
 //! ran, on SQLite and PostgreSQL (see `common`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

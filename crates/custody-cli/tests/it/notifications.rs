@@ -2,7 +2,7 @@
 //! flaky, hanging, broken), a real server, and a server killed during a
 //! burst of events, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

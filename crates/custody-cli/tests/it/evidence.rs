@@ -2,7 +2,7 @@
 //! limits, health, OpenAPI; and client behaviours (dry run, config file,
 //! git commit details, exit codes).
 
-mod common;
+use crate::common;
 
 use common::{Cli, Db, Server};
 use sha2::{Digest, Sha256};

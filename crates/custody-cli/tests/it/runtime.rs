@@ -3,7 +3,7 @@
 //! directories (`snapshot paths` and `snapshot path`), changed while a
 //! watching reporter runs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! (SQLite and PostgreSQL where the store is involved), which must answer
 //! with a clear 4xx and keep serving everyone.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
 //! The foundation's end-to-end scenarios, over SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{Db, Server};
 

@@ -1,6 +1,6 @@
 //! A new user's first hour: what they run first, and what they see.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! Evidence from real tools, end to end: `custody attest junit|sarif|snyk|
 //! trivy|grype|sbom` against a real server, over SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

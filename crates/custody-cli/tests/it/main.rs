@@ -1,0 +1,18 @@
+//! The integration tests of custody-cli, one binary so the crate and its
+//! dependencies are linked once rather than once per file.
+
+#[macro_use]
+mod common;
+
+mod aws;
+mod compliance;
+mod controls;
+mod docker;
+mod evidence;
+mod fingerprint;
+mod first_hour;
+mod k8s;
+mod notifications;
+mod runtime;
+mod security;
+mod tool_evidence;

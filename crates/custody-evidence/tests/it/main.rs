@@ -1,0 +1,7 @@
+//! The integration tests of custody-evidence, one binary so the crate and its
+//! dependencies are linked once rather than once per file.
+
+mod canonical;
+mod junit_fixtures;
+mod sbom_fixtures;
+mod scan_fixtures;
