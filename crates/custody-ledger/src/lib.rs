@@ -8,8 +8,15 @@
 //! re-encoding anything. The envelope, not only the record, is hashed: the
 //! position, kind and time of a write are part of what the log attests.
 //!
+//! The leaves form one RFC 6962 Merkle tree per organisation ([`merkle`]),
+//! whose heads are published as signed checkpoints and cosigned by
+//! witnesses ([`note`]).
+//!
 //! This crate does no I/O; the store writes entries in the same transaction
 //! as the records they describe.
+
+pub mod merkle;
+pub mod note;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1,0 +1,3 @@
+//! The integration tests of custody-ledger, one binary.
+
+mod merkle_vectors;
