@@ -1,5 +1,6 @@
 //! Appending to and reading an organisation's ledger.
 
+use custody_ledger::merkle::{Frontier, Hash, Node};
 use custody_ledger::{Actor, EntryKind, Envelope};
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -11,11 +12,15 @@ use crate::{Store, StoreError, StoreResult};
 /// Appends entries for one write. Created first in every write
 /// transaction: it locks the organisation's ledger head, so concurrent
 /// writes to one organisation take turns and sequence numbers have no gaps.
+/// It extends the organisation's Merkle tree with every entry, in the same
+/// transaction (the frontier in `ledger_heads`, interior nodes in
+/// `merkle_nodes`).
 pub(crate) struct LedgerWriter {
     org_id: i64,
     org: String,
     actor: Actor,
     next: i64,
+    tree: Frontier,
 }
 
 impl LedgerWriter {
@@ -25,17 +30,26 @@ impl LedgerWriter {
         org: &str,
         actor: &Actor,
     ) -> StoreResult<Self> {
-        let row =
-            sqlx::query("UPDATE ledger_heads SET size = size WHERE org_id = $1 RETURNING size")
-                .bind(org_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("org '{org}' has no ledger head")))?;
+        let row = sqlx::query(
+            "UPDATE ledger_heads SET size = size WHERE org_id = $1 RETURNING size, frontier",
+        )
+        .bind(org_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("org '{org}' has no ledger head")))?;
+        let next: i64 = row.try_get(0)?;
+        let frontier: Option<Vec<u8>> = row.try_get(1)?;
+        let frontier = frontier.ok_or_else(|| {
+            StoreError::Corrupt(format!("the ledger of org '{org}' has no Merkle tree"))
+        })?;
+        let tree = Frontier::from_bytes(next as u64, &frontier)
+            .map_err(|e| StoreError::Corrupt(format!("the ledger of org '{org}': {e}")))?;
         Ok(LedgerWriter {
             org_id,
             org: org.to_string(),
             actor: actor.clone(),
-            next: row.try_get(0)?,
+            next,
+            tree,
         })
     }
 
@@ -46,8 +60,9 @@ impl LedgerWriter {
         org: &str,
         actor: &Actor,
     ) -> StoreResult<Self> {
-        sqlx::query("INSERT INTO ledger_heads (org_id, size) VALUES ($1, 0)")
+        sqlx::query("INSERT INTO ledger_heads (org_id, size, frontier) VALUES ($1, 0, $2)")
             .bind(org_id)
+            .bind(Vec::<u8>::new())
             .execute(&mut *conn)
             .await?;
         Ok(LedgerWriter {
@@ -55,6 +70,7 @@ impl LedgerWriter {
             org: org.to_string(),
             actor: actor.clone(),
             next: 0,
+            tree: Frontier::new(),
         })
     }
 
@@ -91,14 +107,40 @@ impl LedgerWriter {
         .bind(sealed.leaf_hash.to_vec())
         .execute(&mut *conn)
         .await?;
-        sqlx::query("UPDATE ledger_heads SET size = $2 WHERE org_id = $1")
+        let mut stored = Vec::new();
+        self.tree.push(sealed.leaf_hash, |node, hash| {
+            if node.is_stored() {
+                stored.push((node, *hash));
+            }
+        });
+        for (node, hash) in stored {
+            insert_node(conn, self.org_id, node, &hash).await?;
+        }
+        sqlx::query("UPDATE ledger_heads SET size = $2, frontier = $3 WHERE org_id = $1")
             .bind(self.org_id)
             .bind(self.next + 1)
+            .bind(self.tree.to_bytes())
             .execute(&mut *conn)
             .await?;
         self.next += 1;
         Ok(envelope.seq)
     }
+}
+
+pub(crate) async fn insert_node(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    node: Node,
+    hash: &Hash,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO merkle_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)")
+        .bind(org_id)
+        .bind(i64::from(node.level))
+        .bind(node.index as i64)
+        .bind(hash.to_vec())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// One stored ledger entry.

@@ -30,6 +30,7 @@ mod migrations;
 mod notifications;
 mod policies;
 mod runtime;
+mod tree;
 mod util;
 
 pub use auth::{NewApiKey, Principal};
@@ -44,6 +45,7 @@ pub use notifications::{DueDelivery, Outcome};
 pub use policies::AttachedPolicy;
 pub use policies::NewPolicy;
 pub use runtime::{NewReport, ReportStored, RunningArtifact, StoredEvent, StoredSnapshot};
+pub use tree::{StoredCheckpoint, TreeHead, Unpublished};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,12 +69,14 @@ impl Store {
     /// `postgres://...`.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let db = db::Db::open(url).await?;
-        Ok(Store {
+        let store = Store {
             outbox: db.committed.clone(),
             db: Arc::new(db),
             rego: Arc::new(InProcessRego),
             judging: Default::default(),
-        })
+        };
+        store.build_missing_trees().await?;
+        Ok(store)
     }
 
     /// This store with `runner` running environments' Rego policies. The

@@ -28,6 +28,7 @@ pub const SQLITE: Files = files!("sqlite":
     5 "0005_notifications",
     6 "0006_judgement_marks",
     7 "0007_key_lifecycle",
+    8 "0008_merkle",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -38,6 +39,7 @@ pub const POSTGRES: Files = files!("postgres":
     5 "0005_notifications",
     6 "0006_judgement_marks",
     7 "0007_key_lifecycle",
+    8 "0008_merkle",
 );
 
 pub fn migrator(files: Files) -> Migrator {

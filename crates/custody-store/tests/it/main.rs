@@ -7,3 +7,4 @@ mod common;
 mod blobs;
 mod runtime;
 mod store;
+mod tree;
