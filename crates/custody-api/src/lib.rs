@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 
 mod controls;
+mod ledger;
 mod notifications;
 mod runtime;
 pub use controls::*;
+pub use ledger::*;
 pub use notifications::*;
 pub use runtime::*;
 

@@ -7,8 +7,10 @@ use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod controls;
+mod ledger;
 mod runtime;
 pub use controls::*;
+pub use ledger::*;
 pub use runtime::*;
 
 #[derive(Parser, Debug)]
@@ -159,6 +161,11 @@ pub enum Command {
     /// Change a service account's role, a control, or the organisation's settings.
     #[command(subcommand)]
     Update(UpdateCmd),
+    /// The ledger's proofs: signed checkpoints, inclusion and consistency proofs, entries.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// Run a witness (c2sp.org/tlog-witness): cosign a log's checkpoints once each is proven to extend the last.
+    Witness(WitnessArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -305,6 +312,19 @@ pub struct ServerArgs {
     /// How long judging one environment by one Rego policy may take in all; artifacts left are judged non-compliant.
     #[arg(long, env = "CUSTODY_JUDGEMENT_BUDGET", default_value = "10s", value_parser = parse_delay)]
     pub judgement_budget: std::time::Duration,
+    /// File holding the Ed25519 key (64 hex characters) that signs the ledger's checkpoints; replicas share one [default: <data-dir>/ledger-signing.key, created at first start].
+    #[arg(long, env = "CUSTODY_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// How often a checkpoint is issued for a ledger that grew.
+    #[arg(long, env = "CUSTODY_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_delay)]
+    pub checkpoint_interval: std::time::Duration,
+    /// A witness that cosigns checkpoints (c2sp.org/tlog-witness): its URL and its cosigner key, `URL=NAME+ID+KEY` (repeatable).
+    #[arg(long = "witness", env = "CUSTODY_WITNESS", value_delimiter = ',', value_parser = parse_witness)]
+    pub witnesses: Vec<custody_server::checkpoints::Witness>,
+}
+
+fn parse_witness(s: &str) -> Result<custody_server::checkpoints::Witness, String> {
+    custody_server::checkpoints::Witness::parse(s)
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 mod access_log;
 mod auth;
 mod body;
+pub mod checkpoints;
 pub mod delivery;
 pub mod egress;
 mod error;
@@ -17,6 +18,7 @@ mod routes;
 mod secrets;
 mod serve;
 mod state;
+pub mod witness;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -59,6 +61,11 @@ pub struct ServerConfig {
     /// The key secrets are sealed with at rest; default
     /// `<data-dir>/secret.key`, created at first start.
     pub secret_key_file: Option<PathBuf>,
+    /// The key checkpoints are signed with; default
+    /// `<data-dir>/ledger-signing.key`, created at first start.
+    pub signing_key: Option<PathBuf>,
+    /// How often checkpoints are issued, and who witnesses them.
+    pub checkpoints: checkpoints::CheckpointConfig,
 }
 
 /// Bounds on what one request, or one key, may make the server do.
@@ -186,6 +193,14 @@ pub async fn run(
         delivery.public_url = format!("http://{addr}");
     }
     let public_url: Arc<str> = delivery.public_url.trim_end_matches('/').into();
+    let signer = Arc::new(match &cfg.signing_key {
+        Some(f) => checkpoints::LogSigner::load(f, false, &public_url)?,
+        None => checkpoints::LogSigner::load(
+            &data_dir.join(checkpoints::SIGNING_KEY_FILE),
+            true,
+            &public_url,
+        )?,
+    });
     let state = AppState {
         store: store.clone(),
         blobs,
@@ -196,16 +211,24 @@ pub async fn run(
         rate: ratelimit::RateLimiter::new(cfg.limits.rate_limit).map(Arc::new),
         secrets: secrets.clone(),
         public_url,
+        signer: signer.clone(),
     };
     let worker = tokio::spawn(delivery::run(store.clone(), delivery, secrets));
     let judge = tokio::spawn(judge_leftovers(store.clone()));
+    let publisher = tokio::spawn(checkpoints::run(
+        store.clone(),
+        signer.as_ref().clone(),
+        cfg.checkpoints.clone(),
+    ));
     serve::serve(listener, app(state), cfg.limits.header_timeout, shutdown).await;
     // Attempts cut short here are still pending in the outbox, and go out
     // on the next start.
     worker.abort();
     judge.abort();
+    publisher.abort();
     let _ = worker.await;
     let _ = judge.await;
+    let _ = publisher.await;
     store.close().await;
     Ok(())
 }

@@ -19,4 +19,6 @@ pub struct AppState {
     /// The server's address as users reach it (no trailing slash), for
     /// links in answers and notifications.
     pub public_url: std::sync::Arc<str>,
+    /// Signs the ledger's checkpoints.
+    pub signer: std::sync::Arc<crate::checkpoints::LogSigner>,
 }

@@ -6,6 +6,7 @@ mod evaluate;
 mod fingerprint;
 mod flows;
 mod keys;
+mod ledger;
 mod notifications;
 mod parse;
 mod provenance;
@@ -120,6 +121,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rotate(c) => keys::rotate(Ctx::new(cli.global).await?, c).await,
         Command::Delete(c) => keys::delete(Ctx::new(cli.global).await?, c).await,
         Command::Update(c) => keys::update(Ctx::new(cli.global).await?, c).await,
+        Command::Ledger(c) => ledger::run(Ctx::new(cli.global).await?, c).await,
+        Command::Witness(args) => server::witness(args).await,
     }
 }
 

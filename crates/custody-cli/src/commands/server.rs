@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use custody_server::ServerConfig;
 
-use crate::cli::ServerArgs;
+use crate::cli::{ServerArgs, WitnessArgs};
 use crate::fail::Environment;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -60,6 +60,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         },
         judgement_budget: args.judgement_budget,
         secret_key_file: args.secret_key_file,
+        signing_key: args.signing_key,
+        checkpoints: custody_server::checkpoints::CheckpointConfig {
+            interval: args.checkpoint_interval,
+            witnesses: args.witnesses,
+        },
         limits: custody_server::Limits {
             max_json_body: usize::try_from(args.max_json_body).unwrap_or(usize::MAX),
             max_evidence_json: usize::try_from(args.max_evidence_json).unwrap_or(usize::MAX),
@@ -95,4 +100,39 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+pub async fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
+    if args.print_key {
+        let key = custody_server::witness::cosigner_key(&args.data_dir, &args.name)?;
+        println!("{key}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let logs = args
+        .log_keys
+        .iter()
+        .map(|k| {
+            custody_ledger::note::VerifierKey::parse(k)
+                .map_err(|e| anyhow::anyhow!("--log-key: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = custody_server::witness::WitnessConfig {
+        listen: args.listen,
+        name: args.name,
+        data_dir: args.data_dir,
+        logs,
+    };
+    custody_server::witness::run(cfg, shutdown_signal())
+        .await
+        .map_err(|e| Environment(format!("{e:#}")))
+        .context("custody witness")?;
+    Ok(ExitCode::SUCCESS)
 }

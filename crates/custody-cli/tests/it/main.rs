@@ -12,6 +12,7 @@ mod evidence;
 mod fingerprint;
 mod first_hour;
 mod k8s;
+mod ledger;
 mod notifications;
 mod runtime;
 mod security;

@@ -1134,6 +1134,11 @@ const MATRIX: &[(&str, &str, Need)] = &[
         Need::Requirements,
     ),
     ("get", "/api/v1/orgs/{org}/deliveries", Need::Read),
+    ("get", "/api/v1/orgs/{org}/ledger/checkpoint", Need::Read),
+    ("get", "/api/v1/orgs/{org}/ledger/key", Need::Read),
+    ("get", "/api/v1/orgs/{org}/ledger/inclusion", Need::Read),
+    ("get", "/api/v1/orgs/{org}/ledger/consistency", Need::Read),
+    ("get", "/api/v1/orgs/{org}/ledger/entries", Need::Read),
 ];
 
 fn concrete(path: &str) -> String {

@@ -8,6 +8,7 @@ mod environments;
 mod evidence;
 mod flows;
 mod health;
+mod ledger;
 mod notifications;
 mod openapi_doc;
 mod orgs;
@@ -30,7 +31,7 @@ use crate::state::AppState;
     tags(
         (name = "health"), (name = "orgs"), (name = "flows"), (name = "trails"),
         (name = "artifacts"), (name = "attestations"), (name = "evidence"), (name = "environments"),
-        (name = "policies"), (name = "notifications")
+        (name = "policies"), (name = "notifications"), (name = "ledger")
     )
 )]
 struct ApiDoc;
@@ -125,6 +126,11 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(notifications::list_actions))
         .routes(routes!(notifications::put_action))
         .routes(routes!(notifications::list_deliveries))
+        .routes(routes!(ledger::checkpoint))
+        .routes(routes!(ledger::key))
+        .routes(routes!(ledger::inclusion))
+        .routes(routes!(ledger::consistency))
+        .routes(routes!(ledger::entries))
         .layer(DefaultBodyLimit::max(limits.max_json_body))
         .layer(slots)
         .layer(TimeoutLayer::with_status_code(

@@ -1,0 +1,71 @@
+//! The ledger's proofs: checkpoints, inclusion and consistency proofs, and
+//! entries. Hashes are base64, as in the C2SP formats the checkpoints use.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A signed tree head (c2sp.org/tlog-checkpoint) and the cosignatures
+/// witnesses gave it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Checkpoint {
+    /// `<host>/custody/<org>`: the log's name, and its key's.
+    pub origin: String,
+    pub size: u64,
+    /// The Merkle root, base64.
+    pub root: String,
+    /// The signed note: checkpoint text, blank line, the log's signature,
+    /// then every witness's cosignature.
+    pub note: String,
+    /// Names of the witnesses that cosigned it.
+    pub witnesses: Vec<String>,
+    /// When the server signed it (milliseconds since the epoch).
+    pub created_at: i64,
+}
+
+/// The key that signs the organisation's checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LedgerKey {
+    pub origin: String,
+    /// Verifier key in c2sp.org/signed-note form: `<name>+<id>+<key>`.
+    pub verifier_key: String,
+}
+
+/// Entry `seq` is leaf `seq` of the tree of `tree_size` entries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    /// The entry's leaf hash, base64.
+    pub leaf_hash: String,
+    /// Sibling hashes from the leaf up (RFC 9162 §2.1.3), base64.
+    pub proof: Vec<String>,
+}
+
+/// The tree of `old_size` entries is a prefix of the tree of `new_size`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub old_size: u64,
+    pub new_size: u64,
+    /// RFC 9162 §2.1.4 proof hashes, base64.
+    pub proof: Vec<String>,
+}
+
+/// One ledger entry as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    pub kind: String,
+    pub ts: i64,
+    /// The canonical JSON envelope whose leaf hash is `leaf_hash`.
+    pub entry: String,
+    /// `SHA-256(0x00 ‖ entry)`, base64.
+    pub leaf_hash: String,
+}
+
+/// A run of entries, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntries {
+    pub entries: Vec<LedgerEntry>,
+    /// The ledger's size when read.
+    pub size: u64,
+}

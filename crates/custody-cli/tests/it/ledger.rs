@@ -1,0 +1,404 @@
+//! The ledger's proofs end to end: signed checkpoints issued as the ledger
+//! grows, inclusion and consistency proofs checked by the CLI, signatures
+//! checked independently (Python's `cryptography`), and a witness that
+//! cosigns the real log and refuses a forked one.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::common;
+
+use common::{Background, Db, Server, wait_for};
+use custody_ledger::merkle::{Hash, consistency_proof_len};
+use custody_ledger::note::{
+    AddCheckpoint, Checkpoint, Note, SignedCheckpoint, SignerKey, VerifierKey,
+};
+use serde_json::Value;
+
+fn ledger_size(c: &common::Cli) -> u64 {
+    let v = c
+        .run(&[
+            "ledger", "entries", "--from", "0", "--to", "100000", "--output", "json",
+        ])
+        .ok()
+        .json();
+    v.as_array().unwrap().len() as u64
+}
+
+fn latest_checkpoint(c: &common::Cli) -> Option<Value> {
+    let r = c.run(&["ledger", "checkpoint", "--output", "json"]);
+    (r.code == 0).then(|| r.json()["checkpoint"].clone())
+}
+
+/// Waits for a checkpoint that covers the whole ledger as it is now.
+fn checkpoint_of_everything(c: &common::Cli) -> Value {
+    let size = ledger_size(c);
+    let mut cp = Value::Null;
+    wait_for("a checkpoint of the whole ledger", || {
+        cp = latest_checkpoint(c).unwrap_or(Value::Null);
+        cp["size"].as_u64().is_some_and(|s| s >= size)
+    });
+    cp
+}
+
+fn checkpoints_and_proofs(db: Db) {
+    let Some(s) = Server::start_with(db, &["--checkpoint-interval", "100ms"]) else {
+        return;
+    };
+    let c = s.custody();
+    c.run(&["create", "flow", "backend"]).ok();
+    for i in 0..6 {
+        c.run(&["begin", "trail", &format!("t{i}"), "--flow", "backend"])
+            .ok();
+    }
+    let key = c
+        .run(&["ledger", "public-key"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let origin = key.split('+').next().unwrap().to_string();
+    assert!(origin.ends_with("/custody/default"), "{key}");
+
+    let cp = checkpoint_of_everything(&c);
+    let size = cp["size"].as_u64().unwrap();
+    assert_eq!(cp["origin"], origin.as_str());
+    let note = cp["note"].as_str().unwrap();
+    assert!(note.starts_with(&format!("{origin}\n{size}\n")), "{note}");
+
+    // The CLI checks the signature with the key, and refuses another key.
+    let r = c.run(&["ledger", "checkpoint", "--public-key", &key]).ok();
+    assert!(r.stdout.contains("verified"), "{}", r.stdout);
+    let other = SignerKey::from_seed(&origin, [1u8; 32])
+        .unwrap()
+        .verifier()
+        .encode();
+    c.run(&["ledger", "checkpoint", "--public-key", &other])
+        .fails(1, "NOT VERIFIED");
+
+    // Independently: Python's Ed25519 over the note text, key id and all.
+    python_verifies_note(note, &key);
+
+    // Every entry is proven in the signed tree.
+    for seq in 0..size {
+        let r = c
+            .run(&[
+                "ledger",
+                "prove",
+                &seq.to_string(),
+                "--public-key",
+                &key,
+                "--output",
+                "json",
+            ])
+            .ok();
+        assert_eq!(r.json()["verified"], true);
+    }
+    c.run(&["ledger", "prove", &(size + 100).to_string()])
+        .fails(2, "is not in a tree of");
+
+    // The tree grows; the old checkpoint is a prefix of the new one.
+    for i in 6..9 {
+        c.run(&["begin", "trail", &format!("t{i}"), "--flow", "backend"])
+            .ok();
+    }
+    let newer = checkpoint_of_everything(&c);
+    assert!(newer["size"].as_u64().unwrap() > size);
+    let r = c
+        .run(&[
+            "ledger",
+            "consistency",
+            &size.to_string(),
+            "--public-key",
+            &key,
+        ])
+        .ok();
+    assert!(r.stdout.contains("is a prefix of"), "{}", r.stdout);
+    // Any kept checkpoint can be fetched by size.
+    let again = c
+        .run(&[
+            "ledger",
+            "checkpoint",
+            "--size",
+            &size.to_string(),
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(again["checkpoint"]["root"], cp["root"]);
+
+    // Entries come back checked against their leaf hashes.
+    let entries = c
+        .run(&[
+            "ledger", "entries", "--from", "1", "--to", "3", "--output", "json",
+        ])
+        .ok()
+        .json();
+    let seqs: Vec<u64> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+}
+both!(checkpoints_and_proofs);
+
+/// Verifies the note's signature with Python's `cryptography`, from the
+/// verifier key alone, as an auditor's own tool would.
+fn python_verifies_note(note: &str, vkey: &str) {
+    let script = r#"
+import base64, hashlib, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+note, vkey = sys.argv[1], sys.argv[2]
+name, keyid, material = vkey.split('+', 2)
+material = base64.b64decode(material)
+assert material[0] == 1
+pub = material[1:]
+assert hashlib.sha256(name.encode() + b'\n\x01' + pub).digest()[:4].hex() == keyid
+text, sigs = note.rsplit('\n\n', 1)
+text += '\n'
+for line in sigs.splitlines():
+    signer, sig = line[2:].split(' ')
+    raw = base64.b64decode(sig)
+    if signer == name and raw[:4].hex() == keyid:
+        Ed25519PublicKey.from_public_bytes(pub).verify(raw[4:], text.encode())
+        print('ok')
+        sys.exit(0)
+sys.exit('no signature by ' + name)
+"#;
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+            "Python's cryptography is required (pip install cryptography)"
+        );
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, note, vkey])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn post(url: &str, body: String) -> (u16, String) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+}
+
+fn witnessed_checkpoints(db: Db) {
+    let seed = [7u8; 32];
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("signing.key");
+    std::fs::write(&key_file, hex::encode(seed)).unwrap();
+    let wdir = keys.path().join("witness");
+    let wdir_s = wdir.to_str().unwrap();
+    let bin = common::bin();
+    let out = std::process::Command::new(bin)
+        .args([
+            "witness",
+            "--print-key",
+            "--data-dir",
+            wdir_s,
+            "--name",
+            "witness.test/w1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wkey = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let port = free_port();
+    let witness_url = format!("http://127.0.0.1:{port}");
+    let Some(s) = Server::start_with(
+        db,
+        &[
+            "--checkpoint-interval",
+            "100ms",
+            "--signing-key",
+            key_file.to_str().unwrap(),
+            "--public-url",
+            "http://custody.test",
+            "--witness",
+            &format!("{witness_url}={wkey}"),
+        ],
+    ) else {
+        return;
+    };
+    let c = s.custody();
+    let log_key = c
+        .run(&["ledger", "public-key"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(
+        log_key.starts_with("custody.test/custody/default+"),
+        "{log_key}"
+    );
+
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "witness",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-key",
+            &log_key,
+        ])
+        .args(["--data-dir", wdir_s, "--name", "witness.test/w1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("custody witness listening on"), "{first}");
+    std::thread::spawn(move || for _ in lines {});
+    let _witness = Background(child);
+
+    // New entries after the witness is up get a cosigned checkpoint.
+    c.run(&["create", "flow", "backend"]).ok();
+    let mut cp = Value::Null;
+    let mut n = 0;
+    wait_for("a witnessed checkpoint", || {
+        n += 1;
+        c.run(&["begin", "trail", &format!("t{n}"), "--flow", "backend"])
+            .ok();
+        cp = latest_checkpoint(&c).unwrap_or(Value::Null);
+        cp["witnesses"] == serde_json::json!(["witness.test/w1"])
+    });
+    let log_v = VerifierKey::parse(&log_key).unwrap();
+    let w_v = VerifierKey::parse(&wkey).unwrap();
+    let opened = SignedCheckpoint::open(cp["note"].as_str().unwrap(), &log_v, &[w_v]).unwrap();
+    assert_eq!(opened.verified.cosigners.len(), 1, "{cp}");
+
+    // Let the log settle: its whole ledger checkpointed and cosigned.
+    let settled = checkpoint_of_everything(&c);
+    wait_for("the settled checkpoint cosigned", || {
+        let cp = latest_checkpoint(&c).unwrap_or(Value::Null);
+        cp["size"] == settled["size"] && !cp["witnesses"].as_array().unwrap().is_empty()
+    });
+
+    // A forked log: the operator signs a checkpoint that does not extend
+    // what the witness cosigned. The witness says where it is (409), then
+    // refuses the fork (422), of the same size or a larger one.
+    let add = format!("{witness_url}/add-checkpoint");
+    let log = SignerKey::from_seed("custody.test/custody/default", seed).unwrap();
+    let sign = |key: &SignerKey, size: u64, root: Hash| {
+        let cp = Checkpoint {
+            origin: key.name().to_string(),
+            size,
+            root,
+            extensions: vec![],
+        };
+        let mut n = Note::new(&cp.text()).unwrap();
+        n.signatures.push(key.sign(&n.text));
+        n.encode()
+    };
+    let (status, body) = post(
+        &add,
+        AddCheckpoint {
+            old: 0,
+            proof: vec![],
+            checkpoint: sign(&log, 1_000_000, [9u8; 32]),
+        }
+        .encode(),
+    );
+    assert_eq!(status, 409, "{body}");
+    let at: u64 = body.trim().parse().unwrap();
+    assert_eq!(at, settled["size"].as_u64().unwrap());
+    let (status, body) = post(
+        &add,
+        AddCheckpoint {
+            old: at,
+            proof: vec![],
+            checkpoint: sign(&log, at, [9u8; 32]),
+        }
+        .encode(),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("different roots"), "{body}");
+    let bigger = at + 5;
+    let proof = vec![[3u8; 32]; consistency_proof_len(at, bigger)];
+    let (status, body) = post(
+        &add,
+        AddCheckpoint {
+            old: at,
+            proof,
+            checkpoint: sign(&log, bigger, [9u8; 32]),
+        }
+        .encode(),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("not consistent") && body.contains("root"),
+        "{body}"
+    );
+    // Signed by a key it does not trust for that origin: 403; an origin it
+    // does not witness: 404.
+    let stranger = SignerKey::from_seed("custody.test/custody/default", [5u8; 32]).unwrap();
+    let (status, _) = post(
+        &add,
+        AddCheckpoint {
+            old: at,
+            proof: vec![],
+            checkpoint: sign(&stranger, at, [0u8; 32]),
+        }
+        .encode(),
+    );
+    assert_eq!(status, 403);
+    let elsewhere = SignerKey::from_seed("elsewhere.test/log", seed).unwrap();
+    let (status, _) = post(
+        &add,
+        AddCheckpoint {
+            old: 0,
+            proof: vec![],
+            checkpoint: sign(&elsewhere, 1, [0u8; 32]),
+        }
+        .encode(),
+    );
+    assert_eq!(status, 404);
+    // The witness did not move: the real log is still cosigned after all this.
+    let before = cp["size"].as_u64().unwrap();
+    wait_for("a later witnessed checkpoint", || {
+        n += 1;
+        c.run(&["begin", "trail", &format!("t{n}"), "--flow", "backend"])
+            .ok();
+        let cp = latest_checkpoint(&c).unwrap_or(Value::Null);
+        cp["size"].as_u64().is_some_and(|s| s > before.max(at))
+            && !cp["witnesses"].as_array().unwrap().is_empty()
+    });
+}
+both!(witnessed_checkpoints);
