@@ -89,6 +89,14 @@ fn check_checkpoint(cp: &Checkpoint, key: Option<&VerifierKey>) -> anyhow::Resul
     })
 }
 
+fn hashes_count(n: usize) -> String {
+    if n == 1 {
+        "1 hash".into()
+    } else {
+        format!("{n} hashes")
+    }
+}
+
 /// Prints why nothing can be believed and returns exit code 1.
 fn refuted(what: impl std::fmt::Display) -> ExitCode {
     eprintln!("NOT VERIFIED: {what}");
@@ -183,11 +191,11 @@ async fn prove(ctx: &Ctx, a: ProveArgs) -> anyhow::Result<ExitCode> {
     };
     output::either(ctx.global.output, &out, |o| {
         println!(
-            "entry {} is in the ledger of {} entries (root {}): inclusion proof of {} hashes verified; checkpoint signature {}",
+            "entry {} is in the ledger of {} entries (root {}): inclusion proof of {} verified; checkpoint signature {}",
             o.proof.seq,
             o.proof.tree_size,
             o.root,
-            o.proof.proof.len(),
+            hashes_count(o.proof.proof.len()),
             o.checkpoint.signature
         );
     })?;
@@ -218,10 +226,10 @@ async fn consistency(ctx: &Ctx, a: ConsistencyArgs) -> anyhow::Result<ExitCode> 
     }
     output::either(ctx.global.output, &p, |p| {
         println!(
-            "the ledger of {} entries is a prefix of the ledger of {} entries: consistency proof of {} hashes verified{}",
+            "the ledger of {} entries is a prefix of the ledger of {} entries: consistency proof of {} verified{}",
             p.old_size,
             p.new_size,
-            p.proof.len(),
+            hashes_count(p.proof.len()),
             if key.is_some() {
                 ", both checkpoints' signatures verified"
             } else {
