@@ -171,29 +171,36 @@ impl Store {
         if sources.is_empty() {
             return Ok(hashes);
         }
-        // The ranges are numbers this code computed, never user input, so
-        // they are written into the query: one round trip for the proof.
-        let parts: Vec<String> = sources
-            .iter()
-            .map(|(level, r)| {
-                if *level == 0 {
-                    format!(
-                        "SELECT 0, seq, leaf_hash FROM ledger WHERE org_id = $1 AND seq >= {} AND seq < {}",
-                        r.start, r.end
-                    )
-                } else {
-                    format!(
-                        "SELECT level, idx, hash FROM merkle_nodes WHERE org_id = $1 AND level = {level} \
-                         AND idx >= {} AND idx < {}",
-                        r.start, r.end
-                    )
-                }
-            })
-            .collect();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(parts.join(" UNION ALL ")))
-            .bind(org_id)
-            .fetch_all(&self.db.read)
-            .await?;
+        // One query for the whole proof. Its shape depends only on which
+        // levels are read (the tree's height), so the prepared statement
+        // is reused from one proof to the next; the ranges are bound.
+        let mut sql = String::new();
+        let mut binds: Vec<i64> = Vec::new();
+        for (level, r) in &sources {
+            if !sql.is_empty() {
+                sql.push_str(" UNION ALL ");
+            }
+            let n = binds.len() + 2;
+            if *level == 0 {
+                sql.push_str(&format!(
+                    "SELECT 0, seq, leaf_hash FROM ledger WHERE org_id = $1 AND seq >= ${n} AND seq < ${}",
+                    n + 1
+                ));
+            } else {
+                sql.push_str(&format!(
+                    "SELECT level, idx, hash FROM merkle_nodes WHERE org_id = $1 AND level = {level} \
+                     AND idx >= ${n} AND idx < ${}",
+                    n + 1
+                ));
+            }
+            binds.push(r.start as i64);
+            binds.push(r.end as i64);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.db.read).await?;
         for row in rows {
             let level: i64 = row.try_get(0)?;
             let index: i64 = row.try_get(1)?;
