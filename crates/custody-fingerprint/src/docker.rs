@@ -6,6 +6,16 @@ use crate::{Error, Result};
 pub const NO_REPO_DIGEST: &str =
     "repo digest unavailable for the image, has it been pushed to or pulled from a registry?";
 
+/// The 64 hex digits of an image ID (`sha256:<hex>`, the digest of the
+/// image's configuration), if `id` is one. An image built here and never
+/// pushed or pulled has no repo digest; its ID is all that identifies it,
+/// and only on engines that hold that very image.
+pub fn image_id_hex(id: &str) -> Option<String> {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
 /// Picks the digest for `image` from `repo_digests` (entries of the form
 /// `name@sha256:<hex>`):
 /// - exactly one entry: it;

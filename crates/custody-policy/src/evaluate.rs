@@ -129,7 +129,11 @@ impl Policy {
                 &rules_of.provenance,
                 a,
                 || !a.trails.is_empty(),
-                "artifact has no provenance: no flow reported its fingerprint",
+                if a.fingerprint.is_empty() {
+                    "artifact has no fingerprint (the reporter could not identify it), so no provenance can match it"
+                } else {
+                    "artifact has no provenance: no flow reported its fingerprint"
+                },
             ));
         }
         if rules_of.trail_compliance.required {
@@ -448,6 +452,19 @@ artifacts:
         assert_eq!(
             reasons(&v)[0],
             "artifact has no provenance: no flow reported its fingerprint"
+        );
+    }
+
+    #[test]
+    fn an_artifact_without_a_fingerprint_fails_provenance_saying_so() {
+        let p = Policy::from_yaml(POLICY).unwrap();
+        let mut a = artifact("nginx", vec![]);
+        a.fingerprint = String::new();
+        let v = p.evaluate(&a);
+        assert!(!v.compliant);
+        assert_eq!(
+            reasons(&v)[0],
+            "artifact has no fingerprint (the reporter could not identify it), so no provenance can match it"
         );
     }
 

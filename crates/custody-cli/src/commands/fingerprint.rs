@@ -91,5 +91,20 @@ async fn docker_digest(image: &str) -> anyhow::Result<String> {
         }
     };
     let digests = inspect.repo_digests.unwrap_or_default();
-    Ok(docker::select_repo_digest(image, &digests)?)
+    match docker::select_repo_digest(image, &digests) {
+        Ok(d) => Ok(d),
+        // Built here and never pushed: the image ID is what `snapshot
+        // docker` records for its containers, so a pipeline that attests
+        // it gets provenance on this engine.
+        Err(e) => match inspect.id.as_deref().and_then(docker::image_id_hex) {
+            Some(id) if digests.is_empty() => {
+                eprintln!(
+                    "warning: image '{image}' has no repo digest (built here, never pushed or pulled); \
+                     its fingerprint is its local image ID, which only snapshots of engines holding this very image match"
+                );
+                Ok(id)
+            }
+            _ => Err(e.into()),
+        },
+    }
 }

@@ -61,20 +61,38 @@ fn running_containers_are_reported_and_their_stop_recorded(db: Db) {
     );
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("[1] containers were reported to environment boxes"),
+        stdout.contains("[2] containers were reported to environment boxes"),
         "{stdout}"
     );
-    assert!(stderr.contains("has no repo digest"), "{stderr}");
+    // Built here, never pushed: recorded by its image ID, not skipped.
+    assert!(stderr.contains("which has no repo digest"), "{stderr}");
+    assert!(
+        stderr.contains("recorded by its local image ID"),
+        "{stderr}"
+    );
+    let local_id = d
+        .run(&["image", "inspect", &images.local, "--format", "{{.Id}}"])
+        .trim()
+        .trim_start_matches("sha256:")
+        .to_string();
 
     let snap = json(&s, &d.host, &["get", "snapshot", "boxes"]);
     let arts = snap["artifacts"].as_array().unwrap();
-    assert_eq!(arts.len(), 1, "{snap}");
+    assert_eq!(arts.len(), 2, "{snap}");
     assert_eq!(arts[0]["name"], images.pushed.as_str());
     assert_eq!(arts[0]["fingerprint"], images.pushed_digest.as_str());
     assert_eq!(arts[0]["instances"][0]["id"], web.name.as_str());
     assert_eq!(arts[0]["unknown"], true);
+    assert_eq!(arts[1]["name"], images.local.as_str());
+    assert_eq!(arts[1]["fingerprint"], local_id.as_str());
+    assert_eq!(arts[1]["unknown"], true);
+    assert_eq!(
+        arts[1]["instances"][0]["attributes"]["digest_source"],
+        "image-id"
+    );
 
-    // The same fingerprint from `custody fingerprint --artifact-type docker`.
+    // The same fingerprints from `custody fingerprint --artifact-type docker`:
+    // the local image's is its image ID, with a warning.
     let fp = json(
         &s,
         &d.host,
@@ -85,26 +103,81 @@ fn running_containers_are_reported_and_their_stop_recorded(db: Db) {
         .custody()
         .command()
         .env("DOCKER_HOST", &d.host)
-        .args(["fingerprint", &images.local, "--artifact-type", "docker"])
+        .args([
+            "fingerprint",
+            &images.local,
+            "--artifact-type",
+            "docker",
+            "--output",
+            "json",
+        ])
         .output()
         .unwrap();
-    assert_eq!(
-        r.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(
+        err.contains("its fingerprint is its local image ID"),
+        "{err}"
     );
+    let fp: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(fp["fingerprint"], local_id.as_str());
+
+    // A policy that wants provenance judges the unpushed image
+    // non-compliant...
+    let c = s.custody();
+    let policy = s.write(
+        "policy.yml",
+        "_schema: https://docs.kosli.com/schemas/policy/v1\nartifacts:\n  provenance:\n    required: true\n",
+    );
+    c.run(&["create", "policy", "provenance", policy.to_str().unwrap()])
+        .ok();
+    c.run(&["attach-policy", "provenance", "--environment", "boxes"])
+        .ok();
+    let comp = json(&s, &d.host, &["get", "compliance", "boxes"]);
+    assert_eq!(comp["status"], "NON-COMPLIANT", "{comp}");
+    let local_verdict = comp["policies"][0]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["fingerprint"] == local_id.as_str())
+        .unwrap_or_else(|| panic!("{comp}"));
+    assert_eq!(local_verdict["compliant"], false, "{comp}");
+    // ...until a pipeline attests that very image: then it has provenance.
+    c.run(&["create", "flow", "local-builds"]).ok();
+    c.run(&["begin", "trail", "t1", "--flow", "local-builds"])
+        .ok();
+    let r = s
+        .custody()
+        .command()
+        .env("DOCKER_HOST", &d.host)
+        .args([
+            "attest",
+            "artifact",
+            &images.local,
+            "--artifact-type",
+            "docker",
+            "--flow",
+            "local-builds",
+            "--trail",
+            "t1",
+            "--name",
+            "unpushed",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let snap = json(&s, &d.host, &["get", "snapshot", "boxes"]);
+    assert_eq!(snap["artifacts"][1]["unknown"], false, "{snap}");
 
     drop(web);
     let r = json(&s, &d.host, &["snapshot", "docker", "boxes"]);
     assert_eq!(r["snapshot"], 2);
     assert_eq!(r["changes"][0]["kind"], "stopped");
-    assert!(
-        json(&s, &d.host, &["get", "snapshot", "boxes"])["artifacts"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(r["changes"][0]["name"], images.pushed.as_str());
+    let left = json(&s, &d.host, &["get", "snapshot", "boxes"]);
+    let left = left["artifacts"].as_array().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["fingerprint"], local_id.as_str());
 }
 
 both!(an_unreachable_engine_is_named_and_exits_3);

@@ -117,10 +117,16 @@ fn namespace_filters_choose_the_pods_reported(db: Db) {
         out.contains("[3] pods were reported to environment prod"),
         "{out}"
     );
-    assert!(err.contains("container envoy has no image ID yet"), "{err}");
+    // A running container without an image ID is recorded, not skipped:
+    // no fingerprint, so unknown to any provenance.
+    assert!(
+        err.contains("container envoy has no image ID (image envoyproxy/envoy:v1.31): recorded without a fingerprint"),
+        "{err}"
+    );
     assert_eq!(
         names(&s, "prod"),
         vec![
+            ("envoyproxy/envoy:v1.31".into(), 1),
             ("nginx:1.25".into(), 2),
             ("registry.example.com/pay:3.1".into(), 1)
         ]
@@ -130,7 +136,12 @@ fn namespace_filters_choose_the_pods_reported(db: Db) {
         .run(&["get", "snapshot", "prod", "--output", "json"])
         .ok()
         .json();
-    let web = &snap["artifacts"][0];
+    let envoy = &snap["artifacts"][0];
+    assert_eq!(envoy["name"], "envoyproxy/envoy:v1.31");
+    assert!(envoy["fingerprint"].is_null(), "{envoy}");
+    assert_eq!(envoy["unknown"], true);
+    assert_eq!(envoy["instances"][0]["attributes"]["digest_source"], "none");
+    let web = &snap["artifacts"][1];
     assert_eq!(web["fingerprint"], hexes('a').as_str());
     assert_eq!(web["instances"][0]["attributes"]["namespace"], "prod");
     assert_eq!(
@@ -156,6 +167,7 @@ fn namespace_filters_choose_the_pods_reported(db: Db) {
         names(&s, "apps"),
         vec![
             ("api:2".into(), 1),
+            ("envoyproxy/envoy:v1.31".into(), 1),
             ("nginx:1.25".into(), 2),
             ("registry.example.com/pay:3.1".into(), 1)
         ]
@@ -181,7 +193,7 @@ fn namespace_filters_choose_the_pods_reported(db: Db) {
         err.contains("cannot list pods in namespace staging-eu"),
         "{err}"
     );
-    assert_eq!(names(&s, "two").len(), 2);
+    assert_eq!(names(&s, "two").len(), 3);
 }
 
 both!(an_environments_file_reports_each_environment);
@@ -318,7 +330,8 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
             .spawn()
             .unwrap(),
     );
-    common::wait_for("the first snapshot", || log(&s, "prod").len() == 2);
+    // nginx, pay and the envoy sidecar that has no image ID.
+    common::wait_for("the first snapshot", || log(&s, "prod").len() == 3);
 
     // Starts and is gone within a few milliseconds: far inside the 60 s
     // heartbeat, and quicker than any poll.
@@ -369,6 +382,7 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
     assert_eq!(
         snap,
         vec![
+            ("envoyproxy/envoy:v1.31".into(), 1),
             ("nginx:1.25".into(), 2),
             ("registry.example.com/pay:3.1".into(), 1)
         ]

@@ -1,5 +1,6 @@
 //! `snapshot docker`: the running containers of a Docker Engine (or any
-//! daemon speaking its API), each fingerprinted by its image's repo digest.
+//! daemon speaking its API), each fingerprinted by its image's repo digest,
+//! or, for an image built here and never pushed, by its image ID.
 //!
 //! One-shot reports list containers. `--watch` keeps a store of running
 //! containers fed by the engine's event stream and reports from it, so a
@@ -33,14 +34,17 @@ pub struct Docker {
 
 struct WatchState {
     events: Option<Events>,
-    /// Container ID → what it runs; `None` for a container that runs
-    /// nothing reportable (an image with no repo digest).
+    /// Container ID → what it runs; `None` for an event that named no
+    /// container.
     containers: HashMap<String, Option<ObservedArtifact>>,
     warnings: Vec<String>,
     unreported: HashSet<String>,
     held: Option<bollard::models::EventMessage>,
     synced: bool,
 }
+
+/// The name recorded for a container whose image the engine does not name.
+const NO_IMAGE: &str = "(no image)";
 
 fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
@@ -103,48 +107,71 @@ impl Docker {
         })))
     }
 
-    /// The artifact a container runs, or a warning saying why it is not
-    /// reported.
-    async fn artifact(&mut self, c: Seen<'_>) -> anyhow::Result<Result<ObservedArtifact, String>> {
+    /// The artifact a container runs, and a warning when it could not be
+    /// identified by a registry digest. Nothing is left out: an image
+    /// built here and never pushed is recorded by its image ID
+    /// (`digest_source: image-id`), an image removed since by the ID the
+    /// container keeps, and a container whose image cannot be named at all
+    /// without a fingerprint, which no provenance can match.
+    async fn artifact(
+        &mut self,
+        c: Seen<'_>,
+    ) -> anyhow::Result<(ObservedArtifact, Option<String>)> {
         if !self.digests.contains_key(c.image_id) {
             let found = match self.docker.inspect_image(c.image_id).await {
                 Ok(i) => Ok(i.repo_digests.unwrap_or_default()),
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
-                }) => Err(format!(
-                    "the image of container {} ({}) was removed; skipped",
-                    c.name, c.image
-                )),
+                }) => Err("was removed".to_string()),
                 Err(e) => return Err(self.unreachable(e)),
             };
             self.digests.insert(c.image_id.to_string(), found);
         }
-        let repo_digests = match &self.digests[c.image_id] {
-            Ok(d) => d,
-            Err(w) => return Ok(Err(w.clone())),
-        };
-        let Ok(fingerprint) =
-            custody_fingerprint::docker::select_repo_digest(c.image, repo_digests)
-        else {
-            // An image built locally and never pushed has no registry
-            // identity; Kosli skips it too.
-            return Ok(Err(format!(
-                "container {} runs image {}, which has no repo digest (never pushed or pulled); skipped",
-                c.name, c.image
-            )));
+        let by_digest = match &self.digests[c.image_id] {
+            Ok(d) => custody_fingerprint::docker::select_repo_digest(c.image, d)
+                .map_err(|_| "has no repo digest (built here, never pushed or pulled)".to_string()),
+            Err(why) => Err(why.clone()),
         };
         let mut attributes = BTreeMap::new();
         attributes.insert("container_id".to_string(), c.id.chars().take(12).collect());
         attributes.insert("image_id".to_string(), c.image_id.to_string());
-        Ok(Ok(ObservedArtifact {
-            name: c.image.to_string(),
-            fingerprint: Some(fingerprint),
-            instances: vec![Instance {
-                id: c.name.to_string(),
-                started_at: c.started_s.map(|s| s * 1000),
-                attributes,
-            }],
-        }))
+        let (fingerprint, warning) = match by_digest {
+            Ok(fp) => (Some(fp), None),
+            Err(why) => match custody_fingerprint::docker::image_id_hex(c.image_id) {
+                Some(id) => {
+                    attributes.insert("digest_source".to_string(), "image-id".to_string());
+                    (
+                        Some(id),
+                        Some(format!(
+                            "container {} runs image {}, which {why}: recorded by its local image ID",
+                            c.name, c.image
+                        )),
+                    )
+                }
+                None => {
+                    attributes.insert("digest_source".to_string(), "none".to_string());
+                    (
+                        None,
+                        Some(format!(
+                            "container {} runs image {}, which {why} and has no image ID here: recorded without a fingerprint (unknown)",
+                            c.name, c.image
+                        )),
+                    )
+                }
+            },
+        };
+        Ok((
+            ObservedArtifact {
+                name: c.image.to_string(),
+                fingerprint,
+                instances: vec![Instance {
+                    id: c.name.to_string(),
+                    started_at: c.started_s.map(|s| s * 1000),
+                    attributes,
+                }],
+            },
+            warning,
+        ))
     }
 
     /// Every running container, by ID.
@@ -169,26 +196,16 @@ impl Docker {
                 .and_then(|n| n.first())
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_else(|| id.clone());
-            let (Some(image), Some(image_id)) = (c.image.as_deref(), c.image_id.as_deref()) else {
-                warnings.push(format!("container {name} has no image; skipped"));
-                continue;
-            };
             let seen = Seen {
                 id: &id,
                 name: &name,
-                image,
-                image_id,
+                image: c.image.as_deref().unwrap_or(NO_IMAGE),
+                image_id: c.image_id.as_deref().unwrap_or(""),
                 started_s: c.created,
             };
-            match self.artifact(seen).await? {
-                Ok(r) => {
-                    out.insert(id, Some(r));
-                }
-                Err(w) => {
-                    warnings.push(w);
-                    out.insert(id, None);
-                }
-            }
+            let (artifact, warning) = self.artifact(seen).await?;
+            warnings.extend(warning);
+            out.insert(id, Some(artifact));
         }
         Ok((out, warnings))
     }
@@ -198,7 +215,7 @@ impl Docker {
     async fn started(
         &mut self,
         e: &bollard::models::EventMessage,
-    ) -> anyhow::Result<Result<ObservedArtifact, String>> {
+    ) -> anyhow::Result<Result<(ObservedArtifact, Option<String>), String>> {
         let Some(actor) = e.actor.as_ref() else {
             return Ok(Err("a container event without a container; ignored".into()));
         };
@@ -217,19 +234,15 @@ impl Docker {
             .as_ref()
             .and_then(|i| i.image.clone())
             .or_else(|| image.clone());
-        let (Some(image), Some(image_id)) = (image, image_id) else {
-            return Ok(Err(format!(
-                "container {name} started with no image; skipped"
-            )));
-        };
         let seen = Seen {
             id: &id,
             name: &name,
-            image: &image,
-            image_id: &image_id,
+            image: image.as_deref().unwrap_or(NO_IMAGE),
+            image_id: image_id.as_deref().unwrap_or(""),
             started_s: e.time,
         };
-        self.artifact(seen).await
+        let (artifact, warning) = self.artifact(seen).await?;
+        Ok(Ok((artifact, warning)))
     }
 }
 
@@ -343,8 +356,9 @@ impl Source for Docker {
                             // `w` stays taken: looking the container up
                             // needs the client, not the store.
                             match self.started(&e).await {
-                                Ok(Ok(a)) => {
+                                Ok(Ok((a, warning))) => {
                                     changed = true;
+                                    w.warnings.extend(warning);
                                     w.unreported.insert(id.clone());
                                     w.containers.insert(id, Some(a));
                                 }

@@ -269,14 +269,25 @@ pub fn pod_artifacts(p: &Pod, warnings: &mut Vec<String>) -> Vec<ObservedArtifac
         let id = c.image_id.trim();
         let hex = id.rsplit(':').next().unwrap_or("");
         let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut attributes = BTreeMap::new();
         if !valid {
+            // In a running pod, a container the runtime gives no image ID
+            // may still run: it is recorded, without a fingerprint, so no
+            // provenance can vouch for it (UNKNOWN). A pod that ended is
+            // history: such a container never started.
+            if phase != "Running" {
+                warnings.push(format!(
+                    "pod {namespace}/{name}: container {} never started (no image ID; image {})",
+                    c.name, c.image
+                ));
+                continue;
+            }
             warnings.push(format!(
-                "pod {namespace}/{name}: container {} has no image ID yet (image {}); skipped",
+                "pod {namespace}/{name}: container {} has no image ID (image {}): recorded without a fingerprint (unknown)",
                 c.name, c.image
             ));
-            continue;
+            attributes.insert("digest_source".to_string(), "none".to_string());
         }
-        let mut attributes = BTreeMap::new();
         attributes.insert("namespace".to_string(), namespace.clone());
         attributes.insert("container".to_string(), c.name.clone());
         if role != "app" {
@@ -293,7 +304,7 @@ pub fn pod_artifacts(p: &Pod, warnings: &mut Vec<String>) -> Vec<ObservedArtifac
         }
         out.push(ObservedArtifact {
             name: c.image.clone(),
-            fingerprint: Some(hex.to_ascii_lowercase()),
+            fingerprint: valid.then(|| hex.to_ascii_lowercase()),
             instances: vec![Instance {
                 id: name.clone(),
                 started_at: started,
@@ -528,7 +539,11 @@ mod tests {
         }));
         let mut warnings = vec![];
         let a = pod_artifacts(&p, &mut warnings);
-        assert_eq!(a.len(), 2);
+        assert_eq!(a.len(), 3);
+        // Not skipped: recorded by its image reference, with no fingerprint.
+        assert_eq!(a[2].name, "envoy:1");
+        assert_eq!(a[2].fingerprint, None);
+        assert_eq!(a[2].instances[0].attributes["digest_source"], "none");
         assert_eq!(a[0].name, "busybox:1");
         assert_eq!(a[0].instances[0].attributes["container_role"], "init");
         assert_eq!(a[1].fingerprint.as_deref(), Some("a".repeat(64).as_str()));

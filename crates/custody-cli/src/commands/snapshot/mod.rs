@@ -252,7 +252,14 @@ async fn send(
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
-    let instances: usize = o.artifacts.iter().map(|a| a.instances.len()).sum();
+    // Distinct instances: a pod's containers are several artifacts of one
+    // pod.
+    let instances = o
+        .artifacts
+        .iter()
+        .flat_map(|a| a.instances.iter().map(|i| i.id.as_str()))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let report = Report {
         kind,
         artifacts: o.artifacts,
