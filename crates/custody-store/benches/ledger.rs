@@ -1,12 +1,8 @@
-//! The ledger's Merkle tree: how fast writes append to it, and how fast
-//! proofs come back from a large one.
+//! The ledger's Merkle tree: how fast proofs come back from a large one
+//! (`benches/appends.rs` times the writes that grow it).
 //!
-//! 1. Appends: `CUSTODY_BENCH_WRITES` (default 20,000) real writes through
-//!    the store (`put_flow` of new flows, one ledger entry each), from 64
-//!    tasks at once so SQLite's writer commits them in groups, as a busy
-//!    server does. Reported as entries per second.
-//! 2. Proofs: a ledger of `CUSTODY_BENCH_ENTRIES` (default 10 million)
-//!    entries, written straight into the tables in the layout the write
+//! A ledger of `CUSTODY_BENCH_ENTRIES` (default 10 million)
+//! entries, written straight into the tables in the layout the write
 //!    path keeps (leaf hashes, every fourth level of nodes, the frontier;
 //!    `tests/it/tree.rs` holds that layout to the real write path), since
 //!    ten million real writes would take most of an hour. Then inclusion
@@ -79,38 +75,6 @@ async fn fresh(dir: &std::path::Path, name: &str) -> (String, &'static str) {
             "SQLite",
         ),
     }
-}
-
-async fn appends(dir: &std::path::Path) {
-    let writes = env_usize("CUSTODY_BENCH_WRITES", 20_000);
-    let (url, backend) = fresh(dir, "appends").await;
-    let store = open(&url).await;
-    let p = store.authenticate(&[7; 32]).await.unwrap().unwrap();
-    let before = store.ledger_size("default").await.unwrap();
-    let started = Instant::now();
-    let tasks = 64;
-    let mut set = tokio::task::JoinSet::new();
-    for t in 0..tasks {
-        let (store, p) = (store.clone(), p.clone());
-        set.spawn(async move {
-            let mut i = t;
-            while i < writes {
-                store
-                    .put_flow(&p, &format!("flow-{i}"), None, None)
-                    .await
-                    .unwrap();
-                i += tasks;
-            }
-        });
-    }
-    while set.join_next().await.is_some() {}
-    let secs = started.elapsed().as_secs_f64();
-    let added = store.ledger_size("default").await.unwrap() - before;
-    assert_eq!(added as usize, writes);
-    println!(
-        "appends ({backend}): {writes} writes from {tasks} tasks in {secs:.2} s = {:.0} entries/s",
-        writes as f64 / secs
-    );
 }
 
 fn leaf(i: u64) -> Hash {
@@ -267,11 +231,5 @@ async fn proofs(dir: &std::path::Path) {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let only = std::env::var("CUSTODY_BENCH_ONLY").unwrap_or_default();
-    if only.is_empty() || only == "appends" {
-        appends(dir.path()).await;
-    }
-    if only.is_empty() || only == "proofs" {
-        proofs(dir.path()).await;
-    }
+    proofs(dir.path()).await;
 }

@@ -77,11 +77,7 @@ pub struct WitnessArgs {
     #[arg(long, env = "CUSTODY_NAME", default_value = "custody-witness")]
     pub name: String,
     /// Where the witness keeps its key (created at first start) and what it cosigned.
-    #[arg(
-        long,
-        env = "CUSTODY_DATA_DIR",
-        default_value = "./custody-witness"
-    )]
+    #[arg(long, env = "CUSTODY_DATA_DIR", default_value = "./custody-witness")]
     pub data_dir: std::path::PathBuf,
     /// Print the witness's cosigner key (for `custody server --witness URL=KEY`) and exit.
     #[arg(long, env = "CUSTODY_PRINT_KEY")]
