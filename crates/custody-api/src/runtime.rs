@@ -60,6 +60,10 @@ pub struct LastReport {
     pub reporter: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What it could not observe: when not empty, the environment is not
+    /// observed now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unobserved: Vec<custody_runtime::Unobserved>,
     /// Running in the latest snapshot.
     pub artifacts: u64,
     pub instances: u64,
@@ -108,6 +112,19 @@ pub struct Gap {
     /// Absent while the gap is still open.
     #[serde(default)]
     pub to: Option<i64>,
+    /// Reports that came in the gap but could not observe everything, and
+    /// what they missed (the latest ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<PartialReport>,
+}
+
+/// A report that could not observe the whole environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PartialReport {
+    pub at: i64,
+    #[serde(default)]
+    pub reporter: Option<String>,
+    pub unobserved: Vec<custody_runtime::Unobserved>,
 }
 
 /// The answer to a report.
@@ -202,6 +219,10 @@ pub struct Snapshot {
     /// Who sent the report that made this snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_by: Option<crate::Actor>,
+    /// What that report could not observe: this snapshot is then only what
+    /// it saw.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unobserved: Vec<custody_runtime::Unobserved>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -17,5 +17,5 @@ pub mod running_set;
 pub use expression::{At, Range, SnapshotRef, parse_time, validate_environment_name};
 pub use filter::{FilterLabels, NameFilter};
 pub use kind::EnvironmentKind;
-pub use report::{Instance, ObservedArtifact, Report};
+pub use report::{Instance, ObservedArtifact, Report, Unobserved};
 pub use running_set::{ArtifactKey, Change, ChangeKind, Counts, RunningSet};

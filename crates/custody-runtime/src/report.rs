@@ -33,13 +33,29 @@ pub struct Report {
     /// One-shot reports leave it out and cover only their own moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<u64>,
-    /// What the reporter could not read (a pod without an image ID, a
-    /// namespace it may not list): kept with the report, never fatal.
+    /// What the reporter noticed (a container recorded without a
+    /// fingerprint): kept with the report, never fatal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the reporter could not observe (a namespace it may not list,
+    /// a cluster that did not answer). The report then says nothing of
+    /// those parts: it is stored as a partial observation, and the
+    /// environment counts as not observed until a complete report comes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unobserved: Vec<Unobserved>,
     /// Who reported: a host name, a pod name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporter: Option<String>,
+}
+
+/// A part of the environment a reporter could not see, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Unobserved {
+    /// What could not be observed: `namespace staging-eu`, `cluster prod`.
+    pub scope: String,
+    /// Why: the platform's answer.
+    pub reason: String,
 }
 
 /// A workload: what runs (name and fingerprint) and where (instances).
@@ -78,6 +94,10 @@ pub enum ReportError {
     Artifact { index: usize, problem: String },
     #[error("the report has {0} warnings; at most {MAX_WARNINGS} are accepted")]
     TooManyWarnings(usize),
+    #[error("the report has {0} unobserved parts; at most {MAX_WARNINGS} are accepted")]
+    TooManyUnobserved(usize),
+    #[error("unobserved[{index}]: {problem}")]
+    Unobserved { index: usize, problem: String },
     #[error("interval_s must be between 1 and 86400 seconds, not {0}")]
     Interval(u64),
 }
@@ -90,6 +110,16 @@ impl Report {
         }
         if self.warnings.len() > MAX_WARNINGS {
             return Err(ReportError::TooManyWarnings(self.warnings.len()));
+        }
+        if self.unobserved.len() > MAX_WARNINGS {
+            return Err(ReportError::TooManyUnobserved(self.unobserved.len()));
+        }
+        for (index, u) in self.unobserved.iter().enumerate() {
+            let bad = |problem: String| ReportError::Unobserved { index, problem };
+            check_text("scope", &u.scope).map_err(bad)?;
+            if u.reason.len() > MAX_ATTRIBUTE {
+                return Err(bad(format!("reason is longer than {MAX_ATTRIBUTE} bytes")));
+            }
         }
         if let Some(i) = self.interval_s
             && !(1..=86_400).contains(&i)
@@ -197,6 +227,7 @@ mod tests {
             artifacts,
             interval_s: None,
             warnings: vec![],
+            unobserved: vec![],
             reporter: None,
         }
     }

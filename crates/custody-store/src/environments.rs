@@ -1,9 +1,9 @@
 //! Environments: creating, renaming, archiving, and their coverage (when
 //! they were observed).
 
-use custody_api::{Coverage, Environment, Gap, LastReport, Observed, Saved};
+use custody_api::{Coverage, Environment, Gap, LastReport, Observed, PartialReport, Saved};
 use custody_ledger::EntryKind;
-use custody_runtime::EnvironmentKind;
+use custody_runtime::{EnvironmentKind, Unobserved};
 use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -40,6 +40,7 @@ pub(crate) struct EnvRow {
     pub observed_reports: i64,
     pub last_reporter: Option<String>,
     pub last_warnings: Option<String>,
+    pub last_unobserved: Option<String>,
     pub created_at: i64,
     /// What runs in the latest snapshot: artifacts and instances.
     pub latest_counts: Option<(i64, i64)>,
@@ -52,7 +53,7 @@ pub(crate) struct EnvRow {
 const ENV_SELECT: &str = "SELECT e.id, e.name, e.kind, e.description, e.archived_at, e.latest_index, \
      e.counts_digest, e.last_reported_at, e.last_changed_at, e.observed_from, e.observed_to, \
      e.observed_interval_ms, e.observed_reports, e.created_at, e.last_reporter, e.last_warnings, \
-     s.artifacts, s.instances, e.compliance FROM environments e \
+     s.artifacts, s.instances, e.compliance, e.last_unobserved FROM environments e \
      LEFT JOIN env_snapshots s ON s.env_id = e.id AND s.idx = e.latest_index";
 
 fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
@@ -75,6 +76,7 @@ fn env_from_row(r: &AnyRow) -> StoreResult<EnvRow> {
         created_at: r.try_get(13)?,
         last_reporter: r.try_get(14)?,
         last_warnings: r.try_get(15)?,
+        last_unobserved: r.try_get(19)?,
         latest_counts: match (
             r.try_get::<Option<i64>, _>(16)?,
             r.try_get::<Option<i64>, _>(17)?,
@@ -144,6 +146,10 @@ async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
                     Some(w) => from_json("last warnings", w)?,
                     None => vec![],
                 },
+                unobserved: match &e.last_unobserved {
+                    Some(u) => from_json("last unobserved", u)?,
+                    None => vec![],
+                },
                 artifacts: artifacts.max(0) as u64,
                 instances: instances.max(0) as u64,
             })
@@ -185,26 +191,9 @@ pub(crate) fn allowance(interval_ms: i64) -> i64 {
     }
 }
 
-/// Extends the current stretch of observation to `now`, or files it and
-/// starts a new one when the report came too late.
-pub(crate) async fn observe(
-    c: &mut AnyConnection,
-    e: &EnvRow,
-    now: i64,
-    interval_ms: i64,
-    reporter: Option<&str>,
-    warnings: &[String],
-) -> StoreResult<()> {
-    let warnings = if warnings.is_empty() {
-        None
-    } else {
-        Some(to_json(&warnings)?)
-    };
-    let in_time = match (e.observed_to, e.observed_interval_ms) {
-        (Some(to), Some(i)) => now - to <= allowance(i).max(SAME_MOMENT_MS),
-        _ => false,
-    };
-    if !in_time && let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
+/// Files the current stretch of observation, if there is one.
+async fn file_stretch(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<()> {
+    if let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
         sqlx::query(
             "INSERT INTO env_coverage (env_id, from_ts, to_ts, interval_ms, reports) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -216,6 +205,69 @@ pub(crate) async fn observe(
         .execute(&mut *c)
         .await?;
     }
+    Ok(())
+}
+
+/// What a report says of how it saw the environment.
+pub(crate) struct Seen<'a> {
+    pub now: i64,
+    pub interval_ms: i64,
+    pub reporter: Option<&'a str>,
+    pub warnings: &'a [String],
+    /// What it could not observe: non-empty makes it a partial report.
+    pub unobserved: &'a [Unobserved],
+}
+
+/// Extends the current stretch of observation to `now`, or files it and
+/// starts a new one when the report came too late. A partial report
+/// extends nothing: it ends the stretch (the environment is not observed
+/// from the last complete report on) and is kept, with what it missed, so
+/// the gap can say why.
+pub(crate) async fn observe(c: &mut AnyConnection, e: &EnvRow, seen: Seen<'_>) -> StoreResult<()> {
+    let now = seen.now;
+    let warnings = if seen.warnings.is_empty() {
+        None
+    } else {
+        Some(to_json(&seen.warnings)?)
+    };
+    let unobserved = if seen.unobserved.is_empty() {
+        None
+    } else {
+        Some(to_json(&seen.unobserved)?)
+    };
+    if let Some(u) = &unobserved {
+        file_stretch(c, e).await?;
+        sqlx::query(
+            "INSERT INTO env_partial (env_id, at, reporter, unobserved) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(e.id)
+        .bind(now)
+        .bind(seen.reporter)
+        .bind(u)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "UPDATE environments SET observed_from = NULL, observed_to = NULL, observed_reports = 0, \
+             observed_interval_ms = $3, last_reported_at = $2, last_reporter = $4, last_warnings = $5, \
+             last_unobserved = $6 WHERE id = $1",
+        )
+        .bind(e.id)
+        .bind(now)
+        .bind(seen.interval_ms)
+        .bind(seen.reporter)
+        .bind(warnings)
+        .bind(u)
+        .execute(&mut *c)
+        .await?;
+        return Ok(());
+    }
+    let in_time = match (e.observed_to, e.observed_interval_ms) {
+        (Some(to), Some(i)) => now - to <= allowance(i).max(SAME_MOMENT_MS),
+        _ => false,
+    };
+    if !in_time {
+        file_stretch(c, e).await?;
+    }
     // One statement a heartbeat: in time, the stretch grows; late, a new
     // one starts here.
     let stretch = if in_time {
@@ -225,12 +277,12 @@ pub(crate) async fn observe(
     };
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE environments SET {stretch}, observed_to = $2, observed_interval_ms = $3, \
-         last_reported_at = $2, last_reporter = $4, last_warnings = $5 WHERE id = $1"
+         last_reported_at = $2, last_reporter = $4, last_warnings = $5, last_unobserved = NULL WHERE id = $1"
     )))
     .bind(e.id)
     .bind(now)
-    .bind(interval_ms)
-    .bind(reporter)
+    .bind(seen.interval_ms)
+    .bind(seen.reporter)
     .bind(warnings)
     .execute(&mut *c)
     .await?;
@@ -508,7 +560,53 @@ impl Store {
                 reports: e.observed_reports.max(0) as u64,
             });
         }
+        let since = observed.first().map_or(0, |o| o.from);
+        let partial = sqlx::query(
+            "SELECT at, reporter, unobserved FROM env_partial WHERE env_id = $1 AND at >= $2 \
+             ORDER BY at DESC LIMIT $3",
+        )
+        .bind(e.id)
+        .bind(since)
+        .bind(COVERAGE_SHOWN)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .rev()
+        .map(|r| {
+            Ok(PartialReport {
+                at: r.try_get(0)?,
+                reporter: r.try_get(1)?,
+                unobserved: from_json("unobserved", &r.try_get::<String, _>(2)?)?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
         let mut coverage = coverage_of(observed, e.observed_to, e.observed_interval_ms, now);
+        // The last report was partial: the environment is not observed
+        // from the end of the last complete stretch (or the first partial
+        // report) on.
+        if e.observed_to.is_none()
+            && e.last_unobserved.is_some()
+            && let Some(first) = partial.first()
+        {
+            let from = coverage.observed.last().map_or(first.at, |o| o.to);
+            if coverage.gaps.last().is_none_or(|g| g.to.is_some()) {
+                coverage.gaps.push(Gap {
+                    from,
+                    to: None,
+                    partial: vec![],
+                });
+            }
+        }
+        for g in &mut coverage.gaps {
+            let within: Vec<&PartialReport> = partial
+                .iter()
+                .filter(|p| p.at >= g.from && g.to.is_none_or(|to| p.at <= to))
+                .collect();
+            g.partial = within[within.len().saturating_sub(PARTIAL_SHOWN)..]
+                .iter()
+                .map(|p| (*p).clone())
+                .collect();
+        }
         coverage.earlier_stretches = earlier;
         Ok(coverage)
     }
@@ -516,6 +614,8 @@ impl Store {
 
 /// How many stretches of observation an environment view lists.
 pub const COVERAGE_SHOWN: i64 = 1000;
+/// How many partial reports a gap lists (the latest).
+const PARTIAL_SHOWN: usize = 20;
 
 /// The gaps between stretches of observation, and whether the last
 /// reporter is late.
@@ -530,6 +630,7 @@ pub(crate) fn coverage_of(
         .map(|w| Gap {
             from: w[0].to,
             to: Some(w[1].from),
+            partial: vec![],
         })
         .collect();
     let overdue = match (last_to, last_interval_ms) {
@@ -537,7 +638,11 @@ pub(crate) fn coverage_of(
         _ => false,
     };
     if overdue && let Some(to) = last_to {
-        gaps.push(Gap { from: to, to: None });
+        gaps.push(Gap {
+            from: to,
+            to: None,
+            partial: vec![],
+        });
     }
     Coverage {
         observed,
@@ -564,7 +669,8 @@ mod tests {
             c.gaps,
             vec![Gap {
                 from: 100,
-                to: Some(500)
+                to: Some(500),
+                partial: vec![],
             }]
         );
         assert!(!c.overdue);
@@ -575,7 +681,8 @@ mod tests {
             c.gaps,
             vec![Gap {
                 from: 600,
-                to: None
+                to: None,
+                partial: vec![],
             }]
         );
         // One-shot reports promise nothing, so they are never late.

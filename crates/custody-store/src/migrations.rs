@@ -29,6 +29,7 @@ pub const SQLITE: Files = files!("sqlite":
     6 "0006_judgement_marks",
     7 "0007_key_lifecycle",
     8 "0008_merkle",
+    9 "0009_unobserved",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -40,6 +41,7 @@ pub const POSTGRES: Files = files!("postgres":
     6 "0006_judgement_marks",
     7 "0007_key_lifecycle",
     8 "0008_merkle",
+    9 "0009_unobserved",
 );
 
 pub fn migrator(files: Files) -> Migrator {

@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use crate::environments::{EnvRow, env_row, members, observe};
+use crate::environments::{EnvRow, Seen, env_row, members, observe};
 use crate::evaluation::{self, Cause};
 use crate::interval_tree::{OPEN, fork, path, path_inclusive, sql_list};
 use crate::ledger::LedgerWriter;
@@ -27,6 +27,8 @@ pub struct NewReport {
     /// 0 for a one-shot report.
     pub interval_ms: i64,
     pub warnings: Vec<String>,
+    /// What the reporter could not observe (a partial report).
+    pub unobserved: Vec<custody_runtime::Unobserved>,
     pub reporter: Option<String>,
     /// When it was received (ms); the server's clock.
     pub received_at: i64,
@@ -82,6 +84,8 @@ pub struct StoredSnapshot {
     pub compliance: Option<custody_api::EnvironmentCompliance>,
     /// Who sent the report that made it.
     pub reported_by: Option<custody_ledger::Actor>,
+    /// What that report could not observe.
+    pub unobserved: Vec<custody_runtime::Unobserved>,
 }
 
 #[derive(Debug, Clone)]
@@ -398,15 +402,22 @@ fn actor_of(text: Option<String>) -> StoreResult<Option<custody_ledger::Actor>> 
     text.map(|t| from_json("snapshot actor", &t)).transpose()
 }
 
-/// When snapshot `idx` was taken, when the next replaced it, and who
-/// reported it.
+/// When a snapshot was taken, when the next replaced it, who reported it,
+/// and what that report could not observe.
+struct SnapshotTime {
+    ts: i64,
+    replaced_at: Option<i64>,
+    reported_by: Option<custody_ledger::Actor>,
+    unobserved: Vec<custody_runtime::Unobserved>,
+}
+
 async fn snapshot_time(
     c: &mut AnyConnection,
     env_id: i64,
     idx: i64,
-) -> StoreResult<Option<(i64, Option<i64>, Option<custody_ledger::Actor>)>> {
+) -> StoreResult<Option<SnapshotTime>> {
     let rows = sqlx::query(
-        "SELECT idx, ts, actor FROM env_snapshots WHERE env_id = $1 AND idx >= $2 ORDER BY idx LIMIT 2",
+        "SELECT idx, ts, actor, unobserved FROM env_snapshots WHERE env_id = $1 AND idx >= $2 ORDER BY idx LIMIT 2",
     )
     .bind(env_id)
     .bind(idx)
@@ -423,11 +434,16 @@ async fn snapshot_time(
         Some(r) => Some(r.try_get::<i64, _>(1)?),
         None => None,
     };
-    Ok(Some((
-        first.try_get(1)?,
-        next,
-        actor_of(first.try_get(2)?)?,
-    )))
+    let unobserved: Option<String> = first.try_get(3)?;
+    Ok(Some(SnapshotTime {
+        ts: first.try_get(1)?,
+        replaced_at: next,
+        reported_by: actor_of(first.try_get(2)?)?,
+        unobserved: match unobserved {
+            Some(u) => from_json("snapshot unobserved", &u)?,
+            None => vec![],
+        },
+    }))
 }
 
 /// The number of the snapshot current at `t` (0 if none was yet).
@@ -521,10 +537,13 @@ impl Store {
                     observe(
                         c,
                         &e,
-                        now,
-                        report.interval_ms,
-                        report.reporter.as_deref(),
-                        &report.warnings,
+                        Seen {
+                            now,
+                            interval_ms: report.interval_ms,
+                            reporter: report.reporter.as_deref(),
+                            warnings: &report.warnings,
+                            unobserved: &report.unobserved,
+                        },
                     )
                     .await?;
 
@@ -539,6 +558,7 @@ impl Store {
                                     "counts_sha256": digest,
                                     "reporter": report.reporter,
                                     "warnings": report.warnings,
+                                    "unobserved": report.unobserved,
                                 }),
                             )
                             .await?;
@@ -586,7 +606,8 @@ impl Store {
                     insert_intervals(c, &rows).await?;
 
                     sqlx::query(
-                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes, actor, unobserved) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(e.id)
                     .bind(n)
@@ -595,6 +616,11 @@ impl Store {
                     .bind(instances as i64)
                     .bind(changes.len() as i64)
                     .bind(to_json(&actor)?)
+                    .bind(if report.unobserved.is_empty() {
+                        None
+                    } else {
+                        Some(to_json(&report.unobserved)?)
+                    })
                     .execute(&mut *c)
                     .await?;
                     sqlx::query(
@@ -630,6 +656,7 @@ impl Store {
                                 "changes": recorded,
                                 "reporter": report.reporter,
                                 "warnings": report.warnings,
+                                "unobserved": report.unobserved,
                             }),
                         )
                         .await?;
@@ -915,11 +942,18 @@ async fn physical_snapshot(
         members: vec![],
         compliance: None,
         reported_by: None,
+        unobserved: vec![],
     };
     if idx <= 0 {
         return Ok(empty);
     }
-    let Some((ts, replaced_at, reported_by)) = snapshot_time(c, e.id, idx).await? else {
+    let Some(SnapshotTime {
+        ts,
+        replaced_at,
+        reported_by,
+        unobserved,
+    }) = snapshot_time(c, e.id, idx).await?
+    else {
         return Err(StoreError::Corrupt(format!(
             "environment '{}' has no snapshot {idx}",
             e.name
@@ -940,6 +974,7 @@ async fn physical_snapshot(
         changes,
         compliance,
         reported_by,
+        unobserved,
         ..empty
     })
 }
@@ -1025,6 +1060,7 @@ async fn logical_snapshot(
         compliance: None,
         // Each member snapshot names its own reporter.
         reported_by: None,
+        unobserved: vec![],
     })
 }
 

@@ -77,13 +77,21 @@ pub async fn get(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
             for w in &r.warnings {
                 pairs.push(("  warning", w.clone()));
             }
+            for u in &r.unobserved {
+                pairs.push(("  not observed", format!("{}: {}", u.scope, u.reason)));
+            }
         }
         if e.archived {
             pairs.push(("archived", "yes".into()));
         }
         pairs.push((
             "observed",
-            if v.coverage.observed.is_empty() {
+            if e.last_report
+                .as_ref()
+                .is_some_and(|r| !r.unobserved.is_empty())
+            {
+                "not everything: the last report could not observe some parts".into()
+            } else if v.coverage.observed.is_empty() {
                 "never".into()
             } else if v.coverage.overdue {
                 "not now: the last reporter is late".into()
@@ -119,9 +127,24 @@ pub async fn get(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
                 .coverage
                 .gaps
                 .iter()
-                .map(|g| vec![time(g.from), g.to.map_or("now".into(), time)])
+                .map(|g| {
+                    let why = match g.partial.last() {
+                        None => "no report in time".to_string(),
+                        Some(p) => format!(
+                            "{} partial report{}; last missed {}",
+                            g.partial.len(),
+                            if g.partial.len() == 1 { "" } else { "s" },
+                            p.unobserved
+                                .iter()
+                                .map(|u| format!("{} ({})", u.scope, u.reason))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    vec![time(g.from), g.to.map_or("now".into(), time), why]
+                })
                 .collect();
-            output::table(&["FROM", "TO"], rows);
+            output::table(&["FROM", "TO", "WHY"], rows);
         }
     })?;
     Ok(ExitCode::SUCCESS)
@@ -251,6 +274,10 @@ fn print_snapshot(s: &Snapshot) {
             .map(|m| format!("{}#{}", m.environment, m.index))
             .collect();
         println!("members      {}", m.join(", "));
+    }
+    // The report could not see everything: this is only what it saw.
+    for u in &s.unobserved {
+        println!("not observed {}: {}", u.scope, u.reason);
     }
     println!();
     let rows = s

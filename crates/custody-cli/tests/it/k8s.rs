@@ -190,10 +190,38 @@ fn namespace_filters_choose_the_pods_reported(db: Db) {
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("cannot list pods in namespace staging-eu"),
+        err.contains("not observed: namespace staging-eu: cannot list pods"),
         "{err}"
     );
     assert_eq!(names(&s, "two").len(), 3);
+    // The report was partial: the environment is not observed, and the gap
+    // says what could not be seen.
+    let view = s
+        .custody()
+        .run(&["get", "environment", "two", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        view["last_report"]["unobserved"][0]["scope"], "namespace staging-eu",
+        "{view}"
+    );
+    let gap = &view["coverage"]["gaps"][0];
+    assert!(gap["to"].is_null(), "{view}");
+    assert_eq!(
+        gap["partial"][0]["unobserved"][0]["scope"],
+        "namespace staging-eu"
+    );
+    let table = s.custody().run(&["get", "environment", "two"]).ok().stdout;
+    assert!(
+        table.contains("not observed   namespace staging-eu: cannot list pods"),
+        "{table}"
+    );
+    let snap = s
+        .custody()
+        .run(&["get", "snapshot", "two", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(snap["unobserved"][0]["scope"], "namespace staging-eu");
 }
 
 both!(an_environments_file_reports_each_environment);

@@ -161,6 +161,7 @@ pub async fn report(
         serde_json::from_slice(&body).map_err(|e| bad(format!("invalid report: {e}")))?;
     let (kind, interval_s, reporter) = (report.kind, report.interval_s, report.reporter.clone());
     let warnings = report.warnings.clone();
+    let unobserved = report.unobserved.clone();
     let running = report.into_running_set().map_err(bad)?;
     let stored = s
         .store
@@ -172,6 +173,7 @@ pub async fn report(
                 running,
                 interval_ms: interval_s.map_or(0, |i| i as i64 * 1000),
                 warnings,
+                unobserved,
                 reporter,
                 received_at: now_ms(),
             },
@@ -337,6 +339,7 @@ async fn snapshot_view(s: &AppState, org_id: i64, snap: StoredSnapshot) -> ApiRe
     let unknown = artifacts.iter().filter(|a| a.unknown).count() as u64;
     Ok(Snapshot {
         reported_by: snap.reported_by,
+        unobserved: snap.unobserved,
         environment: snap.environment,
         kind: snap.kind,
         index: snap.index,

@@ -38,6 +38,7 @@ fn set(artifacts: &[(&str, u32, u32)]) -> RunningSet {
             .collect(),
         interval_s: None,
         warnings: vec![],
+        unobserved: vec![],
         reporter: None,
     };
     report.into_running_set().unwrap()
@@ -49,6 +50,7 @@ fn report(running: RunningSet, at: i64) -> NewReport {
         running,
         interval_ms: 60_000,
         warnings: vec![],
+        unobserved: vec![],
         reporter: Some("test".into()),
         received_at: at,
     }
@@ -627,5 +629,76 @@ async fn judgements_left_undone_are_made_later(s: Store) {
         judged
             .iter()
             .all(|x| x.actor == custody_ledger::Actor::server("judge"))
+    );
+}
+
+both!(a_partial_report_leaves_a_gap_that_says_why);
+async fn a_partial_report_leaves_a_gap_that_says_why(s: Store) {
+    let p = admin(&s).await;
+    env(&s, &p, "prod", EnvironmentKind::K8s).await;
+    let minute = 60_000;
+    s.report_environment(&p, "prod", report(set(&[("web", 1, 2)]), T0))
+        .await
+        .unwrap();
+    s.report_environment(&p, "prod", report(set(&[("web", 1, 2)]), T0 + minute))
+        .await
+        .unwrap();
+    // A namespace could not be listed: what was seen is recorded, and the
+    // environment is no longer observed.
+    let mut partial = report(set(&[("web", 1, 2)]), T0 + 2 * minute);
+    partial.unobserved = vec![custody_runtime::Unobserved {
+        scope: "namespace payments".into(),
+        reason: "cannot list pods: forbidden".into(),
+    }];
+    s.report_environment(&p, "prod", partial).await.unwrap();
+    let c = s
+        .coverage(p.org_id, "prod", T0 + 2 * minute + 1)
+        .await
+        .unwrap();
+    assert_eq!(c.observed.len(), 1, "{c:?}");
+    assert_eq!(c.observed[0].to, T0 + minute);
+    assert_eq!(c.gaps.len(), 1, "{c:?}");
+    assert_eq!(c.gaps[0].from, T0 + minute);
+    assert_eq!(c.gaps[0].to, None);
+    assert_eq!(c.gaps[0].partial.len(), 1);
+    assert_eq!(
+        c.gaps[0].partial[0].unobserved[0].scope,
+        "namespace payments"
+    );
+    let last = s
+        .get_environment(p.org_id, "prod")
+        .await
+        .unwrap()
+        .last_report
+        .unwrap();
+    assert_eq!(last.unobserved[0].reason, "cannot list pods: forbidden");
+    // A complete report observes again; the gap closes and keeps its why.
+    s.report_environment(&p, "prod", report(set(&[("web", 1, 2)]), T0 + 3 * minute))
+        .await
+        .unwrap();
+    let c = s
+        .coverage(p.org_id, "prod", T0 + 3 * minute + 1)
+        .await
+        .unwrap();
+    assert_eq!(c.observed.len(), 2, "{c:?}");
+    assert_eq!(c.gaps.len(), 1);
+    assert_eq!(c.gaps[0].to, Some(T0 + 3 * minute));
+    assert_eq!(c.gaps[0].partial.len(), 1);
+    assert!(
+        s.get_environment(p.org_id, "prod")
+            .await
+            .unwrap()
+            .last_report
+            .unwrap()
+            .unobserved
+            .is_empty()
+    );
+    // The ledger's entry for the partial report says what it missed.
+    let entries = s.ledger_entries("default", 0, 1000).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.kind == "heartbeat" && e.entry.contains("namespace payments")),
+        "{entries:?}"
     );
 }

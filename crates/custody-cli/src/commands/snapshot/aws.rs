@@ -10,7 +10,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_ecs::types::DesiredStatus;
 use base64::Engine;
 use custody_api::{Instance, ObservedArtifact};
-use custody_runtime::{EnvironmentKind, FilterLabels, NameFilter};
+use custody_runtime::{EnvironmentKind, FilterLabels, NameFilter, Unobserved};
 
 use super::{Observation, Source};
 use crate::cli::{AwsArgs, EcsArgs, LambdaArgs};
@@ -142,7 +142,8 @@ impl Source for Ecs {
             }
         }
         let mut artifacts = vec![];
-        let mut warnings = vec![];
+        let warnings = vec![];
+        let mut unobserved = vec![];
         for cluster in clusters {
             let mut arns = vec![];
             let mut pages = self
@@ -166,12 +167,14 @@ impl Source for Ecs {
                     .await
                     .map_err(|e| failed("describe ECS tasks", &ep, e))?;
                 for f in out.failures() {
-                    warnings.push(format!(
-                        "task {} in cluster {}: {}",
-                        f.arn().unwrap_or("?"),
-                        short(&cluster),
-                        f.reason().unwrap_or("unreadable")
-                    ));
+                    unobserved.push(Unobserved {
+                        scope: format!(
+                            "task {} in cluster {}",
+                            f.arn().unwrap_or("?"),
+                            short(&cluster)
+                        ),
+                        reason: f.reason().unwrap_or("unreadable").to_string(),
+                    });
                 }
                 for task in out.tasks() {
                     if task.last_status() != Some("RUNNING") {
@@ -216,6 +219,7 @@ impl Source for Ecs {
             environment: self.environment.clone(),
             artifacts,
             warnings,
+            unobserved,
         }])
     }
 
@@ -330,6 +334,7 @@ impl Source for Lambda {
             environment: self.environment.clone(),
             artifacts,
             warnings,
+            unobserved: vec![],
         }])
     }
 

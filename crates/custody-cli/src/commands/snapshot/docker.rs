@@ -262,6 +262,7 @@ impl Source for Docker {
                 environment: self.environment.clone(),
                 artifacts: containers.into_values().flatten().collect(),
                 warnings,
+                unobserved: vec![],
             }]);
         };
         // Subscribe before listing: a container that starts in between is
@@ -286,6 +287,7 @@ impl Source for Docker {
             environment: self.environment.clone(),
             artifacts: w.containers.values().flatten().cloned().collect(),
             warnings: std::mem::take(&mut w.warnings),
+            unobserved: vec![],
         };
         self.watch = Some(w);
         Ok(vec![observation])

@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::Context;
 use custody_api::{Instance, ObservedArtifact};
 use custody_runtime::config_files::parse_k8s_environments;
-use custody_runtime::{EnvironmentKind, FilterLabels, NameFilter};
+use custody_runtime::{EnvironmentKind, FilterLabels, NameFilter, Unobserved};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Pod};
 use kube::api::{Api, ListParams};
@@ -169,8 +169,13 @@ impl K8s {
     }
 
     /// Lists the pods one environment covers. A namespace whose pods cannot
-    /// be listed is a warning.
-    async fn list(&self, env: &Env, warnings: &mut Vec<String>) -> anyhow::Result<Vec<Pod>> {
+    /// be listed is not observed: the report says so, and is partial.
+    async fn list(
+        &self,
+        env: &Env,
+        warnings: &mut Vec<String>,
+        unobserved: &mut Vec<Unobserved>,
+    ) -> anyhow::Result<Vec<Pod>> {
         let lp = ListParams::default();
         if env.namespaces.is_everything() {
             let pods = Api::<Pod>::all(self.client.clone())
@@ -206,7 +211,10 @@ impl K8s {
                     warnings.push(format!("namespace {ns} does not exist"));
                 }
                 Err(kube::Error::Api(s)) => {
-                    warnings.push(format!("cannot list pods in namespace {ns}: {}", s.message));
+                    unobserved.push(Unobserved {
+                        scope: format!("namespace {ns}"),
+                        reason: format!("cannot list pods: {}", s.message),
+                    });
                 }
                 Err(e) => return Err(self.unreachable(&format!("list pods in {ns}"), e)),
             }
@@ -320,6 +328,7 @@ fn observation<'a>(
     env: &Env,
     pods: impl Iterator<Item = &'a Pod>,
     mut warnings: Vec<String>,
+    unobserved: Vec<Unobserved>,
 ) -> Observation {
     let mut artifacts = vec![];
     for p in pods {
@@ -332,6 +341,7 @@ fn observation<'a>(
         environment: env.name.clone(),
         artifacts,
         warnings,
+        unobserved,
     }
 }
 
@@ -377,14 +387,14 @@ impl Source for K8s {
             return Ok(self
                 .envs
                 .iter()
-                .map(|env| observation(env, w.pods.values(), vec![]))
+                .map(|env| observation(env, w.pods.values(), vec![], vec![]))
                 .collect());
         }
         let mut out = vec![];
         for env in &self.envs {
-            let mut warnings = vec![];
-            let pods = self.list(env, &mut warnings).await?;
-            out.push(observation(env, pods.iter(), warnings));
+            let (mut warnings, mut unobserved) = (vec![], vec![]);
+            let pods = self.list(env, &mut warnings, &mut unobserved).await?;
+            out.push(observation(env, pods.iter(), warnings, unobserved));
         }
         Ok(out)
     }

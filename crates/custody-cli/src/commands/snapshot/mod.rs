@@ -38,8 +38,10 @@ use crate::output;
 pub struct Observation {
     pub environment: String,
     pub artifacts: Vec<ObservedArtifact>,
-    /// What could not be read; reported, never fatal.
+    /// What the reporter noticed; reported, never fatal.
     pub warnings: Vec<String>,
+    /// What it could not observe: the report is then partial.
+    pub unobserved: Vec<custody_runtime::Unobserved>,
 }
 
 /// A platform a reporter reads.
@@ -252,6 +254,9 @@ async fn send(
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
+    for u in &o.unobserved {
+        eprintln!("warning: not observed: {}: {}", u.scope, u.reason);
+    }
     // Distinct instances: a pod's containers are several artifacts of one
     // pod.
     let instances = o
@@ -265,6 +270,7 @@ async fn send(
         artifacts: o.artifacts,
         interval_s,
         warnings: o.warnings,
+        unobserved: o.unobserved,
         reporter: Some(r.name.clone()),
     };
     // The server would refuse it too; this names the problem first.

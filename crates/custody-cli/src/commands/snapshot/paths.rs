@@ -141,7 +141,11 @@ impl Paths {
     }
 }
 
-fn fingerprint(e: &Entry, algorithm: Algo) -> anyhow::Result<ObservedArtifact> {
+/// A path's artifact. A path that does not exist is an error (while
+/// watching: absent). One that exists but cannot be read is recorded
+/// without a fingerprint (unknown), with a warning saying why: it is there,
+/// and nothing vouches for it.
+fn fingerprint(e: &Entry, algorithm: Algo) -> anyhow::Result<(ObservedArtifact, Option<String>)> {
     let fail = |why: String| {
         anyhow::anyhow!(
             "failed to calculate fingerprint for artifact [{}]: {why}",
@@ -154,8 +158,7 @@ fn fingerprint(e: &Entry, algorithm: Algo) -> anyhow::Result<ObservedArtifact> {
         custody_fingerprint::directory(&e.path, algorithm, &e.exclude)
     } else {
         custody_fingerprint::file::hash_file(&e.path)
-    }
-    .map_err(|x| fail(x.to_string()))?;
+    };
     let mtime = meta
         .modified()
         .ok()
@@ -165,15 +168,34 @@ fn fingerprint(e: &Entry, algorithm: Algo) -> anyhow::Result<ObservedArtifact> {
         .unwrap_or_else(|_| e.path.clone())
         .display()
         .to_string();
-    Ok(ObservedArtifact {
-        name: e.name.clone(),
-        fingerprint: Some(digest.to_hex()),
-        instances: vec![Instance {
-            id: id.clone(),
-            started_at: mtime,
-            attributes: [("path".to_string(), id)].into(),
-        }],
-    })
+    let mut attributes: std::collections::BTreeMap<String, String> =
+        [("path".to_string(), id.clone())].into();
+    let (fingerprint, warning) = match digest {
+        Ok(d) => (Some(d.to_hex()), None),
+        Err(x) => {
+            attributes.insert("digest_source".to_string(), "none".to_string());
+            (
+                None,
+                Some(format!(
+                    "artifact [{}] at {} cannot be read ({x}): recorded without a fingerprint (unknown)",
+                    e.name,
+                    e.path.display()
+                )),
+            )
+        }
+    };
+    Ok((
+        ObservedArtifact {
+            name: e.name.clone(),
+            fingerprint,
+            instances: vec![Instance {
+                id,
+                started_at: mtime,
+                attributes,
+            }],
+        },
+        warning,
+    ))
 }
 
 impl Source for Paths {
@@ -213,7 +235,10 @@ impl Source for Paths {
         let mut warnings = vec![];
         for r in results {
             match r {
-                Ok(a) => artifacts.push(a),
+                Ok((a, warning)) => {
+                    artifacts.push(a);
+                    warnings.extend(warning);
+                }
                 // While watching, a path that is gone is no longer there
                 // to run: it is reported absent, with why.
                 Err(e) if watching => warnings.push(e.to_string()),
@@ -225,6 +250,7 @@ impl Source for Paths {
             environment: self.environment.clone(),
             artifacts,
             warnings,
+            unobserved: vec![],
         }])
     }
 

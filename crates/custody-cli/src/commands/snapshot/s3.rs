@@ -228,7 +228,8 @@ impl Source for S3 {
                 .is_some_and(|n| n.starts_with(&format!("{k}/")))
         };
         let mut objects = vec![];
-        let mut warnings = vec![];
+        let warnings = vec![];
+        let mut unobserved = vec![];
         for o in listed {
             let key = o.location.to_string();
             if key.ends_with('/') || is_folder(&key) || !self.filter.matches(&key) {
@@ -236,7 +237,14 @@ impl Source for S3 {
             }
             match safe_path(&key) {
                 Some(p) => objects.push((o, p)),
-                None => warnings.push(format!("key '{key}' is not a safe relative path; skipped")),
+                // Such an object cannot be placed in the directory the
+                // bucket is fingerprinted as: the bucket is not fully
+                // observed, and the report says so.
+                None => unobserved.push(custody_runtime::Unobserved {
+                    scope: format!("object '{key}' in bucket {}", self.bucket),
+                    reason: "its key is not a safe relative path, so it cannot be fingerprinted"
+                        .into(),
+                }),
             }
         }
         if objects.is_empty() {
@@ -307,6 +315,7 @@ impl Source for S3 {
                 }],
             }],
             warnings,
+            unobserved,
         }])
     }
 
