@@ -69,3 +69,36 @@ pub struct LedgerEntries {
     /// The ledger's size when read.
     pub size: u64,
 }
+
+/// What `ledger verify` found: every entry re-derived, the tree rebuilt
+/// and held to every checkpoint, and the records held to their entries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LedgerAudit {
+    pub org: String,
+    /// Entries read.
+    pub entries: u64,
+    /// Checkpoints the rebuilt tree was held to.
+    pub checkpoints: u64,
+    /// Checkpoint signatures checked (with a public key).
+    pub signatures: u64,
+    /// Records held to their ledger entries.
+    pub records: u64,
+    /// The rebuilt tree's root, base64.
+    pub root: String,
+    /// Empty when the store is what its ledger says.
+    pub problems: Vec<AuditProblem>,
+}
+
+/// One way the store differs from its ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditProblem {
+    /// The ledger entry concerned, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// `ledger`, `tree`, `checkpoints`, or the record's table.
+    pub table: String,
+    /// The record's key in its table, when it is a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub what: String,
+}

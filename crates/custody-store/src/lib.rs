@@ -32,6 +32,7 @@ mod policies;
 mod runtime;
 mod tree;
 mod util;
+mod verify;
 
 pub use auth::{NewApiKey, Principal};
 pub use blobs::{BlobStore, StoredBlob};

@@ -14,6 +14,17 @@ pub enum LedgerCmd {
     Consistency(ConsistencyArgs),
     /// Print ledger entries FROM to TO (inclusive), each checked against its leaf hash.
     Entries(EntriesArgs),
+    /// Audit the store against its ledger: entries, tree, checkpoints, records (admins, or straight from the database with --database); exit 1 when anything differs.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Read this database directly (sqlite://PATH or postgres://...) instead of asking the server.
+    #[arg(long, env = "CUSTODY_DATABASE")]
+    pub database: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Args, Debug)]

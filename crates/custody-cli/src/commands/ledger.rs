@@ -8,13 +8,17 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use custody_api::{Checkpoint, ConsistencyProof, InclusionProof, LedgerEntries, LedgerKey};
+use custody_api::{
+    Checkpoint, ConsistencyProof, InclusionProof, LedgerAudit, LedgerEntries, LedgerKey,
+};
 use custody_ledger::merkle::{Hash, verify_consistency, verify_inclusion};
 use custody_ledger::note::{SignedCheckpoint, VerifierKey};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::{CheckpointArgs, ConsistencyArgs, EntriesArgs, KeyArgs, LedgerCmd, ProveArgs};
+use crate::cli::{
+    CheckpointArgs, ConsistencyArgs, EntriesArgs, Global, KeyArgs, LedgerCmd, ProveArgs, VerifyArgs,
+};
 use crate::fail::NON_COMPLIANT;
 use crate::output;
 
@@ -25,7 +29,82 @@ pub async fn run(ctx: Ctx, c: LedgerCmd) -> anyhow::Result<ExitCode> {
         LedgerCmd::Prove(a) => prove(&ctx, a).await,
         LedgerCmd::Consistency(a) => consistency(&ctx, a).await,
         LedgerCmd::Entries(a) => entries(&ctx, a).await,
+        LedgerCmd::Verify(a) => {
+            let audit: LedgerAudit = ctx.client.get(ctx.org_url(&["ledger", "verify"])).await?;
+            report_audits(ctx.global.output, vec![audit], &a)
+        }
     }
+}
+
+/// `ledger verify --database`: every organisation (or `--org`'s) of the
+/// database, read directly. The server's signing key is not at hand, so
+/// signatures are checked only with `--public-key`.
+pub async fn verify_database(global: &Global, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let url = a.database.as_deref().unwrap_or_default();
+    let key = verifier(&a.key)?;
+    let store = custody_store::Store::open(url)
+        .await
+        .map_err(|e| crate::fail::Environment(format!("cannot open database: {e}")))?;
+    let orgs = match &global.org {
+        Some(o) => vec![o.clone()],
+        None => store.org_names().await?,
+    };
+    let mut audits = Vec::new();
+    for org in orgs {
+        // A key names one organisation's log: it checks that one only.
+        let key = key
+            .as_ref()
+            .filter(|k| k.name().ends_with(&format!("/custody/{org}")));
+        audits.push(store.verify_ledger(&org, key).await?);
+    }
+    store.close().await;
+    report_audits(global.output, audits, &a)
+}
+
+fn report_audits(
+    out: crate::cli::Output,
+    audits: Vec<LedgerAudit>,
+    _a: &VerifyArgs,
+) -> anyhow::Result<ExitCode> {
+    let clean = audits.iter().all(|a| a.problems.is_empty());
+    output::either(out, &audits, |audits| {
+        for a in audits {
+            println!(
+                "org {}: {} entries (root {}), {} checkpoints ({} signatures checked), {} records: {}",
+                a.org,
+                a.entries,
+                a.root,
+                a.checkpoints,
+                a.signatures,
+                a.records,
+                if a.problems.is_empty() {
+                    "the store is what its ledger says".to_string()
+                } else {
+                    format!("{} problems", a.problems.len())
+                }
+            );
+            if !a.problems.is_empty() {
+                let rows = a
+                    .problems
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.seq.map_or("-".into(), |s| s.to_string()),
+                            p.table.clone(),
+                            p.key.clone().unwrap_or_else(|| "-".into()),
+                            p.what.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["SEQ", "TABLE", "KEY", "PROBLEM"], rows);
+            }
+        }
+    })?;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NON_COMPLIANT)
+    })
 }
 
 fn hash(b64: &str, what: &str) -> anyhow::Result<Hash> {

@@ -121,6 +121,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rotate(c) => keys::rotate(Ctx::new(cli.global).await?, c).await,
         Command::Delete(c) => keys::delete(Ctx::new(cli.global).await?, c).await,
         Command::Update(c) => keys::update(Ctx::new(cli.global).await?, c).await,
+        // Straight from a database: no server, no key.
+        Command::Ledger(crate::cli::LedgerCmd::Verify(a)) if a.database.is_some() => {
+            ledger::verify_database(&cli.global, a).await
+        }
         Command::Ledger(c) => ledger::run(Ctx::new(cli.global).await?, c).await,
         Command::Witness(args) => server::witness(args).await,
     }

@@ -142,6 +142,53 @@ fn checkpoints_and_proofs(db: Db) {
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, [1, 2, 3]);
+
+    // The whole store audited against its ledger, through the server (its
+    // key checks the checkpoints' signatures)...
+    let r = c.run(&["ledger", "verify"]).ok();
+    assert!(
+        r.stdout.contains("the store is what its ledger says"),
+        "{}",
+        r.stdout
+    );
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert!(audit[0]["signatures"].as_u64().unwrap() >= 2, "{audit}");
+    // ...and straight from the database, as an auditor with a copy would.
+    if let Db::Sqlite = db {
+        let url = format!(
+            "sqlite://{}",
+            s.dir.path().join("data/custody.db").display()
+        );
+        let r = c
+            .run(&["ledger", "verify", "--database", &url, "--public-key", &key])
+            .ok();
+        assert!(r.stdout.contains("org default:"), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("the store is what its ledger says"),
+            "{}",
+            r.stdout
+        );
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+                sqlx::query("UPDATE ledger SET entry = REPLACE(entry, '\"t1\"', '\"tX\"') WHERE kind = 'trail'")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            });
+        let r = c.run(&["ledger", "verify", "--database", &url]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("leaf hash does not match the entry"),
+            "{}",
+            r.stdout
+        );
+    }
 }
 both!(checkpoints_and_proofs);
 

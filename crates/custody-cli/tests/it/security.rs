@@ -1139,6 +1139,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("get", "/api/v1/orgs/{org}/ledger/inclusion", Need::Read),
     ("get", "/api/v1/orgs/{org}/ledger/consistency", Need::Read),
     ("get", "/api/v1/orgs/{org}/ledger/entries", Need::Read),
+    ("get", "/api/v1/orgs/{org}/ledger/verify", Need::Admin),
 ];
 
 fn concrete(path: &str) -> String {

@@ -8,7 +8,8 @@ use axum::extract::{Query, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use custody_api::{
-    Checkpoint, ConsistencyProof, InclusionProof, LedgerEntries, LedgerEntry, LedgerKey,
+    Checkpoint, ConsistencyProof, InclusionProof, LedgerAudit, LedgerEntries, LedgerEntry,
+    LedgerKey,
 };
 use custody_domain::Permission;
 use custody_ledger::merkle::Hash;
@@ -202,4 +203,20 @@ pub async fn entries(
             .collect(),
         size: size.max(0) as u64,
     }))
+}
+
+/// Audits the organisation's store against its ledger (admins): every
+/// entry re-derived, the tree rebuilt and held to every checkpoint and its
+/// signature, attestations and snapshots held to their entries.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/ledger/verify", tag = "ledger",
+    params(("org" = String, Path)),
+    responses((status = 200, body = LedgerAudit), (status = 403)))]
+pub async fn verify(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<LedgerAudit>> {
+    caller.require(Permission::ManageServiceAccounts)?;
+    let org = &caller.0.org;
+    let key = s
+        .signer
+        .verifier(org)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(s.store.verify_ledger(org, Some(&key)).await?))
 }

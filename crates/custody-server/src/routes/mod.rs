@@ -131,6 +131,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(ledger::inclusion))
         .routes(routes!(ledger::consistency))
         .routes(routes!(ledger::entries))
+        .routes(routes!(ledger::verify))
         .layer(DefaultBodyLimit::max(limits.max_json_body))
         .layer(slots)
         .layer(TimeoutLayer::with_status_code(

@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod audit;
 mod blobs;
 mod runtime;
 mod store;

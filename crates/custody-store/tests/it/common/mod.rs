@@ -16,6 +16,12 @@ pub async fn sqlite() -> (Store, tempfile::TempDir) {
 }
 
 pub async fn postgres() -> Option<Store> {
+    Some(postgres_with_url().await?.0)
+}
+
+/// A store on a fresh PostgreSQL database, and the database's URL (for
+/// tests that reach under the store).
+pub async fn postgres_with_url() -> Option<(Store, String)> {
     let Ok(base) = std::env::var("CUSTODY_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("CUSTODY_REQUIRE_POSTGRES").is_err(),
@@ -36,7 +42,7 @@ pub async fn postgres() -> Option<Store> {
         Some((prefix, _)) => format!("{prefix}/{name}"),
         None => panic!("bad CUSTODY_TEST_POSTGRES_URL"),
     };
-    Some(Store::open(&url).await.unwrap())
+    Some((Store::open(&url).await.unwrap(), url))
 }
 
 #[macro_export]

@@ -1,0 +1,562 @@
+//! `ledger verify`: the store audited against its own ledger, trusting
+//! nothing but the hashes.
+//!
+//! 1. Every entry is re-derived: its text must be canonical, hash to its
+//!    leaf, and say the sequence number, kind, organisation and time its
+//!    row's columns say; the numbering must have no gap.
+//! 2. The tree is rebuilt from the leaves and held to every kept checkpoint
+//!    (root, size, the note's own text, and its signature when a key is
+//!    given), to the stored interior nodes and to the head. A checkpoint
+//!    beyond the ledger's end means entries were removed.
+//! 3. Records are held to the entries that wrote them: attestations (the
+//!    whole document and its queried columns) and snapshots (their counts).
+//!    A record without an entry was inserted outside a write; an entry
+//!    without its record names a record that was deleted.
+//!
+//! Reads run in one read transaction per step, a batch at a time, so the
+//! audit of a large ledger holds little in memory: the frontier, the
+//! interior nodes (one per fifteen entries) and the records' keys.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use custody_api::{AuditProblem, LedgerAudit};
+use custody_ledger::merkle::{Frontier, Hash, Node};
+use custody_ledger::note::{Checkpoint, SignedCheckpoint, VerifierKey};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{Store, StoreError, StoreResult};
+
+const BATCH: i64 = 5_000;
+
+fn problem(seq: Option<u64>, table: &str, key: Option<String>, what: String) -> AuditProblem {
+    AuditProblem {
+        seq,
+        table: table.to_string(),
+        key,
+        what,
+    }
+}
+
+/// What the ledger says of a record, to hold the record to it.
+struct Recorded {
+    seq: u64,
+    record: Value,
+}
+
+/// Names environments by identity across renames: an environment keeps the
+/// identity it was first seen with, and a name given up by a rename is a
+/// new environment if it comes back.
+#[derive(Default)]
+struct Identities {
+    by_name: HashMap<String, u64>,
+    next: u64,
+}
+
+impl Identities {
+    fn of(&mut self, name: &str) -> u64 {
+        if let Some(id) = self.by_name.get(name) {
+            return *id;
+        }
+        self.next += 1;
+        self.by_name.insert(name.to_string(), self.next);
+        self.next
+    }
+
+    fn rename(&mut self, old: &str, new: &str) {
+        let id = self.of(old);
+        self.by_name.remove(old);
+        self.by_name.insert(new.to_string(), id);
+    }
+}
+
+/// Keeps what an entry says of the records it wrote.
+fn note_record(
+    seq: u64,
+    kind: &str,
+    record: Value,
+    attestations: &mut HashMap<String, Recorded>,
+    snapshots: &mut HashMap<(u64, i64), Recorded>,
+    envs: &mut Identities,
+) {
+    match kind {
+        "attestation" => {
+            if let Some(id) = record.get("id").and_then(Value::as_str) {
+                attestations.insert(id.to_string(), Recorded { seq, record });
+            }
+        }
+        "snapshot" => {
+            if let (Some(env), Some(n)) = (
+                record.get("environment").and_then(Value::as_str),
+                record.get("snapshot").and_then(Value::as_i64),
+            ) {
+                let id = envs.of(env);
+                snapshots.insert((id, n), Recorded { seq, record });
+            }
+        }
+        "environment" => {
+            if let (Some(old), Some(new)) = (
+                record.get("name").and_then(Value::as_str),
+                record.get("renamed_to").and_then(Value::as_str),
+            ) {
+                envs.rename(old, new);
+            } else if let Some(name) = record.get("name").and_then(Value::as_str) {
+                envs.of(name);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Store {
+    /// Every organisation's name, for audits of the whole database.
+    pub async fn org_names(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM orgs ORDER BY name")
+            .fetch_all(&self.db.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Audits the organisation's store against its ledger; `key` checks
+    /// the checkpoints' signatures too.
+    pub async fn verify_ledger(
+        &self,
+        org: &str,
+        key: Option<&VerifierKey>,
+    ) -> StoreResult<LedgerAudit> {
+        let Some(org_id) = self.org_id(org).await? else {
+            return Err(StoreError::not_found("org", org));
+        };
+        let mut problems = Vec::new();
+        let checkpoints = self.checkpoints(org).await?;
+        let mut next_checkpoint = checkpoints.iter().peekable();
+        let mut checked_checkpoints = 0u64;
+        let mut signatures = 0u64;
+        let mut tree = Frontier::new();
+        let mut nodes: Vec<(Node, Hash)> = Vec::new();
+        let mut attestations: HashMap<String, Recorded> = HashMap::new();
+        let mut snapshots: HashMap<(u64, i64), Recorded> = HashMap::new();
+        let mut envs = Identities::default();
+        let mut expected: u64 = 0;
+
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, kind, ts, entry, leaf_hash FROM ledger WHERE org_id = $1 AND seq >= $2 \
+                 ORDER BY seq LIMIT $3",
+            )
+            .bind(org_id)
+            .bind(expected as i64)
+            .bind(BATCH)
+            .fetch_all(&self.db.read)
+            .await?;
+            let done = (rows.len() as i64) < BATCH;
+            for row in rows {
+                let seq = row.try_get::<i64, _>(0)?.max(0) as u64;
+                if seq != expected {
+                    problems.push(problem(
+                        Some(expected),
+                        "ledger",
+                        None,
+                        format!("entries {expected} to {} are missing", seq - 1),
+                    ));
+                    // The tree cannot be rebuilt past a hole: what follows
+                    // is held to nothing.
+                    return Ok(self.finish(
+                        org,
+                        tree,
+                        checked_checkpoints,
+                        signatures,
+                        0,
+                        problems,
+                    ));
+                }
+                expected += 1;
+                let kind: String = row.try_get(1)?;
+                let ts: i64 = row.try_get(2)?;
+                let entry: String = row.try_get(3)?;
+                let leaf: Vec<u8> = row.try_get(4)?;
+                let Ok(leaf) = Hash::try_from(leaf.as_slice()) else {
+                    problems.push(problem(
+                        Some(seq),
+                        "ledger",
+                        None,
+                        "the leaf hash is not 32 bytes".into(),
+                    ));
+                    return Ok(self.finish(
+                        org,
+                        tree,
+                        checked_checkpoints,
+                        signatures,
+                        0,
+                        problems,
+                    ));
+                };
+                match custody_ledger::verify(&entry, &leaf) {
+                    Err(e) => problems.push(problem(Some(seq), "ledger", None, e.to_string())),
+                    Ok(env) => {
+                        let mut differs = Vec::new();
+                        if env.seq.max(0) as u64 != seq {
+                            differs.push(format!(
+                                "its row is entry {seq}, the entry says {}",
+                                env.seq
+                            ));
+                        }
+                        if env.kind.as_str() != kind {
+                            differs.push(format!(
+                                "its row says kind '{kind}', the entry '{}'",
+                                env.kind.as_str()
+                            ));
+                        }
+                        if env.org != org {
+                            differs.push(format!("it belongs to org '{}'", env.org));
+                        }
+                        if env.ts != ts {
+                            differs.push(format!("its row says time {ts}, the entry {}", env.ts));
+                        }
+                        for d in differs {
+                            problems.push(problem(Some(seq), "ledger", None, d));
+                        }
+                        note_record(
+                            seq,
+                            env.kind.as_str(),
+                            env.record,
+                            &mut attestations,
+                            &mut snapshots,
+                            &mut envs,
+                        );
+                    }
+                }
+                tree.push(leaf, |n, h| {
+                    if n.is_stored() {
+                        nodes.push((n, *h));
+                    }
+                });
+                while let Some(cp) = next_checkpoint.peek() {
+                    if cp.size > tree.size() {
+                        break;
+                    }
+                    checked_checkpoints += 1;
+                    if cp.root != tree.root() {
+                        problems.push(problem(
+                            None,
+                            "checkpoints",
+                            Some(cp.size.to_string()),
+                            format!(
+                                "the checkpoint of size {} has root {}, the ledger's first {} entries hash to {}",
+                                cp.size,
+                                B64.encode(cp.root),
+                                cp.size,
+                                B64.encode(tree.root())
+                            ),
+                        ));
+                    }
+                    next_checkpoint.next();
+                }
+            }
+            if done {
+                break;
+            }
+        }
+
+        // Checkpoints: beyond the end (entries removed), their notes, and
+        // their signatures.
+        for cp in next_checkpoint {
+            problems.push(problem(
+                None,
+                "checkpoints",
+                Some(cp.size.to_string()),
+                format!(
+                    "a checkpoint of size {} was issued, the ledger has {} entries: entries were removed",
+                    cp.size,
+                    tree.size()
+                ),
+            ));
+        }
+        for cp in &checkpoints {
+            let text_ok = match key {
+                Some(k) => match SignedCheckpoint::open(&cp.note, k, &[]) {
+                    Ok(s) => {
+                        signatures += 1;
+                        Some(s.checkpoint)
+                    }
+                    Err(e) => {
+                        problems.push(problem(
+                            None,
+                            "checkpoints",
+                            Some(cp.size.to_string()),
+                            format!("its signature: {e}"),
+                        ));
+                        None
+                    }
+                },
+                None => cp
+                    .note
+                    .rsplit_once("\n\n")
+                    .and_then(|(text, _)| Checkpoint::parse(&format!("{text}\n")).ok()),
+            };
+            if let Some(c) = text_ok
+                && (c.size != cp.size || c.root != cp.root)
+            {
+                problems.push(problem(
+                    None,
+                    "checkpoints",
+                    Some(cp.size.to_string()),
+                    format!(
+                        "its note says size {} root {}, its row size {} root {}",
+                        c.size,
+                        B64.encode(c.root),
+                        cp.size,
+                        B64.encode(cp.root)
+                    ),
+                ));
+            }
+        }
+
+        // The head and the stored interior nodes.
+        let head = self.tree_head(org).await?;
+        if head.size != tree.size() || head.root != tree.root() {
+            problems.push(problem(
+                None,
+                "tree",
+                None,
+                format!(
+                    "the head says {} entries with root {}, the ledger has {} with root {}",
+                    head.size,
+                    B64.encode(head.root),
+                    tree.size(),
+                    B64.encode(tree.root())
+                ),
+            ));
+        }
+        let stored: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT level, idx, hash FROM merkle_nodes WHERE org_id = $1 ORDER BY level, idx",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        let mut want: BTreeMap<(u8, u64), Hash> = nodes
+            .into_iter()
+            .map(|(n, h)| ((n.level, n.index), h))
+            .collect();
+        for (level, idx, hash) in stored {
+            let k = (level.clamp(0, 255) as u8, idx.max(0) as u64);
+            let range =
+                |k: (u8, u64)| format!("entries {} to {}", k.1 << k.0, ((k.1 + 1) << k.0) - 1);
+            match want.remove(&k) {
+                Some(h) if h.as_slice() == hash.as_slice() => {}
+                Some(_) => problems.push(problem(
+                    None,
+                    "tree",
+                    Some(format!("{}/{}", k.0, k.1)),
+                    format!(
+                        "the stored node over {} differs from the entries'",
+                        range(k)
+                    ),
+                )),
+                None => problems.push(problem(
+                    None,
+                    "tree",
+                    Some(format!("{}/{}", k.0, k.1)),
+                    format!(
+                        "a stored node over {} that the ledger does not make",
+                        range(k)
+                    ),
+                )),
+            }
+        }
+        for k in want.keys() {
+            problems.push(problem(
+                None,
+                "tree",
+                Some(format!("{}/{}", k.0, k.1)),
+                "a node the ledger makes is not stored".into(),
+            ));
+        }
+
+        let records = self
+            .hold_records(org_id, attestations, snapshots, &mut envs, &mut problems)
+            .await?;
+        Ok(self.finish(
+            org,
+            tree,
+            checked_checkpoints,
+            signatures,
+            records,
+            problems,
+        ))
+    }
+
+    fn finish(
+        &self,
+        org: &str,
+        tree: Frontier,
+        checkpoints: u64,
+        signatures: u64,
+        records: u64,
+        problems: Vec<AuditProblem>,
+    ) -> LedgerAudit {
+        LedgerAudit {
+            org: org.to_string(),
+            entries: tree.size(),
+            checkpoints,
+            signatures,
+            records,
+            root: B64.encode(tree.root()),
+            problems,
+        }
+    }
+
+    /// Holds attestations and snapshots to the entries that wrote them.
+    async fn hold_records(
+        &self,
+        org_id: i64,
+        mut attestations: HashMap<String, Recorded>,
+        mut snapshots: HashMap<(u64, i64), Recorded>,
+        envs: &mut Identities,
+        problems: &mut Vec<AuditProblem>,
+    ) -> StoreResult<u64> {
+        let mut records = 0u64;
+        let rows = sqlx::query(
+            "SELECT id, name, kind, artifact_name, fingerprint, compliant, doc FROM attestations WHERE org_id = $1 ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let id: String = r.try_get(0)?;
+            let Some(rec) = attestations.remove(&id) else {
+                problems.push(problem(
+                    None,
+                    "attestations",
+                    Some(id),
+                    "no ledger entry wrote this attestation".into(),
+                ));
+                continue;
+            };
+            let doc: String = r.try_get(6)?;
+            let doc: Value = serde_json::from_str(&doc).unwrap_or(Value::Null);
+            let mut differs = Vec::new();
+            if custody_ledger::canonical_json(&doc).ok()
+                != custody_ledger::canonical_json(&rec.record).ok()
+            {
+                differs.push("its document differs from the entry".to_string());
+            }
+            let compliant: i64 = r.try_get(5)?;
+            let columns: [(&str, Value, Value); 5] = [
+                (
+                    "name",
+                    Value::from(r.try_get::<String, _>(1)?),
+                    rec.record["name"].clone(),
+                ),
+                (
+                    "type",
+                    Value::from(r.try_get::<String, _>(2)?),
+                    rec.record["type"].clone(),
+                ),
+                (
+                    "artifact",
+                    Value::from(r.try_get::<Option<String>, _>(3)?),
+                    rec.record["artifact"].clone(),
+                ),
+                (
+                    "fingerprint",
+                    Value::from(r.try_get::<Option<String>, _>(4)?),
+                    rec.record["fingerprint"].clone(),
+                ),
+                (
+                    "compliant",
+                    Value::from(compliant != 0),
+                    rec.record["compliant"].clone(),
+                ),
+            ];
+            for (column, row, entry) in columns {
+                if row != entry {
+                    differs.push(format!("its {column} is {row}, the entry says {entry}"));
+                }
+            }
+            for d in differs {
+                problems.push(problem(Some(rec.seq), "attestations", Some(id.clone()), d));
+            }
+        }
+        for (id, rec) in attestations {
+            problems.push(problem(
+                Some(rec.seq),
+                "attestations",
+                Some(id),
+                "the entry wrote this attestation; it is gone".into(),
+            ));
+        }
+
+        let rows = sqlx::query(
+            "SELECT e.name, s.idx, s.artifacts, s.instances, s.changes FROM env_snapshots s \
+             JOIN environments e ON e.id = s.env_id WHERE e.org_id = $1 ORDER BY e.name, s.idx",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let env: String = r.try_get(0)?;
+            let idx: i64 = r.try_get(1)?;
+            let key = format!("{env}#{idx}");
+            let Some(rec) = snapshots.remove(&(envs.of(&env), idx)) else {
+                problems.push(problem(
+                    None,
+                    "env_snapshots",
+                    Some(key),
+                    "no ledger entry wrote this snapshot".into(),
+                ));
+                continue;
+            };
+            let changes = rec.record["changes"]
+                .as_array()
+                .map_or(0, |c| c.len() as i64);
+            for (column, row, entry) in [
+                (
+                    "artifacts",
+                    r.try_get::<i64, _>(2)?,
+                    rec.record["artifacts"].as_i64().unwrap_or(-1),
+                ),
+                (
+                    "instances",
+                    r.try_get::<i64, _>(3)?,
+                    rec.record["instances"].as_i64().unwrap_or(-1),
+                ),
+                ("changes", r.try_get::<i64, _>(4)?, changes),
+            ] {
+                if row != entry {
+                    problems.push(problem(
+                        Some(rec.seq),
+                        "env_snapshots",
+                        Some(key.clone()),
+                        format!("its {column} is {row}, the entry says {entry}"),
+                    ));
+                }
+            }
+        }
+        let mut gone: Vec<(u64, String)> = snapshots
+            .into_values()
+            .map(|rec| {
+                let env = rec.record["environment"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string();
+                (rec.seq, format!("{env}#{}", rec.record["snapshot"]))
+            })
+            .collect();
+        gone.sort();
+        for (seq, key) in gone {
+            problems.push(problem(
+                Some(seq),
+                "env_snapshots",
+                Some(key),
+                "the entry wrote this snapshot; it is gone".into(),
+            ));
+        }
+        problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
+        Ok(records)
+    }
+}

@@ -1,0 +1,224 @@
+//! `verify_ledger`: tampering with the database directly, as someone with
+//! access to it could, is found and named with its ledger entry — on
+//! SQLite and on PostgreSQL.
+
+use crate::common;
+
+use common::admin;
+use custody_api::BeginTrailRequest;
+use custody_runtime::{EnvironmentKind, Instance, ObservedArtifact, Report};
+use custody_store::{AttestationBinding, NewAttestation, NewEnvironment, NewReport, Store};
+use serde_json::json;
+
+fn attestation(name: &str, ok: bool) -> NewAttestation {
+    NewAttestation {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.into(),
+        kind: "generic".into(),
+        binding: AttestationBinding::Trail,
+        compliant: ok,
+        reasons: vec![],
+        data: json!({}),
+        attestation_data: None,
+        user_data: None,
+        annotations: Default::default(),
+        external_urls: Default::default(),
+        description: None,
+        origin_url: None,
+        git_commit_info: None,
+        repo_info: None,
+        evidence: vec![],
+        components: None,
+        control: None,
+    }
+}
+
+fn report(version: u8) -> NewReport {
+    let r = Report {
+        kind: EnvironmentKind::Docker,
+        artifacts: vec![ObservedArtifact {
+            name: format!("web:{version}"),
+            fingerprint: Some(format!("{version:02x}").repeat(32)),
+            instances: vec![Instance {
+                id: "web".into(),
+                started_at: None,
+                attributes: Default::default(),
+            }],
+        }],
+        interval_s: None,
+        warnings: vec![],
+        unobserved: vec![],
+        reporter: None,
+    };
+    NewReport {
+        kind: EnvironmentKind::Docker,
+        running: r.into_running_set().unwrap(),
+        interval_ms: 0,
+        warnings: vec![],
+        unobserved: vec![],
+        reporter: None,
+        received_at: 1_700_000_000_000 + i64::from(version) * 60_000,
+    }
+}
+
+/// A ledger with attestations and snapshots, and a checkpoint of it.
+async fn history(s: &Store) -> (String, String) {
+    let p = admin(s).await;
+    s.put_flow(&p, "backend", None, None).await.unwrap();
+    s.begin_trail(
+        &p,
+        "backend",
+        BeginTrailRequest {
+            name: "t1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let failed = s
+        .put_attestation(&p, "backend", "t1", attestation("tests", false))
+        .await
+        .unwrap();
+    let passed = s
+        .put_attestation(&p, "backend", "t1", attestation("scan", true))
+        .await
+        .unwrap();
+    s.put_environment(
+        &p,
+        NewEnvironment {
+            name: "prod".into(),
+            kind: EnvironmentKind::Docker,
+            description: None,
+            included: None,
+        },
+    )
+    .await
+    .unwrap();
+    for v in 1..=3 {
+        s.report_environment(&p, "prod", report(v)).await.unwrap();
+    }
+    let grown = s.unpublished_trees().await.unwrap();
+    s.save_checkpoint(grown[0].org_id, &grown[0].head, "checkpoint\n")
+        .await
+        .unwrap();
+    (failed.id, passed.id)
+}
+
+async fn seq_of(s: &Store, kind: &str, needle: &str) -> u64 {
+    s.ledger_entries("default", 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == kind && e.entry.contains(needle))
+        .map(|e| e.seq as u64)
+        .unwrap()
+}
+
+async fn tamper(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+async fn problems(url: &str) -> Vec<custody_api::AuditProblem> {
+    let s = Store::open(url).await.unwrap();
+    let audit = s.verify_ledger("default", None).await.unwrap();
+    s.close().await;
+    audit.problems
+}
+
+async fn tampering_is_found(s: Store, url: String) {
+    let (failed, passed) = history(&s).await;
+    let audit = s.verify_ledger("default", None).await.unwrap();
+    assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+    assert_eq!(audit.checkpoints, 1);
+    assert_eq!(audit.records, 5, "two attestations, three snapshots");
+    let failed_seq = seq_of(&s, "attestation", &failed).await;
+    let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
+    s.close().await;
+
+    // A failing attestation made to pass.
+    tamper(
+        &url,
+        &format!("UPDATE attestations SET compliant = 1 WHERE id = '{failed}'"),
+    )
+    .await;
+    let p = problems(&url).await;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].seq, p[0].table.as_str()),
+        (Some(failed_seq), "attestations")
+    );
+    assert!(
+        p[0].what
+            .contains("compliant is true, the entry says false"),
+        "{p:?}"
+    );
+    tamper(
+        &url,
+        &format!("UPDATE attestations SET compliant = 0 WHERE id = '{failed}'"),
+    )
+    .await;
+    assert!(problems(&url).await.is_empty());
+
+    // A snapshot deleted; an attestation deleted.
+    tamper(&url, "DELETE FROM env_snapshots WHERE idx = 2").await;
+    tamper(
+        &url,
+        &format!("DELETE FROM attestations WHERE id = '{passed}'"),
+    )
+    .await;
+    let p = problems(&url).await;
+    assert!(
+        p.iter().any(|x| x.seq == Some(snapshot_seq)
+            && x.table == "env_snapshots"
+            && x.what.contains("gone")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.table == "attestations" && x.key.as_deref() == Some(passed.as_str())),
+        "{p:?}"
+    );
+
+    // A ledger row changed: its text no longer hashes to its leaf.
+    tamper(
+        &url,
+        &format!("UPDATE ledger SET entry = REPLACE(entry, '\"compliant\":false', '\"compliant\":true') WHERE seq = {failed_seq}"),
+    )
+    .await;
+    let p = problems(&url).await;
+    assert!(
+        p.iter().any(|x| x.seq == Some(failed_seq)
+            && x.table == "ledger"
+            && x.what.contains("leaf hash")),
+        "{p:?}"
+    );
+
+    // The last entries removed: the checkpoint says there were more.
+    tamper(&url, "DELETE FROM ledger WHERE seq >= 10").await;
+    let p = problems(&url).await;
+    assert!(
+        p.iter()
+            .any(|x| x.table == "checkpoints" && x.what.contains("entries were removed")),
+        "{p:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_sqlite_is_found() {
+    let (s, dir) = common::sqlite().await;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    tampering_is_found(s, url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_postgres_is_found() {
+    if let Some((s, url)) = common::postgres_with_url().await {
+        tampering_is_found(s, url).await;
+    }
+}
