@@ -102,3 +102,20 @@ pub struct AuditProblem {
     pub key: Option<String>,
     pub what: String,
 }
+
+/// A trail's records as in-toto Statement v1 documents in DSSE envelopes,
+/// signed with the server's key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IntotoExport {
+    /// The `keyid` of the envelopes' signatures: hex SHA-256 of the key.
+    pub keyid: String,
+    /// The Ed25519 public key, hex (as securesystemslib's `keyval.public`).
+    pub public_key: String,
+    /// The same key as the checkpoints' verifier key.
+    pub verifier_key: String,
+    pub envelopes: Vec<custody_ledger::dsse::Envelope>,
+    /// Records that could not be stated, and why (no artifact to be their
+    /// subject yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}

@@ -166,6 +166,9 @@ pub enum Command {
     Ledger(LedgerCmd),
     /// Run a witness (c2sp.org/tlog-witness): cosign a log's checkpoints once each is proven to extend the last.
     Witness(WitnessArgs),
+    /// Export records in other formats (in-toto).
+    #[command(subcommand)]
+    Export(ExportCmd),
 }
 
 #[derive(Subcommand, Debug)]

@@ -15,6 +15,7 @@
 //! This crate does no I/O; the store writes entries in the same transaction
 //! as the records they describe.
 
+pub mod dsse;
 pub mod merkle;
 pub mod note;
 

@@ -84,6 +84,18 @@ impl LogSigner {
         Ok(self.key(org)?.verifier())
     }
 
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&self.seed)
+            .verifying_key()
+            .to_bytes()
+    }
+
+    /// A DSSE envelope of `payload`, signed with the same key.
+    pub fn envelope(&self, payload_type: &str, payload: &[u8]) -> custody_ledger::dsse::Envelope {
+        custody_ledger::dsse::Envelope::sign(payload_type, payload, &self.seed)
+    }
+
     /// The signed note of a checkpoint of `org`'s tree.
     pub fn sign(&self, org: &str, head: &TreeHead) -> anyhow::Result<String> {
         let key = self.key(org)?;

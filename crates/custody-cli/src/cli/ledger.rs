@@ -94,3 +94,22 @@ pub struct WitnessArgs {
     #[arg(long, env = "CUSTODY_PRINT_KEY")]
     pub print_key: bool,
 }
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// A trail's artifacts and attestations as in-toto Statement v1 documents in DSSE envelopes, signed with the server's key.
+    Intoto(ExportIntotoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportIntotoArgs {
+    #[arg(long, short = 'f', env = "CUSTODY_FLOW")]
+    pub flow: String,
+    #[arg(long, short = 't', env = "CUSTODY_TRAIL")]
+    pub trail: String,
+    /// Write one envelope per file here (`NN-<predicate>.intoto.json`) instead of all of them to standard output.
+    #[arg(long, env = "CUSTODY_OUTPUT_DIR")]
+    pub output_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}

@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::cli::{
-    CheckpointArgs, ConsistencyArgs, EntriesArgs, Global, KeyArgs, LedgerCmd, ProveArgs, VerifyArgs,
+    CheckpointArgs, ConsistencyArgs, EntriesArgs, ExportIntotoArgs, Global, KeyArgs, LedgerCmd,
+    ProveArgs, VerifyArgs,
 };
 use crate::fail::NON_COMPLIANT;
 use crate::output;
@@ -358,5 +359,74 @@ async fn entries(ctx: &Ctx, a: EntriesArgs) -> anyhow::Result<ExitCode> {
             .collect();
         output::table(&["SEQ", "TIME", "KIND", "ENTRY"], rows);
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export intoto`: the envelopes, checked against `--public-key` when one
+/// is given (the checkpoints' verifier key: the same Ed25519 key signs both).
+pub async fn export_intoto(ctx: &Ctx, a: ExportIntotoArgs) -> anyhow::Result<ExitCode> {
+    let key = verifier(&a.key)?;
+    let url = ctx.org_url(&["flows", &a.flow, "trails", &a.trail, "intoto"]);
+    let export: custody_api::IntotoExport = ctx.client.get(url).await?;
+    let public: [u8; 32] = hex::decode(&export.public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| {
+            format!(
+                "the server sent public key '{}', which is not 32 bytes of hex",
+                export.public_key
+            )
+        })?;
+    if let Some(k) = &key
+        && k.encode() != export.verifier_key
+    {
+        return Ok(refuted(format!(
+            "the envelopes are signed with {}, not with the --public-key given",
+            export.verifier_key
+        )));
+    }
+    for (i, e) in export.envelopes.iter().enumerate() {
+        if let Err(err) = e.verify(&public) {
+            return Ok(refuted(format!("envelope {i}: {err}")));
+        }
+    }
+    for s in &export.skipped {
+        eprintln!("warning: not exported: {s}");
+    }
+    match &a.output_dir {
+        None => output::json(&export.envelopes)?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (i, e) in export.envelopes.iter().enumerate() {
+                let statement: serde_json::Value = B64
+                    .decode(&e.payload)
+                    .ok()
+                    .and_then(|p| serde_json::from_slice(&p).ok())
+                    .unwrap_or_default();
+                let kind = statement["predicateType"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("https://custody.dev/"))
+                    .unwrap_or("statement")
+                    .trim_end_matches("/v1")
+                    .replace('/', "-");
+                let path = dir.join(format!("{i:02}-{kind}.intoto.json"));
+                let text = serde_json::to_string_pretty(e)?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            println!(
+                "{} envelopes written to {} (keyid {}; signatures {})",
+                export.envelopes.len(),
+                dir.display(),
+                export.keyid,
+                if key.is_some() {
+                    "checked against --public-key"
+                } else {
+                    "checked against the key the server sent"
+                }
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -127,6 +127,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ledger(c) => ledger::run(Ctx::new(cli.global).await?, c).await,
         Command::Witness(args) => server::witness(args).await,
+        Command::Export(crate::cli::ExportCmd::Intoto(a)) => {
+            ledger::export_intoto(&Ctx::new(cli.global).await?, a).await
+        }
     }
 }
 

@@ -449,3 +449,170 @@ fn witnessed_checkpoints(db: Db) {
     });
 }
 both!(witnessed_checkpoints);
+
+/// Python's securesystemslib verifies every envelope with the public key
+/// alone, and in-toto-attestation validates every statement.
+fn python_verifies_envelopes(
+    dir: &std::path::Path,
+    keyid: &str,
+    public_hex: &str,
+) -> Option<String> {
+    let script = r#"
+import glob, json, sys, base64
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
+from in_toto_attestation.v1.statement import Statement
+from google.protobuf import json_format
+from in_toto_attestation.v1 import statement_pb2
+directory, keyid, public = sys.argv[1:4]
+key = SSlibKey(keyid, "ed25519", "ed25519", {"public": public})
+out = []
+for path in sorted(glob.glob(directory + "/*.intoto.json")):
+    envelope = Envelope.from_dict(json.load(open(path)))
+    envelope.verify([key], 1)
+    pb = json_format.Parse(envelope.payload, statement_pb2.Statement())
+    Statement.copy_from_pb(pb).validate()
+    st = json.loads(envelope.payload)
+    out.append(st["predicateType"] + " " + ",".join(s["digest"]["sha256"][:8] for s in st["subject"]))
+print("\n".join(out))
+"#;
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import securesystemslib, in_toto_attestation"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+            "Python's securesystemslib and in-toto-attestation are required"
+        );
+        return None;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, dir.to_str().unwrap(), keyid, public_hex])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+fn a_trail_exports_as_signed_in_toto(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let c = s.custody();
+    let file = s.write("app.bin", "the build");
+    let fp = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(b"the build"))
+    };
+    c.run(&["create", "flow", "backend"]).ok();
+    c.run(&["begin", "trail", "t1", "--flow", "backend"]).ok();
+    c.run(&[
+        "attest",
+        "artifact",
+        file.to_str().unwrap(),
+        "--artifact-type",
+        "file",
+        "--name",
+        "app",
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+    ])
+    .ok();
+    c.run(&[
+        "attest",
+        "generic",
+        "--name",
+        "tests",
+        "--fingerprint",
+        &fp,
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+        "--compliant=false",
+    ])
+    .ok();
+    // Evidence about the trail, not an artifact: its subjects are the
+    // trail's artifacts.
+    c.run(&[
+        "attest", "generic", "--name", "review", "--flow", "backend", "--trail", "t1",
+    ])
+    .ok();
+    let key = c
+        .run(&["ledger", "public-key"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let dir = s.path("intoto");
+    let r = c
+        .run(&[
+            "export",
+            "intoto",
+            "--flow",
+            "backend",
+            "--trail",
+            "t1",
+            "--output-dir",
+            dir.to_str().unwrap(),
+            "--public-key",
+            &key,
+        ])
+        .ok();
+    assert!(r.stdout.contains("3 envelopes written"), "{}", r.stdout);
+    // Another key: refused.
+    let other = SignerKey::from_seed(key.split('+').next().unwrap(), [1u8; 32])
+        .unwrap()
+        .verifier()
+        .encode();
+    c.run(&[
+        "export",
+        "intoto",
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+        "--public-key",
+        &other,
+    ])
+    .fails(1, "NOT VERIFIED");
+    let all = c
+        .run(&["export", "intoto", "--flow", "backend", "--trail", "t1"])
+        .ok()
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+
+    // The key as securesystemslib wants it: the same Ed25519 key.
+    let vk = VerifierKey::parse(&key).unwrap();
+    let public = {
+        use base64::Engine;
+        let material = base64::engine::general_purpose::STANDARD
+            .decode(key.splitn(3, '+').nth(2).unwrap())
+            .unwrap();
+        assert_eq!(material[0], 1);
+        material[1..].to_vec()
+    };
+    assert_eq!(vk.name(), key.split('+').next().unwrap());
+    let keyid = custody_ledger::dsse::key_id(&public.clone().try_into().unwrap());
+    if let Some(listing) = python_verifies_envelopes(&dir, &keyid, &hex::encode(&public)) {
+        let short = &fp[..8];
+        assert!(
+            listing.contains(&format!("https://custody.dev/artifact/v1 {short}")),
+            "{listing}"
+        );
+        assert!(
+            listing.contains(&format!(
+                "https://custody.dev/attestation/generic/v1 {short}"
+            )),
+            "{listing}"
+        );
+        assert_eq!(listing.lines().count(), 3, "{listing}");
+    }
+}
+both!(a_trail_exports_as_signed_in_toto);

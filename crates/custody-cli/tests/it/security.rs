@@ -1140,6 +1140,11 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("get", "/api/v1/orgs/{org}/ledger/consistency", Need::Read),
     ("get", "/api/v1/orgs/{org}/ledger/entries", Need::Read),
     ("get", "/api/v1/orgs/{org}/ledger/verify", Need::Admin),
+    (
+        "get",
+        "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/intoto",
+        Need::Read,
+    ),
 ];
 
 fn concrete(path: &str) -> String {

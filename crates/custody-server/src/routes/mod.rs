@@ -8,6 +8,7 @@ mod environments;
 mod evidence;
 mod flows;
 mod health;
+mod intoto;
 mod ledger;
 mod notifications;
 mod openapi_doc;
@@ -132,6 +133,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(ledger::consistency))
         .routes(routes!(ledger::entries))
         .routes(routes!(ledger::verify))
+        .routes(routes!(intoto::export))
         .layer(DefaultBodyLimit::max(limits.max_json_body))
         .layer(slots)
         .layer(TimeoutLayer::with_status_code(
