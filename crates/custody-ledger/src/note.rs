@@ -466,7 +466,15 @@ impl Checkpoint {
 
     pub fn parse(text: &str) -> Result<Checkpoint, NoteError> {
         let bad = |why: String| NoteError::Checkpoint(why);
-        let mut lines = text.lines();
+        // Lines end with a newline only, and hold no control character: the
+        // rules of a note's text, so a checkpoint reads one way only.
+        let Some(body) = text.strip_suffix('\n') else {
+            return Err(bad("a checkpoint ends with a newline".into()));
+        };
+        if body.chars().any(|c| c < ' ' && c != '\n') {
+            return Err(bad("a checkpoint has a control character".into()));
+        }
+        let mut lines = body.split('\n');
         let origin = lines
             .next()
             .filter(|l| !l.is_empty())
@@ -688,6 +696,11 @@ mod tests {
             "origin\n-1\nAAAA\n",
             "origin\n3\nnot base64\n",
             "origin\n3\nAAAA\n",
+            // Found by fuzzing: a control character and a carriage return
+            // read differently once printed back.
+            "custod\u{1}y.example/x\n8\nJK7oZWRpyMLU7LsIYAmIeeXShuhjCHtyKiGN21JbKG4=\n",
+            "o\r\n8\nJK7oZWRpyMLU7LsIYAmIeeXShuhjCHtyKiGN21JbKG4=\n",
+            "o\n8\nJK7oZWRpyMLU7LsIYAmIeeXShuhjCHtyKiGN21JbKG4=",
         ] {
             assert!(Checkpoint::parse(bad).is_err(), "{bad:?}");
         }
