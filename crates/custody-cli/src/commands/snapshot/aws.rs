@@ -303,14 +303,17 @@ impl Source for Lambda {
             if !self.functions.matches(name) {
                 continue;
             }
-            let Some(fingerprint) = f.code_sha256().and_then(lambda_digest) else {
+            // A function whose code has no usable digest still runs: it is
+            // recorded without a fingerprint (unknown), not skipped.
+            let fingerprint = f.code_sha256().and_then(lambda_digest);
+            let mut attributes = BTreeMap::new();
+            if fingerprint.is_none() {
                 warnings.push(format!(
-                    "function {name} has no usable CodeSha256 ({}); skipped",
+                    "function {name} has no usable CodeSha256 ({}): recorded without a fingerprint (unknown)",
                     f.code_sha256().unwrap_or("none")
                 ));
-                continue;
-            };
-            let mut attributes = BTreeMap::new();
+                attributes.insert("digest_source".to_string(), "none".to_string());
+            }
             if let Some(r) = f.runtime() {
                 attributes.insert("runtime".to_string(), r.as_str().to_string());
             }
@@ -322,7 +325,7 @@ impl Source for Lambda {
             }
             artifacts.push(ObservedArtifact {
                 name: name.to_string(),
-                fingerprint: Some(fingerprint),
+                fingerprint,
                 instances: vec![Instance {
                     id: f.function_arn().unwrap_or(name).to_string(),
                     started_at: f.last_modified().and_then(last_modified),
