@@ -39,34 +39,8 @@ impl LogSigner {
     /// Reads the key at `path`, or creates it (0600) when `create` and it
     /// does not exist.
     pub fn load(path: &Path, create: bool, public_url: &str) -> anyhow::Result<LogSigner> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                let mut seed = [0u8; 32];
-                rand::fill(&mut seed);
-                let text = hex::encode(seed);
-                crate::secrets::write_new(path, &text).with_context(|| {
-                    format!("cannot create the ledger signing key {}", path.display())
-                })?;
-                text
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot read the ledger signing key {}", path.display())
-                });
-            }
-        };
-        let Some(seed) = hex::decode(&text)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        else {
-            bail!(
-                "{} must hold 64 hex characters (an Ed25519 private key)",
-                path.display()
-            );
-        };
         Ok(LogSigner {
-            seed,
+            seed: crate::secrets::load_or_create_key(path, create, "the ledger signing key")?,
             host: origin_host(public_url)?,
         })
     }

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 
@@ -31,29 +31,7 @@ impl SecretBox {
     /// Reads the key at `path`, or creates it (0600) when `create` and it
     /// does not exist.
     pub fn load(path: &Path, create: bool) -> anyhow::Result<SecretBox> {
-        let hex_key = match std::fs::read_to_string(path) {
-            Ok(t) => t.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                let mut bytes = [0u8; 32];
-                aws_lc_rs::rand::fill(&mut bytes)
-                    .map_err(|_| anyhow::anyhow!("no randomness for a secret key"))?;
-                let text = hex::encode(bytes);
-                write_new(path, &text)
-                    .with_context(|| format!("cannot create the secret key {}", path.display()))?;
-                text
-            }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot read the secret key {}", path.display()));
-            }
-        };
-        let bytes = hex::decode(&hex_key).ok().filter(|b| b.len() == 32);
-        let Some(bytes) = bytes else {
-            bail!(
-                "{} must hold 64 hex characters (a 256-bit key)",
-                path.display()
-            );
-        };
+        let bytes = load_or_create_key(path, create, "the secret key")?;
         let key = UnboundKey::new(&AES_256_GCM, &bytes)
             .map_err(|_| anyhow::anyhow!("cannot use the secret key"))?;
         Ok(SecretBox {
@@ -115,6 +93,36 @@ pub fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     writeln!(f, "{text}")?;
     f.sync_all()
+}
+
+/// Reads the 32-byte key in hex at `path`, or, when `create` and there is
+/// none, makes a random one and writes it (0600). `what` names the key in
+/// messages ("the ledger signing key").
+pub fn load_or_create_key(path: &Path, create: bool, what: &str) -> anyhow::Result<[u8; 32]> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let mut bytes = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut bytes)
+                .map_err(|_| anyhow::anyhow!("no randomness for {what}"))?;
+            let text = hex::encode(bytes);
+            write_new(path, &text)
+                .with_context(|| format!("cannot create {what} {}", path.display()))?;
+            text
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {what} {}", path.display()));
+        }
+    };
+    hex::decode(&text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} must hold 64 hex characters ({what}, 32 bytes)",
+                path.display()
+            )
+        })
 }
 
 #[cfg(test)]

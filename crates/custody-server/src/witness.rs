@@ -62,30 +62,7 @@ struct Shared {
 
 /// Loads or creates the witness's key (hex seed, 0600).
 fn load_key(path: &Path, name: &str) -> anyhow::Result<SignerKey> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t.trim().to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            rand::fill(&mut seed);
-            let text = hex::encode(seed);
-            crate::secrets::write_new(path, &text)
-                .with_context(|| format!("cannot create the witness key {}", path.display()))?;
-            text
-        }
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read the witness key {}", path.display()));
-        }
-    };
-    let Some(seed) = hex::decode(&text)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-    else {
-        bail!(
-            "{} must hold 64 hex characters (an Ed25519 private key)",
-            path.display()
-        );
-    };
+    let seed = crate::secrets::load_or_create_key(path, true, "the witness key")?;
     SignerKey::from_seed(name, seed).map_err(|e| anyhow::anyhow!("--name: {e}"))
 }
 

@@ -192,6 +192,20 @@ fn checkpoints_and_proofs(db: Db) {
 }
 both!(checkpoints_and_proofs);
 
+/// Whether Python has `modules`: a test that needs them is skipped
+/// without, unless CUSTODY_REQUIRE_TOOLS says they must be there.
+fn python_has(modules: &str) -> bool {
+    let have = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have || std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+        "Python's {modules} required (scripts/test installs them)"
+    );
+    have
+}
+
 /// Verifies the note's signature with Python's `cryptography`, from the
 /// verifier key alone, as an auditor's own tool would.
 fn python_verifies_note(note: &str, vkey: &str) {
@@ -215,15 +229,7 @@ for line in sigs.splitlines():
         sys.exit(0)
 sys.exit('no signature by ' + name)
 "#;
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
-            "Python's cryptography is required (pip install cryptography)"
-        );
+    if !python_has("cryptography") {
         return;
     }
     let out = std::process::Command::new("python3")
@@ -476,15 +482,7 @@ for path in sorted(glob.glob(directory + "/*.intoto.json")):
     out.append(st["predicateType"] + " " + ",".join(s["digest"]["sha256"][:8] for s in st["subject"]))
 print("\n".join(out))
 "#;
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import securesystemslib, in_toto_attestation"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
-            "Python's securesystemslib and in-toto-attestation are required"
-        );
+    if !python_has("securesystemslib, in_toto_attestation") {
         return None;
     }
     let out = std::process::Command::new("python3")

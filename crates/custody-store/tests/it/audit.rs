@@ -8,29 +8,9 @@ use common::admin;
 use custody_api::BeginTrailRequest;
 use custody_runtime::{EnvironmentKind, Instance, ObservedArtifact, Report};
 use custody_store::{AttestationBinding, NewAttestation, NewEnvironment, NewReport, Store};
-use serde_json::json;
 
 fn attestation(name: &str, ok: bool) -> NewAttestation {
-    NewAttestation {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: name.into(),
-        kind: "generic".into(),
-        binding: AttestationBinding::Trail,
-        compliant: ok,
-        reasons: vec![],
-        data: json!({}),
-        attestation_data: None,
-        user_data: None,
-        annotations: Default::default(),
-        external_urls: Default::default(),
-        description: None,
-        origin_url: None,
-        git_commit_info: None,
-        repo_info: None,
-        evidence: vec![],
-        components: None,
-        control: None,
-    }
+    common::generic(name, AttestationBinding::Trail, ok)
 }
 
 fn report(version: u8) -> NewReport {

@@ -3,35 +3,12 @@
 
 use crate::common;
 
-use common::{admin, key};
+use common::{admin, generic, key};
 
 use custody_api::{BeginTrailRequest, CreateServiceAccountRequest, ReportArtifactRequest};
 use custody_domain::Role;
-use custody_store::{AttestationBinding, NewAttestation, Store, StoreError};
+use custody_store::{AttestationBinding, Store, StoreError};
 use serde_json::json;
-
-fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation {
-    NewAttestation {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: name.into(),
-        kind: "generic".into(),
-        binding,
-        compliant: ok,
-        reasons: vec![],
-        data: json!({}),
-        attestation_data: None,
-        user_data: None,
-        annotations: Default::default(),
-        external_urls: Default::default(),
-        description: None,
-        origin_url: None,
-        git_commit_info: None,
-        repo_info: None,
-        evidence: vec![],
-        components: None,
-        control: None,
-    }
-}
 
 fn verify_ledger(entries: &[custody_store::ledger::LedgerEntry]) {
     for (i, e) in entries.iter().enumerate() {

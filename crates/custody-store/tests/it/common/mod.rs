@@ -7,7 +7,7 @@
 //! which case they fail.
 #![allow(dead_code)]
 
-use custody_store::{NewApiKey, Principal, Store};
+use custody_store::{AttestationBinding, NewApiKey, NewAttestation, Principal, Store};
 
 pub async fn sqlite() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -76,4 +76,28 @@ pub fn key(n: u8) -> NewApiKey {
 pub async fn admin(s: &Store) -> Principal {
     assert!(s.bootstrap(key(1)).await.unwrap());
     s.authenticate(&[1; 32]).await.unwrap().unwrap()
+}
+
+/// A generic attestation, bound as `binding`.
+pub fn generic(name: &str, binding: AttestationBinding, ok: bool) -> NewAttestation {
+    NewAttestation {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.into(),
+        kind: "generic".into(),
+        binding,
+        compliant: ok,
+        reasons: vec![],
+        data: serde_json::json!({}),
+        attestation_data: None,
+        user_data: None,
+        annotations: Default::default(),
+        external_urls: Default::default(),
+        description: None,
+        origin_url: None,
+        git_commit_info: None,
+        repo_info: None,
+        evidence: vec![],
+        components: None,
+        control: None,
+    }
 }
