@@ -8,8 +8,9 @@
 //!    (root, size, the note's own text, and its signature when a key is
 //!    given), to the stored interior nodes and to the head. A checkpoint
 //!    beyond the ledger's end means entries were removed.
-//! 3. Records are held to the entries that wrote them: attestations (the
-//!    whole document and its queried columns) and snapshots (their counts).
+//! 3. Records are held to the entries that wrote them: artifacts and
+//!    attestations (the whole record and its queried columns) and
+//!    snapshots (their counts).
 //!    A record without an entry was inserted outside a write; an entry
 //!    without its record names a record that was deleted.
 //!
@@ -72,16 +73,31 @@ impl Identities {
     }
 }
 
+/// What the ledger says of the records it wrote, to hold them to it.
+#[derive(Default)]
+struct Ledgered {
+    attestations: HashMap<String, Recorded>,
+    snapshots: HashMap<(u64, i64), Recorded>,
+    /// Artifact reports have no key of their own: each is known by its
+    /// whole record (canonical JSON), with the entries that wrote one so.
+    artifacts: HashMap<String, Vec<u64>>,
+    envs: Identities,
+}
+
 /// Keeps what an entry says of the records it wrote.
-fn note_record(
-    seq: u64,
-    kind: &str,
-    record: Value,
-    attestations: &mut HashMap<String, Recorded>,
-    snapshots: &mut HashMap<(u64, i64), Recorded>,
-    envs: &mut Identities,
-) {
+fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
+    let Ledgered {
+        attestations,
+        snapshots,
+        artifacts,
+        envs,
+    } = l;
     match kind {
+        "artifact" => {
+            if let Ok(text) = custody_ledger::canonical_json(&record) {
+                artifacts.entry(text).or_default().push(seq);
+            }
+        }
         "attestation" => {
             if let Some(id) = record.get("id").and_then(Value::as_str) {
                 attestations.insert(id.to_string(), Recorded { seq, record });
@@ -136,9 +152,7 @@ impl Store {
         let mut signatures = 0u64;
         let mut tree = Frontier::new();
         let mut nodes: Vec<(Node, Hash)> = Vec::new();
-        let mut attestations: HashMap<String, Recorded> = HashMap::new();
-        let mut snapshots: HashMap<(u64, i64), Recorded> = HashMap::new();
-        let mut envs = Identities::default();
+        let mut ledgered = Ledgered::default();
         let mut expected: u64 = 0;
 
         loop {
@@ -218,14 +232,7 @@ impl Store {
                         for d in differs {
                             problems.push(problem(Some(seq), "ledger", None, d));
                         }
-                        note_record(
-                            seq,
-                            env.kind.as_str(),
-                            env.record,
-                            &mut attestations,
-                            &mut snapshots,
-                            &mut envs,
-                        );
+                        note_record(seq, env.kind.as_str(), env.record, &mut ledgered);
                     }
                 }
                 tree.push(leaf, |n, h| {
@@ -375,9 +382,7 @@ impl Store {
             ));
         }
 
-        let records = self
-            .hold_records(org_id, attestations, snapshots, &mut envs, &mut problems)
-            .await?;
+        let records = self.hold_records(org_id, ledgered, &mut problems).await?;
         Ok(self.finish(
             org,
             tree,
@@ -412,12 +417,80 @@ impl Store {
     async fn hold_records(
         &self,
         org_id: i64,
-        mut attestations: HashMap<String, Recorded>,
-        mut snapshots: HashMap<(u64, i64), Recorded>,
-        envs: &mut Identities,
+        ledgered: Ledgered,
         problems: &mut Vec<AuditProblem>,
     ) -> StoreResult<u64> {
+        let Ledgered {
+            mut attestations,
+            mut snapshots,
+            mut artifacts,
+            mut envs,
+        } = ledgered;
         let mut records = 0u64;
+        // Artifacts: each row's record must be one an entry wrote, and its
+        // queried columns must say what the record says.
+        let rows = sqlx::query(
+            "SELECT id, template_name, fingerprint, git_commit, doc FROM artifacts WHERE org_id = $1 ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let id: i64 = r.try_get(0)?;
+            let doc: String = r.try_get(4)?;
+            let doc: Value = serde_json::from_str(&doc).unwrap_or(Value::Null);
+            let key = Some(format!("#{id} {}", doc["name"].as_str().unwrap_or("?")));
+            let text = custody_ledger::canonical_json(&doc).unwrap_or_default();
+            let seq = artifacts.get_mut(&text).and_then(|seqs| seqs.pop());
+            let Some(seq) = seq else {
+                problems.push(problem(
+                    None,
+                    "artifacts",
+                    key,
+                    "no ledger entry wrote this artifact as it is (edited, or inserted outside a write)".into(),
+                ));
+                continue;
+            };
+            for (column, row, entry) in [
+                (
+                    "name",
+                    Value::from(r.try_get::<String, _>(1)?),
+                    doc["name"].clone(),
+                ),
+                (
+                    "fingerprint",
+                    Value::from(r.try_get::<String, _>(2)?),
+                    doc["fingerprint"].clone(),
+                ),
+                (
+                    "git_commit",
+                    Value::from(r.try_get::<Option<String>, _>(3)?),
+                    doc["git_commit"].clone(),
+                ),
+            ] {
+                if row != entry {
+                    problems.push(problem(
+                        Some(seq),
+                        "artifacts",
+                        key.clone(),
+                        format!("its {column} column is {row}, the entry says {entry}"),
+                    ));
+                }
+            }
+        }
+        let mut gone: Vec<u64> = artifacts.into_values().flatten().collect();
+        gone.sort();
+        for seq in gone {
+            problems.push(problem(
+                Some(seq),
+                "artifacts",
+                None,
+                "the entry wrote an artifact that is not there as written (deleted or edited)"
+                    .into(),
+            ));
+        }
+
         let rows = sqlx::query(
             "SELECT id, name, kind, artifact_name, fingerprint, compliant, doc FROM attestations WHERE org_id = $1 ORDER BY id",
         )

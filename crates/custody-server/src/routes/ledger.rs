@@ -207,7 +207,7 @@ pub async fn entries(
 
 /// Audits the organisation's store against its ledger (admins): every
 /// entry re-derived, the tree rebuilt and held to every checkpoint and its
-/// signature, attestations and snapshots held to their entries.
+/// signature, artifacts, attestations and snapshots held to their entries.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/ledger/verify", tag = "ledger",
     params(("org" = String, Path)),
     responses((status = 200, body = LedgerAudit), (status = 403)))]

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::admin;
-use custody_api::BeginTrailRequest;
+use custody_api::{BeginTrailRequest, ReportArtifactRequest};
 use custody_runtime::{EnvironmentKind, Instance, ObservedArtifact, Report};
 use custody_store::{AttestationBinding, NewAttestation, NewEnvironment, NewReport, Store};
 
@@ -50,6 +50,19 @@ async fn history(s: &Store) -> (String, String) {
         "backend",
         BeginTrailRequest {
             name: "t1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.report_artifact(
+        &p,
+        "backend",
+        "t1",
+        ReportArtifactRequest {
+            fingerprint: "ab".repeat(32),
+            name: "app".into(),
+            git_commit: Some("abc123".into()),
             ..Default::default()
         },
     )
@@ -104,6 +117,10 @@ async fn tamper(url: &str, sql: &str) {
     pool.close().await;
 }
 
+async fn s_reopen(url: &str) -> Store {
+    Store::open(url).await.unwrap()
+}
+
 async fn problems(url: &str) -> Vec<custody_api::AuditProblem> {
     let s = Store::open(url).await.unwrap();
     let audit = s.verify_ledger("default", None).await.unwrap();
@@ -116,7 +133,10 @@ async fn tampering_is_found(s: Store, url: String) {
     let audit = s.verify_ledger("default", None).await.unwrap();
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
-    assert_eq!(audit.records, 5, "two attestations, three snapshots");
+    assert_eq!(
+        audit.records, 6,
+        "an artifact, two attestations, three snapshots"
+    );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
     s.close().await;
@@ -141,6 +161,28 @@ async fn tampering_is_found(s: Store, url: String) {
     tamper(
         &url,
         &format!("UPDATE attestations SET compliant = 0 WHERE id = '{failed}'"),
+    )
+    .await;
+    assert!(problems(&url).await.is_empty());
+
+    // Another build's fingerprint given to the reported artifact: forged
+    // provenance.
+    let artifact_seq = seq_of(&s_reopen(&url).await, "artifact", "abc123").await;
+    tamper(
+        &url,
+        &format!("UPDATE artifacts SET fingerprint = '{}'", "cd".repeat(32)),
+    )
+    .await;
+    let p = problems(&url).await;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].seq, p[0].table.as_str()),
+        (Some(artifact_seq), "artifacts")
+    );
+    assert!(p[0].what.contains("its fingerprint column is"), "{p:?}");
+    tamper(
+        &url,
+        &format!("UPDATE artifacts SET fingerprint = '{}'", "ab".repeat(32)),
     )
     .await;
     assert!(problems(&url).await.is_empty());
