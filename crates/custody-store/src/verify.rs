@@ -349,8 +349,20 @@ impl Store {
             .collect();
         for (level, idx, hash) in stored {
             let k = (level.clamp(0, 255) as u8, idx.max(0) as u64);
-            let range =
-                |k: (u8, u64)| format!("entries {} to {}", k.1 << k.0, ((k.1 + 1) << k.0) - 1);
+            // A tampered row may hold any level and index: the range is
+            // named only when it is one a tree can have.
+            let range = |k: (u8, u64)| {
+                let first = k.1.checked_shl(u32::from(k.0)).filter(|_| k.0 < 64);
+                let end =
+                    k.1.checked_add(1)
+                        .and_then(|i| i.checked_shl(u32::from(k.0)));
+                match (first, end) {
+                    (Some(a), Some(b)) if k.1 < (1u64 << (63 - k.0.min(63))) => {
+                        format!("entries {a} to {}", b - 1)
+                    }
+                    _ => format!("level {} index {} (no such place in a tree)", k.0, k.1),
+                }
+            };
             match want.remove(&k) {
                 Some(h) if h.as_slice() == hash.as_slice() => {}
                 Some(_) => problems.push(problem(

@@ -187,6 +187,20 @@ async fn tampering_is_found(s: Store, url: String) {
     .await;
     assert!(problems(&url).await.is_empty());
 
+    // A tree node where no tree has one: named, not a panic.
+    tamper(
+        &url,
+        "INSERT INTO merkle_nodes (org_id, level, idx, hash) SELECT org_id, 200, seq, leaf_hash FROM ledger WHERE seq = 0",
+    )
+    .await;
+    let p = problems(&url).await;
+    assert!(
+        p.iter()
+            .any(|x| x.table == "tree" && x.what.contains("no such place in a tree")),
+        "{p:?}"
+    );
+    tamper(&url, "DELETE FROM merkle_nodes WHERE level = 200").await;
+
     // A snapshot deleted; an attestation deleted.
     tamper(&url, "DELETE FROM env_snapshots WHERE idx = 2").await;
     tamper(
