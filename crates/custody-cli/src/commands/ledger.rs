@@ -30,9 +30,9 @@ pub async fn run(ctx: Ctx, c: LedgerCmd) -> anyhow::Result<ExitCode> {
         LedgerCmd::Prove(a) => prove(&ctx, a).await,
         LedgerCmd::Consistency(a) => consistency(&ctx, a).await,
         LedgerCmd::Entries(a) => entries(&ctx, a).await,
-        LedgerCmd::Verify(a) => {
+        LedgerCmd::Verify(_) => {
             let audit: LedgerAudit = ctx.client.get(ctx.org_url(&["ledger", "verify"])).await?;
-            report_audits(ctx.global.output, vec![audit], &a)
+            report_audits(ctx.global.output, vec![audit])
         }
     }
 }
@@ -59,14 +59,10 @@ pub async fn verify_database(global: &Global, a: VerifyArgs) -> anyhow::Result<E
         audits.push(store.verify_ledger(&org, key).await?);
     }
     store.close().await;
-    report_audits(global.output, audits, &a)
+    report_audits(global.output, audits)
 }
 
-fn report_audits(
-    out: crate::cli::Output,
-    audits: Vec<LedgerAudit>,
-    _a: &VerifyArgs,
-) -> anyhow::Result<ExitCode> {
+fn report_audits(out: crate::cli::Output, audits: Vec<LedgerAudit>) -> anyhow::Result<ExitCode> {
     let clean = audits.iter().all(|a| a.problems.is_empty());
     output::either(out, &audits, |audits| {
         for a in audits {
@@ -321,7 +317,7 @@ async fn consistency(ctx: &Ctx, a: ConsistencyArgs) -> anyhow::Result<ExitCode> 
 }
 
 async fn entries(ctx: &Ctx, a: EntriesArgs) -> anyhow::Result<ExitCode> {
-    let to = a.to.unwrap_or(a.from + 99);
+    let to = a.to.unwrap_or(a.from.saturating_add(99));
     if to < a.from {
         bail!("--to {to} is before --from {}", a.from);
     }
@@ -343,7 +339,11 @@ async fn entries(ctx: &Ctx, a: EntriesArgs) -> anyhow::Result<ExitCode> {
             }
         }
         all.extend(page.entries);
-        next = last + 1;
+        // A server that sends nothing new ends the listing.
+        match last.checked_add(1) {
+            Some(n) if n > next => next = n,
+            _ => break,
+        }
     }
     output::either(ctx.global.output, &all, |all| {
         let rows = all

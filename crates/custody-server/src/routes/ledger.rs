@@ -178,18 +178,22 @@ pub async fn entries(
     caller.require(Permission::Read)?;
     let org = &caller.0.org;
     let from = q.from.unwrap_or(0);
-    let to = q.to.unwrap_or(from + MAX_ENTRIES - 1);
+    let to = q.to.unwrap_or(from.saturating_add(MAX_ENTRIES - 1));
     if to < from {
         return Err(ApiError::bad_request(format!(
             "'to' ({to}) is before 'from' ({from})"
         )));
     }
-    let limit = (to - from + 1).min(MAX_ENTRIES);
+    let limit = (to - from).saturating_add(1).min(MAX_ENTRIES);
+    // Sequence numbers are stored as i64: one beyond them names no entry.
+    let Ok(from_seq) = i64::try_from(from) else {
+        return Ok(Json(LedgerEntries {
+            entries: vec![],
+            size: s.store.ledger_size(org).await?.max(0) as u64,
+        }));
+    };
     let size = s.store.ledger_size(org).await?;
-    let rows = s
-        .store
-        .ledger_entries(org, from as i64, limit as i64)
-        .await?;
+    let rows = s.store.ledger_entries(org, from_seq, limit as i64).await?;
     Ok(Json(LedgerEntries {
         entries: rows
             .into_iter()
