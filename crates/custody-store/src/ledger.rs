@@ -107,15 +107,7 @@ impl LedgerWriter {
         .bind(sealed.leaf_hash.to_vec())
         .execute(&mut *conn)
         .await?;
-        let mut stored = Vec::new();
-        self.tree.push(sealed.leaf_hash, |node, hash| {
-            if node.is_stored() {
-                stored.push((node, *hash));
-            }
-        });
-        for (node, hash) in stored {
-            insert_node(conn, self.org_id, node, &hash).await?;
-        }
+        grow(conn, self.org_id, &mut self.tree, sealed.leaf_hash).await?;
         sqlx::query("UPDATE ledger_heads SET size = $2, frontier = $3 WHERE org_id = $1")
             .bind(self.org_id)
             .bind(self.next + 1)
@@ -127,19 +119,29 @@ impl LedgerWriter {
     }
 }
 
-pub(crate) async fn insert_node(
+/// Adds a leaf to an organisation's tree, storing the interior nodes it
+/// completes that the store keeps (every `STRIDE`-th level).
+pub(crate) async fn grow(
     conn: &mut AnyConnection,
     org_id: i64,
-    node: Node,
-    hash: &Hash,
+    tree: &mut Frontier,
+    leaf: Hash,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO merkle_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)")
-        .bind(org_id)
-        .bind(i64::from(node.level))
-        .bind(node.index as i64)
-        .bind(hash.to_vec())
-        .execute(&mut *conn)
-        .await?;
+    let mut stored: Vec<(Node, Hash)> = Vec::new();
+    tree.push(leaf, |node, hash| {
+        if node.is_stored() {
+            stored.push((node, *hash));
+        }
+    });
+    for (node, hash) in stored {
+        sqlx::query("INSERT INTO merkle_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)")
+            .bind(org_id)
+            .bind(i64::from(node.level))
+            .bind(node.index as i64)
+            .bind(hash.to_vec())
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use custody_ledger::merkle::{Frontier, Hash, Node, NodeHashes, ProofPlan};
 use sqlx::Row;
 
-use crate::ledger::insert_node;
+use crate::ledger::grow;
 use crate::util::now_ms;
 use crate::{Store, StoreError, StoreResult};
 
@@ -94,15 +94,7 @@ impl Store {
                                     )));
                                 }
                                 let leaf = hash_from(row.try_get(1)?, "a leaf hash")?;
-                                let mut stored = Vec::new();
-                                tree.push(leaf, |n, h| {
-                                    if n.is_stored() {
-                                        stored.push((n, *h));
-                                    }
-                                });
-                                for (n, h) in stored {
-                                    insert_node(c, org_id, n, &h).await?;
-                                }
+                                grow(c, org_id, &mut tree, leaf).await?;
                             }
                             if done {
                                 break;
