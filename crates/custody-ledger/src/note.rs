@@ -241,7 +241,7 @@ impl VerifierKey {
     }
 
     /// Whether a signature line claims to be by this key.
-    fn matches(&self, sig: &Signature) -> bool {
+    pub fn matches(&self, sig: &Signature) -> bool {
         sig.name == self.name && sig.id == self.id
     }
 
