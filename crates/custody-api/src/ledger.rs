@@ -119,3 +119,31 @@ pub struct IntotoExport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
 }
+
+/// What an audit bundle (`custody audit export`) covers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditBundleRequest {
+    /// The window, milliseconds since the epoch, both inclusive. The window
+    /// ends earlier when the latest checkpoint does: at the last report it
+    /// holds.
+    pub from: i64,
+    pub to: i64,
+    /// Provenance counted only from trails of this flow.
+    #[serde(default)]
+    pub flow: Option<String>,
+    /// Include the evidence files (default true).
+    #[serde(default = "yes")]
+    pub blobs: bool,
+    /// A checkpoint the requester holds (signed note): the bundle proves
+    /// the log grew from it.
+    #[serde(default)]
+    pub since_checkpoint: Option<String>,
+    /// Claim that this fingerprint never ran in the window.
+    #[serde(default)]
+    pub absent: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}

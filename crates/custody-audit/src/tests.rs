@@ -302,6 +302,12 @@ fn reasons(r: &Report) -> String {
         .map(|p| format!("{:?}: {}", p.seq, p.what))
         .collect();
     s.extend(r.findings.gaps.iter().map(|g| format!("gap: {}", g.why)));
+    s.extend(
+        r.findings
+            .absent_refuted
+            .iter()
+            .map(|w| format!("ran: {w}")),
+    );
     s.join("\n")
 }
 

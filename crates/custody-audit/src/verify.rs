@@ -612,16 +612,14 @@ impl<'t> Verifier<'t> {
                 ),
             });
         }
-        if let Some(why) = &findings.absent_refuted {
-            self.problems.push(Problem {
-                seq: None,
-                what: format!("the artifact claimed absent ran in the window: {why}"),
-            });
-        }
         let mut problems = std::mem::take(&mut self.problems);
         problems.append(&mut findings.problems);
         findings.problems = problems;
-        let verified = findings.problems.is_empty() && findings.gaps.is_empty();
+        // Absence is refuted by a bundle that is otherwise sound: not a
+        // problem with the bundle, but not verified either.
+        let verified = findings.problems.is_empty()
+            && findings.gaps.is_empty()
+            && findings.absent_refuted.is_none();
         Ok(Report {
             verified,
             org: manifest.org,

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod audit;
 mod controls;
 mod ledger;
 mod runtime;
+pub use audit::*;
 pub use controls::*;
 pub use ledger::*;
 pub use runtime::*;
@@ -169,6 +171,9 @@ pub enum Command {
     /// Export records in other formats (in-toto).
     #[command(subcommand)]
     Export(ExportCmd),
+    /// Audit bundles: export an environment's proven history, prove an artifact never ran, verify a bundle offline.
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
 
 #[derive(Subcommand, Debug)]

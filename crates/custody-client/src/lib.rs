@@ -226,6 +226,40 @@ impl Client {
         })
     }
 
+    /// POSTs `body` and streams the answer to `out`, returning how many
+    /// bytes came. The caller decides what to do with a partial file.
+    pub async fn post_to_file<B: Serialize>(
+        &self,
+        url: url::Url,
+        body: &B,
+        out: &mut tokio::fs::File,
+    ) -> Result<u64> {
+        let resp = self
+            .request(Method::POST, url.clone())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| network(&url, e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| network(&url, e))?;
+            return Err(api_error(status, &bytes));
+        }
+        let mut size = 0u64;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| network(&url, e))?;
+            size += chunk.len() as u64;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| ClientError::Local(format!("cannot write the bundle: {e}")))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| ClientError::Local(format!("cannot write the bundle: {e}")))?;
+        Ok(size)
+    }
+
     /// Downloads an evidence file to `dest`, checking its SHA-256; on any
     /// failure the partial file is removed.
     pub async fn download_evidence(

@@ -16,6 +16,7 @@
 
 mod auth;
 mod blobs;
+mod bundle;
 mod components;
 mod db;
 mod environments;
@@ -36,6 +37,7 @@ mod verify;
 
 pub use auth::{NewApiKey, Principal};
 pub use blobs::{BlobStore, StoredBlob};
+pub use bundle::{BundlePlan, BundleRequest};
 pub use db::Backend;
 pub use environments::NewEnvironment;
 pub use error::{StoreError, StoreResult};

@@ -30,6 +30,7 @@ pub const SQLITE: Files = files!("sqlite":
     7 "0007_key_lifecycle",
     8 "0008_merkle",
     9 "0009_unobserved",
+    10 "0010_ledger_by_kind",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -42,6 +43,7 @@ pub const POSTGRES: Files = files!("postgres":
     7 "0007_key_lifecycle",
     8 "0008_merkle",
     9 "0009_unobserved",
+    10 "0010_ledger_by_kind",
 );
 
 pub fn migrator(files: Files) -> Migrator {

@@ -157,7 +157,7 @@ impl Store {
     }
 
     /// The stored hashes `nodes` are computed from, in one query.
-    async fn fetch_nodes(&self, org_id: i64, nodes: &[Node]) -> StoreResult<NodeHashes> {
+    pub(crate) async fn fetch_nodes(&self, org_id: i64, nodes: &[Node]) -> StoreResult<NodeHashes> {
         let mut hashes = NodeHashes::new();
         let sources = NodeHashes::sources(nodes);
         if sources.is_empty() {

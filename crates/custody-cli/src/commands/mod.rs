@@ -1,5 +1,6 @@
 mod admin;
 mod attest;
+mod audit;
 mod controls;
 mod environments;
 mod evaluate;
@@ -130,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(crate::cli::ExportCmd::Intoto(a)) => {
             ledger::export_intoto(&Ctx::new(cli.global).await?, a).await
         }
+        Command::Audit(c) => audit::run(cli.global, c).await,
     }
 }
 

@@ -31,7 +31,7 @@ fn latest_checkpoint(c: &common::Cli) -> Option<Value> {
 }
 
 /// Waits for a checkpoint that covers the whole ledger as it is now.
-fn checkpoint_of_everything(c: &common::Cli) -> Value {
+pub(crate) fn checkpoint_of_everything(c: &common::Cli) -> Value {
     let size = ledger_size(c);
     let mut cp = Value::Null;
     wait_for("a checkpoint of the whole ledger", || {

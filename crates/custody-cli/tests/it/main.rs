@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod audit;
 mod aws;
 mod compliance;
 mod controls;

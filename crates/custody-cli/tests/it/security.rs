@@ -1145,6 +1145,11 @@ const MATRIX: &[(&str, &str, Need)] = &[
         "/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/intoto",
         Need::Read,
     ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/environments/{env}/audit-bundle",
+        Need::Read,
+    ),
 ];
 
 fn concrete(path: &str) -> String {

@@ -2,6 +2,7 @@
 //! values, call the store, shape the answer.
 
 mod attestations;
+mod audit;
 mod components;
 mod controls;
 mod environments;
@@ -134,6 +135,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(ledger::entries))
         .routes(routes!(ledger::verify))
         .routes(routes!(intoto::export))
+        .routes(routes!(audit::export))
         .layer(DefaultBodyLimit::max(limits.max_json_body))
         .layer(slots)
         .layer(TimeoutLayer::with_status_code(

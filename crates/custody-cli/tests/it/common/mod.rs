@@ -142,6 +142,12 @@ impl Server {
         self.url = url;
     }
 
+    /// Stops the server for good (what follows must not need it).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn custody(&self) -> Cli {
         Cli::new(&self.url, TOKEN, self.dir.path())
     }
