@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut version = 0u64;
     while records.len() < n {
         t += MINUTE;
-        let change = idx == 0 || records.len() % 100 == 0;
+        let change = idx == 0 || records.len().is_multiple_of(100);
         if change && records.len() + 4 < n {
             version += 1;
             let fp = format!("{:064x}", version);
