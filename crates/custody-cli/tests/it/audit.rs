@@ -214,6 +214,40 @@ fn a_bundle_proves_what_ran_offline(db: Db) {
         .ok();
     assert!(r.stdout.contains("never ran"), "{}", r.stdout);
 
+    // The check docs/proofs.md gives auditors, in their own code.
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proofs.md"))
+            .unwrap();
+    let after = docs
+        .split("### Checking a bundle with your own code")
+        .nth(1)
+        .unwrap();
+    let script = after
+        .split("```python\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let script = s.write("check_bundle.py", script);
+    let vkey = s.write("log.vkey", &key);
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(bundle)
+        .arg(&vkey)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("web: snapshots complete up to #2"),
+        "{stdout}"
+    );
+
     // Another key: not verified, and why.
     let origin = key.split('+').next().unwrap();
     let other_key = custody_ledger::note::SignerKey::from_seed(origin, [5; 32])
