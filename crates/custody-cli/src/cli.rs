@@ -507,6 +507,22 @@ pub enum AttestCmd {
     Sbom(AttestSbomArgs),
     /// Report a decision, optionally for a control.
     Decision(AttestDecisionArgs),
+    /// Import an in-toto statement another tool signed (a DSSE envelope): verified with --public-key, bound to the artifact its subject names, the envelope kept in the vault.
+    Intoto(AttestIntotoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AttestIntotoArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The DSSE envelope (JSON) holding the statement.
+    #[arg(long, env = "CUSTODY_ENVELOPE")]
+    pub envelope: PathBuf,
+    /// The signer's public key, or a file holding it: PEM (Ed25519 or ECDSA P-256), a securesystemslib key, 64 hex digits (Ed25519) or a verifier key.
+    #[arg(long, env = "CUSTODY_PUBLIC_KEY", value_parser = NonEmptyStringValueParser::new())]
+    pub public_key: String,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 #[derive(Args, Debug)]

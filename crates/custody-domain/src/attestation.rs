@@ -17,6 +17,7 @@ pub const BUILT_IN_TYPES: &[&str] = &[
     "jira",
     "sonar",
     "decision",
+    "intoto",
 ];
 
 /// The type of a reported attestation.

@@ -16,6 +16,7 @@
 //! as the records they describe.
 
 pub mod dsse;
+pub mod foreign;
 pub mod merkle;
 pub mod note;
 

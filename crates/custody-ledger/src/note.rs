@@ -195,6 +195,11 @@ impl VerifierKey {
         self.kind
     }
 
+    /// The Ed25519 public key.
+    pub fn public(&self) -> [u8; 32] {
+        self.key
+    }
+
     pub fn encode(&self) -> String {
         let mut material = vec![self.kind];
         material.extend_from_slice(&self.key);

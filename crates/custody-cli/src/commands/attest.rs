@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use custody_api::{Artifact, Attestation, AttestationInput, ReportArtifactRequest};
 use custody_client::{Attachment, Progress};
 use custody_domain::{AttestationName, Fingerprint, names};
@@ -10,7 +10,9 @@ use reqwest::Method;
 
 use super::Ctx;
 use super::provenance::{annotations, gather};
-use crate::cli::{AttestArtifactArgs, AttestCmd, AttestSeverityArgs, EvidenceArgs, Target};
+use crate::cli::{
+    AttestArtifactArgs, AttestCmd, AttestIntotoArgs, AttestSeverityArgs, EvidenceArgs, Target,
+};
 use crate::output;
 use crate::reports;
 
@@ -59,6 +61,7 @@ pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
             };
             evidence(ctx, a.path, a.target, a.evidence, extra).await
         }
+        AttestCmd::Intoto(a) => intoto(ctx, a).await,
         AttestCmd::Sbom(a) => {
             check_target(&a.target)?;
             let report = reports::single("sbom", &a.file, "--file")?;
@@ -153,6 +156,54 @@ async fn artifact(ctx: Ctx, a: AttestArtifactArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the envelope here, so a statement that does not verify is
+/// refused before anything is sent; the server checks it again.
+async fn intoto(ctx: Ctx, mut a: AttestIntotoArgs) -> anyhow::Result<ExitCode> {
+    use custody_ledger::foreign::{PublicKey, Statement};
+    let text = std::fs::read_to_string(&a.envelope)
+        .with_context(|| format!("cannot read --envelope {}", a.envelope.display()))?;
+    let envelope: custody_ledger::dsse::Envelope = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a DSSE envelope", a.envelope.display()))?;
+    let key_text = match std::fs::read_to_string(&a.public_key) {
+        Ok(t) => t,
+        Err(_) => a.public_key.clone(),
+    };
+    let key = PublicKey::parse(&key_text).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
+    let payload = key.verify(&envelope).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the signature does not verify with --public-key ({e})",
+            a.envelope.display()
+        )
+    })?;
+    let statement =
+        Statement::parse(&payload).map_err(|e| anyhow::anyhow!("{}: {e}", a.envelope.display()))?;
+    if let Some(fp) = &a.target.fingerprint {
+        let fp = Fingerprint::parse(fp)?.to_string();
+        if !statement.subjects.iter().any(|(_, d)| *d == fp) {
+            bail!(
+                "{}: the statement is not about --fingerprint {fp} (its subjects: {})",
+                a.envelope.display(),
+                statement
+                    .subjects
+                    .iter()
+                    .map(|(n, d)| format!("{n} {d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let data = serde_json::json!({"envelope": envelope, "public_key": key_text.trim()});
+    let data = serde_json::value::RawValue::from_string(data.to_string())?;
+    a.evidence
+        .attachments
+        .push(a.envelope.to_string_lossy().into_owned());
+    let extra = Extra {
+        data: Some(data),
+        ..Extra::new("intoto")
+    };
+    evidence(ctx, None, a.target, a.evidence, extra).await
 }
 
 /// What a type adds to the common attestation fields.

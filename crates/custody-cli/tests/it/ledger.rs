@@ -622,3 +622,172 @@ fn a_trail_exports_as_signed_in_toto(db: Db) {
     }
 }
 both!(a_trail_exports_as_signed_in_toto);
+
+/// Statements signed by other tools' keys (securesystemslib's own signers,
+/// Ed25519 and ECDSA P-256), written to `dir`: for `fp`, for another
+/// digest, and one altered after signing.
+fn python_signs_statements(dir: &std::path::Path, fp: &str) -> bool {
+    let script = r#"
+import json, sys
+from securesystemslib.signer import CryptoSigner
+from securesystemslib.dsse import Envelope
+from cryptography.hazmat.primitives import serialization
+d, fp = sys.argv[1:3]
+def statement(digest):
+    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app", "digest": {"sha256": digest}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {"buildType": "https://example.com/ci"}}}).encode()
+ed, ec = CryptoSigner.generate_ed25519(), CryptoSigner.generate_ecdsa()
+def write(name, signer, payload):
+    e = Envelope(payload=payload, payload_type="application/vnd.in-toto+json", signatures={})
+    e.sign(signer)
+    json.dump(e.to_dict(), open(f"{d}/{name}", "w"))
+write("ed.json", ed, statement(fp))
+write("ec.json", ec, statement(fp))
+write("other.json", ed, statement("cd" * 32))
+e = json.load(open(f"{d}/ed.json"))
+e["payload"] = Envelope(payload=statement("ef" * 32), payload_type="x", signatures={}).to_dict()["payload"]
+json.dump(e, open(f"{d}/altered.json", "w"))
+json.dump(ed.public_key.to_dict(), open(f"{d}/ed.key.json", "w"))
+open(f"{d}/ec.pem", "wb").write(ec._private_key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+"#;
+    if !python_has("securesystemslib, cryptography") {
+        return false;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, dir.to_str().unwrap(), fp])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+both!(statements_signed_by_other_tools_are_imported);
+fn statements_signed_by_other_tools_are_imported(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let c = s.custody();
+    let file = s.write("app.bin", "app\n");
+    let fp = c
+        .run(&[
+            "fingerprint",
+            file.to_str().unwrap(),
+            "--artifact-type",
+            "file",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let dir = s.path("signed");
+    if !python_signs_statements(&dir, &fp) {
+        return;
+    }
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    c.run(&["create", "flow", "backend"]).ok();
+    c.run(&["begin", "trail", "t1", "--flow", "backend"]).ok();
+    c.run(&[
+        "attest",
+        "artifact",
+        "--fingerprint",
+        &fp,
+        "--name",
+        "app",
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+    ])
+    .ok();
+    let attest = |envelope: &str, key: &str| {
+        c.run(&[
+            "attest",
+            "intoto",
+            "--name",
+            "provenance",
+            "--flow",
+            "backend",
+            "--trail",
+            "t1",
+            "--envelope",
+            &p(envelope),
+            "--public-key",
+            &p(key),
+            "--output",
+            "json",
+        ])
+    };
+    // Ed25519, key as securesystemslib writes it; ECDSA P-256, as PEM.
+    for (envelope, key, algorithm) in [
+        ("ed.json", "ed.key.json", "ed25519"),
+        ("ec.json", "ec.pem", "ecdsa-p256-sha256"),
+    ] {
+        let a = attest(envelope, key).ok().json();
+        assert_eq!(a["type"], "intoto");
+        assert_eq!(a["compliant"], true);
+        assert_eq!(a["fingerprint"], fp.as_str(), "{a}");
+        assert_eq!(
+            a["data"]["predicate_type"],
+            "https://slsa.dev/provenance/v1"
+        );
+        assert_eq!(a["data"]["signed_by"]["algorithm"], algorithm);
+        assert_eq!(
+            a["attestation_data"]["predicate"]["buildDefinition"]["buildType"],
+            "https://example.com/ci"
+        );
+        // The envelope itself is in the vault, for anyone to check again.
+        assert_eq!(a["evidence"][0]["filename"], envelope, "{a}");
+    }
+    // The wrong key, an altered statement, a statement about something
+    // else: refused, nothing recorded.
+    attest("ed.json", "ec.pem").fails(2, "does not verify with --public-key");
+    attest("altered.json", "ed.key.json").fails(2, "does not verify");
+    c.run(&[
+        "attest",
+        "intoto",
+        "--name",
+        "provenance",
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+        "--envelope",
+        &p("other.json"),
+        "--public-key",
+        &p("ed.key.json"),
+        "--fingerprint",
+        &fp,
+    ])
+    .fails(2, "the statement is not about --fingerprint");
+    // Sent straight to the server (no CLI checks), it refuses as well.
+    let body = serde_json::json!({
+        "name": "provenance", "type": "intoto",
+        "attestation_data": {
+            "envelope": serde_json::from_str::<Value>(&std::fs::read_to_string(p("altered.json")).unwrap()).unwrap(),
+            "public_key": std::fs::read_to_string(p("ed.key.json")).unwrap(),
+        }
+    });
+    let r = crate::security::call(
+        &s,
+        "post",
+        "/api/v1/orgs/default/flows/backend/trails/t1/attestations",
+        common::TOKEN,
+        Some(body.to_string().into_bytes()),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("does not verify"), "{}", r.body);
+    let trail = c
+        .run(&[
+            "get", "trail", "t1", "--flow", "backend", "--output", "json",
+        ])
+        .ok()
+        .json();
+    let n = trail.to_string().matches("\"intoto\"").count();
+    assert!(n >= 1, "{trail}");
+}

@@ -26,10 +26,10 @@ fn rt() -> &'static tokio::runtime::Runtime {
     })
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub status: u16,
     retry_after: Option<String>,
-    body: String,
+    pub body: String,
 }
 
 impl Answer {
@@ -44,7 +44,13 @@ impl Answer {
     }
 }
 
-fn call(s: &Server, method: &str, path: &str, token: &str, body: Option<Vec<u8>>) -> Answer {
+pub(crate) fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Vec<u8>>,
+) -> Answer {
     call_url(&s.url, method, path, token, body)
 }
 

@@ -7,6 +7,7 @@ use custody_domain::provenance::{validate_annotations, validate_external_urls};
 use custody_domain::{AttestationName, Fingerprint, Permission};
 use custody_store::{AttestationBinding, NewAttestation};
 use serde_json::json;
+use sha2::Digest;
 
 use super::tool_evidence;
 use crate::auth::Caller;
@@ -217,7 +218,7 @@ async fn evaluate(
 ) -> ApiResult<NewAttestation> {
     let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
     let name = AttestationName::parse(&input.name).map_err(|e| bad(&e))?;
-    let binding = match (&name.artifact, &input.fingerprint) {
+    let mut binding = match (&name.artifact, &input.fingerprint) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "give either a fingerprint or an ARTIFACT.NAME attestation name, not both",
@@ -294,6 +295,17 @@ async fn evaluate(
                 json!({"type_name": t.name, "type_version": t.version}),
             )
         }
+        "intoto" => {
+            let raw = input.attestation_data.take().ok_or_else(|| {
+                ApiError::bad_request(
+                    "an intoto attestation needs attestation_data: {\"envelope\", \"public_key\"}",
+                )
+            })?;
+            let (bound, statement, data) = intoto(raw.get(), binding)?;
+            binding = bound;
+            attestation_data = Some(statement);
+            ("intoto".to_string(), true, vec![], data)
+        }
         k if tool_evidence::KINDS.contains(&k) => {
             let kind = k.to_string();
             let v = tool_evidence::evaluate(&kind, &mut input)?;
@@ -302,7 +314,7 @@ async fn evaluate(
         }
         other => {
             return Err(ApiError::bad_request(format!(
-                "unsupported attestation type '{other}': expected generic, custom, decision, {}",
+                "unsupported attestation type '{other}': expected generic, custom, decision, intoto, {}",
                 tool_evidence::KINDS.join(", ")
             )));
         }
@@ -327,6 +339,89 @@ async fn evaluate(
         components,
         control: input.control,
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntotoInput {
+    envelope: custody_ledger::dsse::Envelope,
+    public_key: String,
+}
+
+/// A signed in-toto statement made by another tool: verified with the key
+/// the caller gives, bound to the artifact its subject names. Returns the
+/// binding, the statement (kept as the attestation's data) and the summary.
+fn intoto(
+    raw: &str,
+    binding: AttestationBinding,
+) -> ApiResult<(
+    AttestationBinding,
+    Box<serde_json::value::RawValue>,
+    serde_json::Value,
+)> {
+    use custody_ledger::foreign::{PublicKey, Statement};
+    let un = |m: String| ApiError::unprocessable(m);
+    let input: IntotoInput = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("attestation_data: {e}")))?;
+    let key = PublicKey::parse(&input.public_key).map_err(|e| un(format!("public_key: {e}")))?;
+    if input.envelope.payload_type != custody_ledger::dsse::INTOTO_PAYLOAD_TYPE {
+        return Err(un(format!(
+            "the envelope's payloadType is '{}', not an in-toto statement ({})",
+            input.envelope.payload_type,
+            custody_ledger::dsse::INTOTO_PAYLOAD_TYPE
+        )));
+    }
+    let payload = key.verify(&input.envelope).map_err(|e| {
+        un(format!(
+            "the envelope's signature does not verify with the key given ({e})"
+        ))
+    })?;
+    let st = Statement::parse(&payload).map_err(|e| un(e.to_string()))?;
+    let names = || {
+        st.subjects
+            .iter()
+            .map(|(n, d)| format!("{n} ({d})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let binding = match binding {
+        AttestationBinding::Fingerprint(fp) => {
+            if !st.subjects.iter().any(|(_, d)| *d == fp) {
+                return Err(un(format!(
+                    "the statement is about {}, not about fingerprint {fp}",
+                    names()
+                )));
+            }
+            AttestationBinding::Fingerprint(fp)
+        }
+        AttestationBinding::Trail if st.subjects.len() == 1 => {
+            AttestationBinding::Fingerprint(st.subjects[0].1.clone())
+        }
+        AttestationBinding::Trail => {
+            return Err(un(format!(
+                "the statement has {} subjects ({}): give the fingerprint of the one this trail made",
+                st.subjects.len(),
+                names()
+            )));
+        }
+        AttestationBinding::ArtifactName(_) => {
+            return Err(un(
+                "an in-toto statement is bound to its artifact by its subject: name it NAME, not ARTIFACT.NAME"
+                    .into(),
+            ));
+        }
+    };
+    let text = String::from_utf8(payload).map_err(|_| un("the statement is not UTF-8".into()))?;
+    let statement = serde_json::value::RawValue::from_string(text)
+        .map_err(|e| un(format!("the statement: {e}")))?;
+    let data = json!({
+        "statement_type": st.statement_type,
+        "predicate_type": st.predicate_type,
+        "subjects": st.subjects.iter().map(|(n, d)| json!({"name": n, "sha256": d})).collect::<Vec<_>>(),
+        "signed_by": {"algorithm": key.algorithm(), "key_sha256": key.fingerprint()},
+        "payload_sha256": hex::encode(sha2::Sha256::digest(statement.get().as_bytes())),
+    });
+    Ok((binding, statement, data))
 }
 
 /// `NAME` or `NAME@vN`.
