@@ -9,8 +9,10 @@
 //!    given), to the stored interior nodes and to the head. A checkpoint
 //!    beyond the ledger's end means entries were removed.
 //! 3. Records are held to the entries that wrote them: artifacts and
-//!    attestations (the whole record and its queried columns) and
-//!    snapshots (their counts).
+//!    attestations (the whole record and its queried columns), snapshots
+//!    (their counts), trails (the latest entry's document), policy
+//!    versions (text and digest), evaluations (verdict, snapshot and the
+//!    document's digest) and the allowlist (what, why, on whose word).
 //!    A record without an entry was inserted outside a write; an entry
 //!    without its record names a record that was deleted.
 //!
@@ -26,6 +28,7 @@ use custody_api::{AuditProblem, LedgerAudit};
 use custody_ledger::merkle::{Frontier, Hash, Node};
 use custody_ledger::note::{Checkpoint, SignedCheckpoint, VerifierKey};
 use serde_json::Value;
+use sha2::Digest;
 use sqlx::Row;
 
 use crate::{Store, StoreError, StoreResult};
@@ -81,6 +84,12 @@ struct Ledgered {
     /// Artifact reports have no key of their own: each is known by its
     /// whole record (canonical JSON), with the entries that wrote one so.
     artifacts: HashMap<String, Vec<u64>>,
+    /// The latest entry of each trail (flow, name): a trail begun again
+    /// is written again, whole.
+    trails: HashMap<(String, String), Recorded>,
+    policies: HashMap<(String, i64), Recorded>,
+    evaluations: HashMap<(u64, i64), Recorded>,
+    allowlist: HashMap<(u64, String), Recorded>,
     envs: Identities,
 }
 
@@ -90,9 +99,41 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         attestations,
         snapshots,
         artifacts,
+        trails,
+        policies,
+        evaluations,
+        allowlist,
         envs,
     } = l;
+    let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
     match kind {
+        "trail" => {
+            if let (Some(flow), Some(name)) = (text("flow"), text("name")) {
+                trails.insert((flow, name), Recorded { seq, record });
+            }
+        }
+        "policy" => {
+            if let (Some(name), Some(v)) =
+                (text("name"), record.get("version").and_then(Value::as_i64))
+            {
+                policies.insert((name, v), Recorded { seq, record });
+            }
+        }
+        "evaluation" => {
+            if let (Some(env), Some(n)) = (
+                text("environment"),
+                record.get("evaluation").and_then(Value::as_i64),
+            ) {
+                let id = envs.of(&env);
+                evaluations.insert((id, n), Recorded { seq, record });
+            }
+        }
+        "allowlist" => {
+            if let (Some(env), Some(fp)) = (text("environment"), text("fingerprint")) {
+                let id = envs.of(&env);
+                allowlist.insert((id, fp), Recorded { seq, record });
+            }
+        }
         "artifact" => {
             if let Ok(text) = custody_ledger::canonical_json(&record) {
                 artifacts.entry(text).or_default().push(seq);
@@ -436,6 +477,10 @@ impl Store {
             mut attestations,
             mut snapshots,
             mut artifacts,
+            mut trails,
+            mut policies,
+            mut evaluations,
+            mut allowlist,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -641,7 +686,244 @@ impl Store {
                 "the entry wrote this snapshot; it is gone".into(),
             ));
         }
+        // Trails: the row's document is the latest entry's record.
+        let rows = sqlx::query(
+            "SELECT f.name, t.name, t.doc FROM trails t JOIN flows f ON f.id = t.flow_id \
+             WHERE t.org_id = $1 ORDER BY f.name, t.name",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (flow, name): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let doc: Value =
+                serde_json::from_str(&r.try_get::<String, _>(2)?).unwrap_or(Value::Null);
+            let rec = trails.remove(&(flow.clone(), name.clone()));
+            held(
+                problems,
+                "trails",
+                format!("{flow}/{name}"),
+                rec,
+                &[("document", doc, None)],
+            );
+        }
+        gone_records(problems, "trails", trails.into_values(), |r| {
+            format!(
+                "{}/{}",
+                r["flow"].as_str().unwrap_or("?"),
+                r["name"].as_str().unwrap_or("?")
+            )
+        });
+
+        // Policy versions: name, version, text and digest as written.
+        let rows = sqlx::query(
+            "SELECT p.name, v.version, v.content, v.sha256 FROM policy_versions v \
+             JOIN policies p ON p.id = v.policy_id WHERE p.org_id = $1 ORDER BY p.name, v.version",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (name, version): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let rec = policies.remove(&(name.clone(), version));
+            held(
+                problems,
+                "policy_versions",
+                format!("{name} v{version}"),
+                rec,
+                &[
+                    (
+                        "content",
+                        Value::from(r.try_get::<String, _>(2)?),
+                        Some("content"),
+                    ),
+                    (
+                        "sha256",
+                        Value::from(r.try_get::<String, _>(3)?),
+                        Some("sha256"),
+                    ),
+                ],
+            );
+        }
+        gone_records(problems, "policy_versions", policies.into_values(), |r| {
+            format!("{} v{}", r["name"].as_str().unwrap_or("?"), r["version"])
+        });
+
+        // Evaluations: the verdict, and the document the entry's digest
+        // commits to.
+        let rows = sqlx::query(
+            "SELECT e.name, v.seq, v.status, v.doc, v.snapshot_idx FROM env_evaluations v \
+             JOIN environments e ON e.id = v.env_id WHERE e.org_id = $1 ORDER BY e.name, v.seq",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (env, n): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let doc: String = r.try_get(3)?;
+            let digest = hex::encode(sha2::Sha256::digest(doc.as_bytes()));
+            let rec = evaluations.remove(&(envs.of(&env), n));
+            held(
+                problems,
+                "env_evaluations",
+                format!("{env} evaluation {n}"),
+                rec,
+                &[
+                    (
+                        "status",
+                        Value::from(r.try_get::<String, _>(2)?),
+                        Some("status"),
+                    ),
+                    (
+                        "document's SHA-256",
+                        Value::from(digest),
+                        Some("doc_sha256"),
+                    ),
+                    (
+                        "snapshot",
+                        Value::from(r.try_get::<i64, _>(4)?),
+                        Some("snapshot"),
+                    ),
+                ],
+            );
+        }
+        gone_records(
+            problems,
+            "env_evaluations",
+            evaluations.into_values(),
+            |r| {
+                format!(
+                    "{} evaluation {}",
+                    r["environment"].as_str().unwrap_or("?"),
+                    r["evaluation"]
+                )
+            },
+        );
+
+        // The allowlist: what is allowed, why, and on whose word.
+        let rows = sqlx::query(
+            "SELECT e.name, a.fingerprint, a.artifact_name, a.reason, a.created_by, a.created_at FROM allowlist a \
+             JOIN environments e ON e.id = a.env_id WHERE e.org_id = $1 ORDER BY e.name, a.fingerprint",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (env, fp): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let rec = allowlist.remove(&(envs.of(&env), fp.clone()));
+            held(
+                problems,
+                "allowlist",
+                format!("{env} {fp}"),
+                rec,
+                &[
+                    (
+                        "artifact_name",
+                        Value::from(r.try_get::<Option<String>, _>(2)?),
+                        Some("artifact_name"),
+                    ),
+                    (
+                        "reason",
+                        Value::from(r.try_get::<String, _>(3)?),
+                        Some("reason"),
+                    ),
+                    (
+                        "created_by",
+                        Value::from(r.try_get::<String, _>(4)?),
+                        Some("created_by"),
+                    ),
+                    (
+                        "created_at",
+                        Value::from(r.try_get::<i64, _>(5)?),
+                        Some("created_at"),
+                    ),
+                ],
+            );
+        }
+        gone_records(problems, "allowlist", allowlist.into_values(), |r| {
+            format!(
+                "{} {}",
+                r["environment"].as_str().unwrap_or("?"),
+                r["fingerprint"].as_str().unwrap_or("?")
+            )
+        });
+
         problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
         Ok(records)
+    }
+}
+
+/// Holds a row to the entry that wrote it: each (what, the row's value,
+/// the record's field — or the whole record when `None`).
+fn held(
+    problems: &mut Vec<AuditProblem>,
+    table: &str,
+    key: String,
+    rec: Option<Recorded>,
+    columns: &[(&str, Value, Option<&str>)],
+) {
+    let Some(rec) = rec else {
+        problems.push(problem(
+            None,
+            table,
+            Some(key),
+            "no ledger entry wrote this record (inserted outside a write)".into(),
+        ));
+        return;
+    };
+    for (what, row, field) in columns {
+        let entry = match field {
+            Some(f) => rec.record.get(*f).cloned().unwrap_or(Value::Null),
+            None => rec.record.clone(),
+        };
+        let same =
+            custody_ledger::canonical_json(row).ok() == custody_ledger::canonical_json(&entry).ok();
+        if !same {
+            let shown = |v: &Value| {
+                let t = v.to_string();
+                if t.len() > 80 {
+                    format!("{}…", &t[..t.floor_char_boundary(80)])
+                } else {
+                    t
+                }
+            };
+            problems.push(problem(
+                Some(rec.seq),
+                table,
+                Some(key.clone()),
+                if field.is_none() {
+                    format!("its {what} differs from the entry")
+                } else {
+                    format!(
+                        "its {what} is {}, the entry says {}",
+                        shown(row),
+                        shown(&entry)
+                    )
+                },
+            ));
+        }
+    }
+}
+
+/// Entries whose record is not in its table any more.
+fn gone_records(
+    problems: &mut Vec<AuditProblem>,
+    table: &str,
+    left: impl Iterator<Item = Recorded>,
+    key: impl Fn(&Value) -> String,
+) {
+    let mut left: Vec<Recorded> = left.collect();
+    left.sort_by_key(|r| r.seq);
+    for rec in left {
+        problems.push(problem(
+            Some(rec.seq),
+            table,
+            Some(key(&rec.record)),
+            "the entry wrote this record; it is gone".into(),
+        ));
     }
 }

@@ -90,6 +90,32 @@ async fn history(s: &Store) -> (String, String) {
     for v in 1..=3 {
         s.report_environment(&p, "prod", report(v)).await.unwrap();
     }
+    s.create_policy(
+        &p,
+        custody_store::NewPolicy {
+            name: "provenance".into(),
+            kind: custody_api::PolicyKind::Kosli,
+            content: "_schema: https://docs.kosli.com/schemas/policy/v1\nartifacts:\n  provenance:\n    required: true\n".into(),
+            description: None,
+            controls: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    s.attach_policies(&p, "prod", vec!["provenance".into()], true)
+        .await
+        .unwrap();
+    s.allow_artifact(
+        &p,
+        "prod",
+        custody_api::AllowRequest {
+            fingerprint: "ef".repeat(32),
+            artifact_name: Some("debug".into()),
+            reason: "incident 42".into(),
+        },
+    )
+    .await
+    .unwrap();
     let grown = s.unpublished_trees().await.unwrap();
     s.save_checkpoint(grown[0].org_id, &grown[0].head, "checkpoint\n")
         .await
@@ -134,8 +160,9 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 6,
-        "an artifact, two attestations, three snapshots"
+        audit.records, 11,
+        "an artifact, two attestations, three snapshots, a trail, a policy version, \
+         two evaluations (attached, allowlisted), an allowlist entry"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -234,6 +261,40 @@ async fn tampering_is_found(s: Store, url: String) {
             && x.what.contains("leaf hash")),
         "{p:?}"
     );
+
+    // A trail's commit, a policy's text, a judgement, an allowlist
+    // entry's reason: each changed in place, each named.
+    for (sql, table, says) in [
+        (
+            "UPDATE trails SET doc = REPLACE(doc, 'backend', 'hotfix')",
+            "trails",
+            "document differs",
+        ),
+        (
+            "UPDATE policy_versions SET content = content || '# off'",
+            "policy_versions",
+            "its content is",
+        ),
+        (
+            "UPDATE env_evaluations SET status = 'COMPLIANT'",
+            "env_evaluations",
+            "its status is \"COMPLIANT\", the entry says \"NON-COMPLIANT\"",
+        ),
+        (
+            "UPDATE allowlist SET reason = 'approved'",
+            "allowlist",
+            "its reason is \"approved\", the entry says \"incident 42\"",
+        ),
+        ("DELETE FROM allowlist", "allowlist", "it is gone"),
+    ] {
+        tamper(&url, sql).await;
+        let p = problems(&url).await;
+        assert!(
+            p.iter()
+                .any(|x| x.table == table && x.seq.is_some() && x.what.contains(says)),
+            "{sql}: {p:?}"
+        );
+    }
 
     // The last entries removed: the checkpoint says there were more.
     tamper(&url, "DELETE FROM ledger WHERE seq >= 10").await;
