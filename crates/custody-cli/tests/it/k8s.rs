@@ -415,4 +415,31 @@ fn a_watching_reporter_records_a_pod_that_lived_between_two_polls(db: Db) {
             ("registry.example.com/pay:3.1".into(), 1)
         ]
     );
+
+    // The reporter's role is taken away and the watch ends: what it holds
+    // is no longer observed, and it says so at once rather than keep
+    // reporting stale pods as complete.
+    k.forbid("*");
+    k.cut_watches();
+    let env = || {
+        s.custody()
+            .run(&["get", "environment", "prod", "--output", "json"])
+            .ok()
+            .json()
+    };
+    common::wait_for("a report that the pods are not observed", || {
+        env()["last_report"]["unobserved"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty())
+    });
+    let u = env()["last_report"]["unobserved"][0].clone();
+    assert_eq!(u["scope"], "pods (the watch)", "{u}");
+    assert!(u["reason"].as_str().unwrap().contains("forbidden"), "{u}");
+    // Given back: the next report is complete again.
+    k.allow("*");
+    common::wait_for("a complete report after the watch recovers", || {
+        env()["last_report"]["unobserved"]
+            .as_array()
+            .is_none_or(|u| u.is_empty())
+    });
 }

@@ -41,7 +41,7 @@ const CHUNK: usize = 256 << 10;
     params(("org" = String, Path), ("env" = String, Path)),
     request_body = AuditBundleRequest,
     responses((status = 200, content_type = "application/gzip"), (status = 404), (status = 409), (status = 422)))]
-pub async fn export(
+pub async fn audit_bundle(
     State(s): State<AppState>,
     caller: Caller,
     Path((_org, env)): Path<(String, String)>,

@@ -135,7 +135,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(ledger::entries))
         .routes(routes!(ledger::verify))
         .routes(routes!(intoto::export))
-        .routes(routes!(audit::export))
+        .routes(routes!(audit::audit_bundle))
         .layer(DefaultBodyLimit::max(limits.max_json_body))
         .layer(slots)
         .layer(TimeoutLayer::with_status_code(

@@ -48,6 +48,9 @@ pub struct K8s {
 }
 
 /// What `--watch` keeps: every pod the watch has shown, by UID.
+/// How long a failing watch must stay quiet to count as resumed.
+const RECOVERED_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
 struct WatchState {
     events: Events,
     pods: HashMap<String, Pod>,
@@ -58,6 +61,9 @@ struct WatchState {
     /// An event held back because it would undo an unreported change.
     held: Option<watcher::Event<Pod>>,
     synced: bool,
+    /// Why the watch is failing, while it is: what the reporter holds may
+    /// be stale, so its reports say the pods were not observed.
+    failing: Option<String>,
 }
 
 /// Checks the namespace flags or the environments file before anything
@@ -141,6 +147,7 @@ impl K8s {
                 unreported: HashSet::new(),
                 held: None,
                 synced: false,
+                failing: None,
             }
         });
         Ok(K8s {
@@ -384,10 +391,19 @@ impl Source for K8s {
                     None => anyhow::bail!("the pod watch ended"),
                 }
             }
+            let unobserved = || {
+                w.failing
+                    .iter()
+                    .map(|why| Unobserved {
+                        scope: "pods (the watch)".into(),
+                        reason: format!("the pod watch is failing: {why}"),
+                    })
+                    .collect::<Vec<_>>()
+            };
             return Ok(self
                 .envs
                 .iter()
-                .map(|env| observation(env, w.pods.values(), vec![], vec![]))
+                .map(|env| observation(env, w.pods.values(), vec![], unobserved()))
                 .collect());
         }
         let mut out = vec![];
@@ -433,23 +449,42 @@ impl Source for K8s {
                         Err(_) => return,
                     }
                 }
+                // While the watch fails, its errors come about a second
+                // apart (it retries at once, and we pause after each); a
+                // watch that resumed is silent until something changes, so
+                // a quiet spell is how recovery shows.
+                None if w.failing.is_some() => {
+                    match tokio::time::timeout(RECOVERED_AFTER, w.events.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            w.failing = None;
+                            return;
+                        }
+                    }
+                }
                 None => w.events.next().await,
             };
             match next {
                 Some(Ok(e)) => {
+                    // Back: what it holds is current again, and the next
+                    // report says so.
+                    changed |= w.failing.take().is_some();
                     if undoes_unreported(w, &e) {
                         w.held = Some(e);
                         continue;
                     }
                     changed |= apply(w, e);
                 }
-                // The watcher retries by itself; an error is a reason to
-                // look again when it recovers.
-                Some(Err(_)) => {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    if changed {
+                // The watcher retries by itself. The first error is
+                // reported at once (what runs is no longer observed); the
+                // rest wait for it to recover.
+                Some(Err(e)) => {
+                    let first = w.failing.is_none();
+                    w.failing = Some(e.to_string());
+                    if first || changed {
                         return;
                     }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
                 None => return std::future::pending().await,
             }

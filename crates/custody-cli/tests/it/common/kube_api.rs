@@ -69,9 +69,14 @@ fn in_namespace(pod: &Value, ns: Option<&str>) -> bool {
 }
 
 async fn pods(shared: Shared, ns: Option<String>, p: Params) -> Response {
-    if let Some(n) = &ns
-        && shared.store.lock().unwrap().forbidden.contains(n)
-    {
+    let forbidden = {
+        let s = shared.store.lock().unwrap();
+        // "*" forbids every pod request, the cluster-wide ones too (a
+        // role taken away).
+        s.forbidden.contains("*") || ns.as_ref().is_some_and(|n| s.forbidden.contains(n))
+    };
+    if forbidden {
+        let n = ns.as_deref().unwrap_or("(all)");
         let msg = format!(
             "pods is forbidden: User \"system:serviceaccount:custody:reporter\" cannot list resource \"pods\" in API group \"\" in the namespace \"{n}\""
         );
@@ -271,6 +276,10 @@ impl FakeKube {
             .unwrap()
             .forbidden
             .insert(ns.into());
+    }
+
+    pub fn allow(&self, ns: &str) {
+        self.shared.store.lock().unwrap().forbidden.remove(ns);
     }
 
     fn record(&self, kind: &'static str, mut pod: Value) {
