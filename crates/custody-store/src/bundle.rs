@@ -191,10 +191,12 @@ impl Store {
         // Where the window begins in the ledger.
         let lo = self.seq_after(org_id, req.from, n).await?;
 
-        // The starting state: the last snapshot at or before `from`, and
-        // the last report then (for coverage at `from`).
+        // The starting state: the last report at or before `from` (for
+        // coverage at `from`), then the snapshot in force then. A stable
+        // environment's last snapshot can be far back, behind every
+        // environment's heartbeats: it is looked for among snapshots only.
         let mut start_snapshot: Option<u64> = None;
-        let mut start_report = false;
+        let mut in_force: Option<(u64, u64)> = None;
         self.scan_kinds(
             org_id,
             &[EntryKind::Snapshot, EntryKind::Heartbeat],
@@ -205,19 +207,33 @@ impl Store {
                 if str_of(&e.record, "environment") != Some(name_at(seq)) {
                     return Ok(true);
                 }
-                if !start_report {
-                    start_report = true;
-                    seqs.insert(seq);
-                }
+                seqs.insert(seq);
+                let idx = e
+                    .record
+                    .get("snapshot")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 if e.kind == EntryKind::Snapshot {
-                    start_snapshot = e.record.get("snapshot").and_then(Value::as_u64);
-                    seqs.insert(seq);
-                    return Ok(false);
+                    start_snapshot = Some(idx);
+                } else {
+                    in_force = Some((seq, idx));
                 }
-                Ok(true)
+                Ok(false)
             },
         )
         .await?;
+        if let Some((below, idx)) = in_force {
+            self.scan_kinds(org_id, &[EntryKind::Snapshot], 0, below, true, |seq, e| {
+                let ours = str_of(&e.record, "environment") == Some(name_at(seq))
+                    && e.record.get("snapshot").and_then(Value::as_u64) == Some(idx);
+                if ours {
+                    seqs.insert(seq);
+                    start_snapshot = Some(idx);
+                }
+                Ok(!ours)
+            })
+            .await?;
+        }
         let start_idx = start_snapshot.unwrap_or(0);
         let running: Vec<Running> = if start_idx == 0 {
             Vec::new()

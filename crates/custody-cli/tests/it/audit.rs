@@ -361,3 +361,81 @@ fn a_window_the_record_does_not_cover_is_refused_or_shown(db: Db) {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.contains("NOT VERIFIED"), "{}", r.stdout);
 }
+
+both!(a_renamed_environment_is_followed_across_its_names);
+fn a_renamed_environment_is_followed_across_its_names(db: Db) {
+    let Some(mut s) = Server::start_with(db, &["--checkpoint-interval", "100ms"]) else {
+        return;
+    };
+    let c = s.custody();
+    s.write("srv/app", "v1\n");
+    let paths = s.write(
+        "paths.yml",
+        "version: 1\nartifacts:\n  app:\n    path: srv/app\n",
+    );
+    let paths = paths.to_str().unwrap();
+    let report = |env: &str| {
+        c.run(&[
+            "snapshot",
+            "paths",
+            env,
+            "--paths-file",
+            paths,
+            "--interval",
+            "60s",
+            "--auto-environment",
+        ])
+        .ok();
+    };
+    report("staging");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let from = now_ms();
+    report("staging");
+    c.run(&["rename", "environment", "staging", "prod"]).ok();
+    // A new environment takes the old name: none of its record is ours.
+    report("staging");
+    s.write("srv/app", "v2\n");
+    report("prod");
+    report("prod");
+    checkpoint_of_everything(&c);
+    let key = c
+        .run(&["ledger", "public-key"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let bundle = s.path("prod.tar.gz");
+    let bundle = bundle.to_str().unwrap();
+    c.run(&[
+        "audit",
+        "export",
+        "-e",
+        "prod",
+        "--from",
+        &rfc3339(from),
+        "-o",
+        bundle,
+        "--public-key",
+        &key,
+    ])
+    .ok();
+    s.stop();
+    let v: Value = c
+        .run(&[
+            "audit",
+            "verify",
+            bundle,
+            "--public-key",
+            &key,
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["names"], serde_json::json!(["staging", "prod"]));
+    assert_eq!(
+        (v["first_snapshot"].as_u64(), v["last_snapshot"].as_u64()),
+        (Some(1), Some(2))
+    );
+}
