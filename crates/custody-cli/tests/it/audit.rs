@@ -20,6 +20,21 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// `audit verify --output json`, which must exit 0.
+fn verify_json(c: &common::Cli, bundle: &str, key: &str) -> Value {
+    c.run(&[
+        "audit",
+        "verify",
+        bundle,
+        "--public-key",
+        key,
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json()
+}
+
 fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
 }
@@ -165,18 +180,7 @@ fn a_bundle_proves_what_ran_offline(db: Db) {
         .run(&["audit", "verify", bundle, "--public-key", &key])
         .ok();
     assert!(r.stdout.contains("\nVERIFIED"), "{}", r.stdout);
-    let v: Value = c
-        .run(&[
-            "audit",
-            "verify",
-            bundle,
-            "--public-key",
-            &key,
-            "--output",
-            "json",
-        ])
-        .ok()
-        .json();
+    let v = verify_json(&c, bundle, &key);
     assert_eq!(v["verified"], true);
     assert_eq!(v["first_snapshot"], 1);
     assert_eq!(v["last_snapshot"], 2);
@@ -420,18 +424,7 @@ fn a_renamed_environment_is_followed_across_its_names(db: Db) {
     ])
     .ok();
     s.stop();
-    let v: Value = c
-        .run(&[
-            "audit",
-            "verify",
-            bundle,
-            "--public-key",
-            &key,
-            "--output",
-            "json",
-        ])
-        .ok()
-        .json();
+    let v = verify_json(&c, bundle, &key);
     assert_eq!(v["verified"], true, "{v}");
     assert_eq!(v["names"], serde_json::json!(["staging", "prod"]));
     assert_eq!(
