@@ -13,6 +13,7 @@ use custody_api::{ApiKeyInfo, CreateServiceAccountRequest, OrgSettings, ServiceA
 use custody_domain::{Permission, Role};
 use custody_ledger::{Actor, EntryKind};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
@@ -814,6 +815,9 @@ fn key_record(
     created_at: i64,
     rotated_from: Option<&str>,
 ) -> serde_json::Value {
+    // The SHA-256 of the stored hash commits the entry to the one token
+    // the key accepts (`ledger verify` sees a swapped hash) and, the token
+    // being 256 random bits, tells nothing about it.
     json!({
         "id": key.id,
         "service_account": account,
@@ -821,6 +825,7 @@ fn key_record(
         "expires_at": key.expires_at,
         "created_at": created_at,
         "rotated_from": rotated_from,
+        "hash_sha256": hex::encode(Sha256::digest(&key.hash)),
     })
 }
 

@@ -12,7 +12,10 @@
 //!    attestations (the whole record and its queried columns), snapshots
 //!    (their counts), trails (the latest entry's document), policy
 //!    versions (text and digest), evaluations (verdict, snapshot and the
-//!    document's digest) and the allowlist (what, why, on whose word).
+//!    document's digest), the allowlist (what, why, on whose word),
+//!    service accounts (role, server admin, deletion) and API keys (whose,
+//!    expiry, revocation, and the stored hash itself, which entries commit
+//!    to by its SHA-256) — replayed through rotations and revocations.
 //!    A record without an entry was inserted outside a write; an entry
 //!    without its record names a record that was deleted.
 //!
@@ -90,7 +93,44 @@ struct Ledgered {
     policies: HashMap<(String, i64), Recorded>,
     evaluations: HashMap<(u64, i64), Recorded>,
     allowlist: HashMap<(u64, String), Recorded>,
+    /// Accounts and keys as their entries leave them, replayed.
+    accounts: HashMap<String, Account>,
+    keys: HashMap<String, Key>,
     envs: Identities,
+}
+
+/// An account as its entries leave it: who may act, and how far.
+struct Account {
+    seq: u64,
+    role: Value,
+    server_admin: bool,
+    deleted_at: Option<i64>,
+}
+
+/// A key as its entries leave it: whose, until when, whether revoked.
+struct Key {
+    seq: u64,
+    service_account: Value,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    /// SHA-256 of the stored key hash (entries written since it was added).
+    hash_sha256: Option<String>,
+}
+
+fn key_of(seq: u64, r: &Value) -> Option<(String, Key)> {
+    Some((
+        r.get("id")?.as_str()?.to_string(),
+        Key {
+            seq,
+            service_account: r.get("service_account").cloned().unwrap_or(Value::Null),
+            expires_at: r.get("expires_at").and_then(Value::as_i64),
+            revoked_at: None,
+            hash_sha256: r
+                .get("hash_sha256")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        },
+    ))
 }
 
 /// Keeps what an entry says of the records it wrote.
@@ -103,6 +143,8 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         policies,
         evaluations,
         allowlist,
+        accounts,
+        keys,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -126,6 +168,68 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
             ) {
                 let id = envs.of(&env);
                 evaluations.insert((id, n), Recorded { seq, record });
+            }
+        }
+        "service_account" => {
+            let Some(name) = text("name") else { return };
+            if record.get("created_at").is_some() {
+                accounts.insert(
+                    name,
+                    Account {
+                        seq,
+                        role: record.get("role").cloned().unwrap_or(Value::Null),
+                        server_admin: record
+                            .get("server_admin")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        deleted_at: None,
+                    },
+                );
+            } else if let Some(a) = accounts.get_mut(&name) {
+                a.seq = seq;
+                if let Some(role) = record.get("role") {
+                    a.role = role.clone();
+                }
+                if let Some(t) = record.get("deleted_at").and_then(Value::as_i64) {
+                    a.deleted_at = Some(t);
+                    for id in record
+                        .get("revoked_keys")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(k) = id.as_str().and_then(|id| keys.get_mut(id)) {
+                            k.seq = seq;
+                            k.revoked_at = Some(t);
+                        }
+                    }
+                }
+            }
+        }
+        "api_key" => {
+            // A rotation says the new key and what became of the old one.
+            if let Some(new) = record.get("key") {
+                if let Some((id, k)) = key_of(seq, new) {
+                    keys.insert(id, k);
+                }
+                let old = &record["replaces"];
+                if let Some(k) = old
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| keys.get_mut(id))
+                {
+                    k.seq = seq;
+                    k.expires_at = old.get("expires_at").and_then(Value::as_i64);
+                    k.revoked_at = old.get("revoked_at").and_then(Value::as_i64);
+                }
+            } else if let Some((id, k)) = key_of(seq, &record) {
+                keys.insert(id, k);
+            }
+        }
+        "api_key_revoked" => {
+            if let Some(k) = text("id").and_then(|id| keys.get_mut(&id)) {
+                k.seq = seq;
+                k.revoked_at = record.get("revoked_at").and_then(Value::as_i64);
             }
         }
         "allowlist" => {
@@ -481,6 +585,8 @@ impl Store {
             mut policies,
             mut evaluations,
             mut allowlist,
+            mut accounts,
+            mut keys,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -851,6 +957,131 @@ impl Store {
                 r["fingerprint"].as_str().unwrap_or("?")
             )
         });
+
+        // Accounts: who may act, and how far (a role raised or an account
+        // brought back in the database would give someone powers).
+        let rows = sqlx::query(
+            "SELECT name, role, server_admin, deleted_at FROM service_accounts WHERE org_id = $1 ORDER BY name",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let name: String = r.try_get(0)?;
+            let Some(a) = accounts.remove(&name) else {
+                problems.push(problem(
+                    None,
+                    "service_accounts",
+                    Some(name),
+                    "no ledger entry created this account (inserted outside a write)".into(),
+                ));
+                continue;
+            };
+            let rec = Recorded {
+                seq: a.seq,
+                record: serde_json::json!({"role": a.role, "server_admin": a.server_admin, "deleted_at": a.deleted_at}),
+            };
+            held(
+                problems,
+                "service_accounts",
+                name,
+                Some(rec),
+                &[
+                    (
+                        "role",
+                        Value::from(r.try_get::<String, _>(1)?),
+                        Some("role"),
+                    ),
+                    (
+                        "server_admin",
+                        Value::from(r.try_get::<i64, _>(2)? != 0),
+                        Some("server_admin"),
+                    ),
+                    (
+                        "deleted_at",
+                        Value::from(r.try_get::<Option<i64>, _>(3)?),
+                        Some("deleted_at"),
+                    ),
+                ],
+            );
+        }
+        gone_records(
+            problems,
+            "service_accounts",
+            accounts.into_iter().map(|(name, a)| Recorded {
+                seq: a.seq,
+                record: serde_json::json!({"name": name}),
+            }),
+            |r| r["name"].as_str().unwrap_or("?").to_string(),
+        );
+
+        // Keys: whose, until when, revoked or not, and (where the entry
+        // commits to it) the very hash a token must match.
+        let rows = sqlx::query(
+            "SELECT k.id, a.name, k.expires_at, k.revoked_at, k.key_hash FROM api_keys k \
+             JOIN service_accounts a ON a.id = k.service_account_id WHERE a.org_id = $1 ORDER BY k.id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let id: String = r.try_get(0)?;
+            let Some(k) = keys.remove(&id) else {
+                problems.push(problem(
+                    None,
+                    "api_keys",
+                    Some(id),
+                    "no ledger entry created this key (inserted outside a write)".into(),
+                ));
+                continue;
+            };
+            let hash: Vec<u8> = r.try_get(4)?;
+            let mut columns = vec![
+                (
+                    "service account",
+                    Value::from(r.try_get::<String, _>(1)?),
+                    Some("service_account"),
+                ),
+                (
+                    "expires_at",
+                    Value::from(r.try_get::<Option<i64>, _>(2)?),
+                    Some("expires_at"),
+                ),
+                (
+                    "revoked_at",
+                    Value::from(r.try_get::<Option<i64>, _>(3)?),
+                    Some("revoked_at"),
+                ),
+            ];
+            if k.hash_sha256.is_some() {
+                columns.push((
+                    "key hash",
+                    Value::from(hex::encode(sha2::Sha256::digest(&hash))),
+                    Some("hash_sha256"),
+                ));
+            }
+            let rec = Recorded {
+                seq: k.seq,
+                record: serde_json::json!({
+                    "service_account": k.service_account,
+                    "expires_at": k.expires_at,
+                    "revoked_at": k.revoked_at,
+                    "hash_sha256": k.hash_sha256,
+                }),
+            };
+            held(problems, "api_keys", id, Some(rec), &columns);
+        }
+        gone_records(
+            problems,
+            "api_keys",
+            keys.into_iter().map(|(id, k)| Recorded {
+                seq: k.seq,
+                record: serde_json::json!({"id": id}),
+            }),
+            |r| r["id"].as_str().unwrap_or("?").to_string(),
+        );
 
         problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
         Ok(records)

@@ -571,6 +571,15 @@ fn keys_are_listed_revoked_rotated_and_expire(db: Db) {
         "2d",
     ])
     .fails(2, "at most 1d");
+
+    // Every account and key as the database holds it is what the ledger
+    // says: rotations (with and without grace), revocations, a deletion.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 // ---- 8: who did what ---------------------------------------------------------

@@ -116,6 +116,31 @@ async fn history(s: &Store) -> (String, String) {
     )
     .await
     .unwrap();
+    s.create_service_account(
+        &p,
+        custody_api::CreateServiceAccountRequest {
+            name: "pipeline".into(),
+            role: custody_api::Role::Ci,
+            description: None,
+        },
+    )
+    .await
+    .unwrap();
+    for (id, byte) in [("k-live", 0xa1u8), ("k-revoked", 0xa2u8)] {
+        s.create_api_key(
+            &p,
+            "pipeline",
+            custody_store::NewApiKey {
+                id: id.into(),
+                hash: vec![byte; 32],
+                description: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    s.revoke_api_key(&p, "k-revoked").await.unwrap();
     let grown = s.unpublished_trees().await.unwrap();
     s.save_checkpoint(grown[0].org_id, &grown[0].head, "checkpoint\n")
         .await
@@ -131,6 +156,15 @@ async fn seq_of(s: &Store, kind: &str, needle: &str) -> u64 {
         .find(|e| e.kind == kind && e.entry.contains(needle))
         .map(|e| e.seq as u64)
         .unwrap()
+}
+
+/// A byte-string literal in the database's own syntax.
+fn bytes_sql(url: &str, hex: &str) -> String {
+    if url.starts_with("postgres") {
+        format!("'\\x{hex}'::bytea")
+    } else {
+        format!("X'{hex}'")
+    }
 }
 
 async fn tamper(url: &str, sql: &str) {
@@ -160,9 +194,9 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 11,
+        audit.records, 16,
         "an artifact, two attestations, three snapshots, a trail, a policy version, \
-         two evaluations (attached, allowlisted), an allowlist entry"
+         two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two)"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -286,12 +320,48 @@ async fn tampering_is_found(s: Store, url: String) {
             "its reason is \"approved\", the entry says \"incident 42\"",
         ),
         ("DELETE FROM allowlist", "allowlist", "it is gone"),
+        // Powers given in the database: a pipeline made admin, a revoked
+        // key brought back, a key's hash swapped for one whose token the
+        // tamperer holds, a key of their own inserted.
+        (
+            "UPDATE service_accounts SET role = 'admin' WHERE name = 'pipeline'",
+            "service_accounts",
+            "its role is \"admin\", the entry says \"ci\"",
+        ),
+        (
+            "UPDATE api_keys SET revoked_at = NULL WHERE id = 'k-revoked'",
+            "api_keys",
+            "its revoked_at is null, the entry says",
+        ),
+        (
+            &format!(
+                "UPDATE api_keys SET key_hash = {} WHERE id = 'k-live'",
+                bytes_sql(&url, &"ab".repeat(32))
+            ),
+            "api_keys",
+            "its key hash is",
+        ),
     ] {
         tamper(&url, sql).await;
         let p = problems(&url).await;
         assert!(
             p.iter()
                 .any(|x| x.table == table && x.seq.is_some() && x.what.contains(says)),
+            "{sql}: {p:?}"
+        );
+    }
+    for sql in [format!(
+        "INSERT INTO api_keys (id, service_account_id, key_hash, created_at) \
+         SELECT 'k-mine', service_account_id, {}, 0 FROM api_keys WHERE id = 'k-live'",
+        bytes_sql(&url, "0909")
+    )] {
+        let sql = sql.as_str();
+        tamper(&url, sql).await;
+        let p = problems(&url).await;
+        assert!(
+            p.iter().any(|x| x.table == "api_keys"
+                && x.key.as_deref() == Some("k-mine")
+                && x.what.contains("no ledger entry created this key")),
             "{sql}: {p:?}"
         );
     }
