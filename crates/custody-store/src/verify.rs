@@ -13,7 +13,9 @@
 //!    (their counts), trails (the latest entry's document), policy
 //!    versions (text and digest), evaluations (verdict, snapshot and the
 //!    document's digest), the allowlist (what, why, on whose word),
-//!    service accounts (role, server admin, deletion) and API keys (whose,
+//!    flows (description, tags) and their templates, the policies attached
+//!    to each environment, service accounts (role, server admin,
+//!    deletion) and API keys (whose,
 //!    expiry, revocation, and the stored hash itself, which entries commit
 //!    to by its SHA-256) — replayed through rotations and revocations.
 //!    A record without an entry was inserted outside a write; an entry
@@ -96,6 +98,12 @@ struct Ledgered {
     /// Accounts and keys as their entries leave them, replayed.
     accounts: HashMap<String, Account>,
     keys: HashMap<String, Key>,
+    /// Flow templates by (flow, version); flows' description and tags as
+    /// their latest entries left them.
+    templates: HashMap<(String, i64), Recorded>,
+    flows: HashMap<String, Recorded>,
+    /// The policies attached to each environment, replayed.
+    attached: HashMap<u64, (u64, std::collections::BTreeSet<String>)>,
     envs: Identities,
 }
 
@@ -145,6 +153,9 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         allowlist,
         accounts,
         keys,
+        templates,
+        flows,
+        attached,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -168,6 +179,47 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
             ) {
                 let id = envs.of(&env);
                 evaluations.insert((id, n), Recorded { seq, record });
+            }
+        }
+        "flow_template" => {
+            if let (Some(flow), Some(v)) =
+                (text("flow"), record.get("version").and_then(Value::as_i64))
+            {
+                templates.insert((flow, v), Recorded { seq, record });
+            }
+        }
+        "flow" => {
+            let Some(name) = text("name") else { return };
+            let f = flows.entry(name).or_insert_with(|| Recorded {
+                seq,
+                record: serde_json::json!({"description": null, "tags": {}}),
+            });
+            f.seq = seq;
+            for field in ["description", "tags"] {
+                if let Some(v) = record.get(field) {
+                    f.record[field] = v.clone();
+                }
+            }
+        }
+        "policy_attachment" => {
+            let Some(env) = text("environment") else {
+                return;
+            };
+            let id = envs.of(&env);
+            let names = |field: &str| -> Vec<String> {
+                record
+                    .get(field)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            };
+            let set = attached.entry(id).or_default();
+            set.0 = seq;
+            set.1.extend(names("attached"));
+            for n in names("detached") {
+                set.1.remove(&n);
             }
         }
         "service_account" => {
@@ -587,6 +639,9 @@ impl Store {
             mut allowlist,
             mut accounts,
             mut keys,
+            mut templates,
+            mut flows,
+            mut attached,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -957,6 +1012,111 @@ impl Store {
                 r["fingerprint"].as_str().unwrap_or("?")
             )
         });
+
+        // Flow templates: what a flow's trails must show, as written.
+        let rows = sqlx::query(
+            "SELECT f.name, t.version, t.yaml FROM flow_templates t JOIN flows f ON f.id = t.flow_id \
+             WHERE f.org_id = $1 ORDER BY f.name, t.version",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (flow, v): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let rec = templates.remove(&(flow.clone(), v));
+            held(
+                problems,
+                "flow_templates",
+                format!("{flow} v{v}"),
+                rec,
+                &[(
+                    "yaml",
+                    Value::from(r.try_get::<String, _>(2)?),
+                    Some("yaml"),
+                )],
+            );
+        }
+        gone_records(problems, "flow_templates", templates.into_values(), |r| {
+            format!("{} v{}", r["flow"].as_str().unwrap_or("?"), r["version"])
+        });
+
+        // Flows: description and tags (policies read the tags).
+        let rows = sqlx::query(
+            "SELECT name, description, tags FROM flows WHERE org_id = $1 ORDER BY name",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let name: String = r.try_get(0)?;
+            let tags: Option<String> = r.try_get(2)?;
+            let tags: Value = tags
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+            let rec = flows.remove(&name);
+            held(
+                problems,
+                "flows",
+                name,
+                rec,
+                &[
+                    (
+                        "description",
+                        Value::from(r.try_get::<Option<String>, _>(1)?),
+                        Some("description"),
+                    ),
+                    ("tag set", tags, Some("tags")),
+                ],
+            );
+        }
+        gone_records(
+            problems,
+            "flows",
+            flows.into_iter().map(|(name, mut r)| {
+                r.record["name"] = Value::from(name);
+                r
+            }),
+            |r| r["name"].as_str().unwrap_or("?").to_string(),
+        );
+
+        // Policy attachments: which policies judge each environment.
+        let rows = sqlx::query(
+            "SELECT e.name, p.name FROM environment_policies ep JOIN environments e ON e.id = ep.env_id \
+             JOIN policies p ON p.id = ep.policy_id WHERE e.org_id = $1 ORDER BY e.name, p.name",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        let mut in_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            in_db.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        let mut envs_seen: Vec<String> = in_db.keys().cloned().collect();
+        for (name, id) in &envs.by_name {
+            if attached.contains_key(id) && !in_db.contains_key(name) {
+                envs_seen.push(name.clone());
+            }
+        }
+        envs_seen.sort();
+        envs_seen.dedup();
+        for env in envs_seen {
+            records += 1;
+            let row: Vec<String> = in_db.remove(&env).unwrap_or_default();
+            let (seq, want) = attached
+                .remove(&envs.of(&env))
+                .map(|(seq, set)| (Some(seq), set.into_iter().collect::<Vec<_>>()))
+                .unwrap_or((None, Vec::new()));
+            if row != want {
+                problems.push(problem(
+                    seq,
+                    "environment_policies",
+                    Some(env),
+                    format!("the policies attached are {row:?}, the entries say {want:?}"),
+                ));
+            }
+        }
 
         // Accounts: who may act, and how far (a role raised or an account
         // brought back in the database would give someone powers).

@@ -383,6 +383,15 @@ fn policies_judge_what_runs_and_gate_deployments(db: Db) {
     // The ledger holds every evaluation.
     let history = comp["evaluation"].as_i64().unwrap();
     assert!(history >= 6, "{history}");
+
+    // Flows and their tags, policies and where they are attached, the
+    // allowlist and every judgement: the store is what its ledger says.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 const THRESHOLD: &str = r#"package policy

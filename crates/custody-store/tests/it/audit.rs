@@ -44,7 +44,14 @@ fn report(version: u8) -> NewReport {
 /// A ledger with attestations and snapshots, and a checkpoint of it.
 async fn history(s: &Store) -> (String, String) {
     let p = admin(s).await;
-    s.put_flow(&p, "backend", None, None).await.unwrap();
+    s.put_flow(
+        &p,
+        "backend",
+        Some("the payments API".into()),
+        Some("version: 1\ntrail:\n  attestations:\n  - name: tests\n    type: generic\n".into()),
+    )
+    .await
+    .unwrap();
     s.begin_trail(
         &p,
         "backend",
@@ -194,9 +201,10 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 16,
+        audit.records, 19,
         "an artifact, two attestations, three snapshots, a trail, a policy version, \
-         two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two)"
+         two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two), \
+         a flow, its template, an environment's policies"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -320,6 +328,22 @@ async fn tampering_is_found(s: Store, url: String) {
             "its reason is \"approved\", the entry says \"incident 42\"",
         ),
         ("DELETE FROM allowlist", "allowlist", "it is gone"),
+        // What a trail must show, loosened in the database.
+        (
+            "UPDATE flow_templates SET yaml = 'version: 1'",
+            "flow_templates",
+            "its yaml is",
+        ),
+        (
+            "UPDATE flows SET tags = '{\"risk\":\"low\"}'",
+            "flows",
+            "its tag set is {\"risk\":\"low\"}, the entry says {}",
+        ),
+        (
+            "DELETE FROM environment_policies",
+            "environment_policies",
+            "the policies attached are [], the entries say [\"provenance\"]",
+        ),
         // Powers given in the database: a pipeline made admin, a revoked
         // key brought back, a key's hash swapped for one whose token the
         // tamperer holds, a key of their own inserted.
