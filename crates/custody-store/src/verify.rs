@@ -13,8 +13,9 @@
 //!    (their counts), trails (the latest entry's document), policy
 //!    versions (text and digest), evaluations (verdict, snapshot and the
 //!    document's digest), the allowlist (what, why, on whose word),
-//!    flows (description, tags) and their templates, the policies attached
-//!    to each environment, service accounts (role, server admin,
+//!    flows (description, tags) and their templates, environments (type,
+//!    description, archiving, across renames), the policies attached to
+//!    each, service accounts (role, server admin,
 //!    deletion) and API keys (whose,
 //!    expiry, revocation, and the stored hash itself, which entries commit
 //!    to by its SHA-256) — replayed through rotations and revocations.
@@ -104,6 +105,8 @@ struct Ledgered {
     flows: HashMap<String, Recorded>,
     /// The policies attached to each environment, replayed.
     attached: HashMap<u64, (u64, std::collections::BTreeSet<String>)>,
+    /// Each environment's type, description and archiving, replayed.
+    environments: HashMap<u64, Recorded>,
     envs: Identities,
 }
 
@@ -156,6 +159,7 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         templates,
         flows,
         attached,
+        environments,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -316,7 +320,20 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
             ) {
                 envs.rename(old, new);
             } else if let Some(name) = record.get("name").and_then(Value::as_str) {
-                envs.of(name);
+                let id = envs.of(name);
+                let e = environments.entry(id).or_insert_with(|| Recorded {
+                    seq,
+                    record: serde_json::json!({"type": null, "description": null, "archived": false}),
+                });
+                e.seq = seq;
+                if record.get("type").is_some() {
+                    e.record["type"] = record["type"].clone();
+                    e.record["description"] =
+                        record.get("description").cloned().unwrap_or(Value::Null);
+                }
+                if record.get("archived").and_then(Value::as_bool) == Some(true) {
+                    e.record["archived"] = Value::Bool(true);
+                }
             }
         }
         _ => {}
@@ -642,6 +659,7 @@ impl Store {
             mut templates,
             mut flows,
             mut attached,
+            mut environments,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -1080,6 +1098,53 @@ impl Store {
             }),
             |r| r["name"].as_str().unwrap_or("?").to_string(),
         );
+
+        // Environments: their type, description, and whether archived
+        // (an archived environment takes no reports).
+        let rows = sqlx::query(
+            "SELECT name, kind, description, archived_at FROM environments WHERE org_id = $1 ORDER BY name",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let name: String = r.try_get(0)?;
+            let rec = environments.remove(&envs.of(&name));
+            held(
+                problems,
+                "environments",
+                name,
+                rec,
+                &[
+                    (
+                        "type",
+                        Value::from(r.try_get::<String, _>(1)?),
+                        Some("type"),
+                    ),
+                    (
+                        "description",
+                        Value::from(r.try_get::<Option<String>, _>(2)?),
+                        Some("description"),
+                    ),
+                    (
+                        "archived",
+                        Value::from(r.try_get::<Option<i64>, _>(3)?.is_some()),
+                        Some("archived"),
+                    ),
+                ],
+            );
+        }
+        let mut left: Vec<Recorded> = environments.into_values().collect();
+        left.sort_by_key(|r| r.seq);
+        for rec in left {
+            problems.push(problem(
+                Some(rec.seq),
+                "environments",
+                None,
+                "the entry wrote an environment that is gone".into(),
+            ));
+        }
 
         // Policy attachments: which policies judge each environment.
         let rows = sqlx::query(

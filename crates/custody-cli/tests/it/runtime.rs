@@ -103,6 +103,15 @@ fn environments_are_created_listed_renamed_and_archived(db: Db) {
     .fails(2, "included environment 'nope' does not exist");
     c.run(&["create", "environment", "eu", "--type", "logical"])
         .fails(2, "its type cannot become logical");
+
+    // Created, renamed, archived: each environment row is what its
+    // entries say.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 /// A small deployed tree: `app/bin` and `app/conf/settings`, plus a log

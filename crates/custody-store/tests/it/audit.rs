@@ -201,10 +201,10 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 19,
+        audit.records, 20,
         "an artifact, two attestations, three snapshots, a trail, a policy version, \
          two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two), \
-         a flow, its template, an environment's policies"
+         a flow, its template, an environment, its policies"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -338,6 +338,11 @@ async fn tampering_is_found(s: Store, url: String) {
             "UPDATE flows SET tags = '{\"risk\":\"low\"}'",
             "flows",
             "its tag set is {\"risk\":\"low\"}, the entry says {}",
+        ),
+        (
+            "UPDATE environments SET archived_at = 1",
+            "environments",
+            "its archived is true, the entry says false",
         ),
         (
             "DELETE FROM environment_policies",
