@@ -15,7 +15,8 @@
 //!    document's digest), the allowlist (what, why, on whose word),
 //!    flows (description, tags) and their templates, environments (type,
 //!    description, archiving, across renames), the policies attached to
-//!    each, service accounts (role, server admin,
+//!    each, custom attestation types, control versions, notification
+//!    actions, service accounts (role, server admin,
 //!    deletion) and API keys (whose,
 //!    expiry, revocation, and the stored hash itself, which entries commit
 //!    to by its SHA-256) — replayed through rotations and revocations.
@@ -107,6 +108,11 @@ struct Ledgered {
     attached: HashMap<u64, (u64, std::collections::BTreeSet<String>)>,
     /// Each environment's type, description and archiving, replayed.
     environments: HashMap<u64, Recorded>,
+    /// Whole documents: attestation types by (name, version), control
+    /// versions by (identifier, version), actions by name (the latest).
+    types: HashMap<(String, i64), Recorded>,
+    controls: HashMap<(String, i64), Recorded>,
+    actions: HashMap<String, Recorded>,
     envs: Identities,
 }
 
@@ -160,6 +166,9 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         flows,
         attached,
         environments,
+        types,
+        controls,
+        actions,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -183,6 +192,26 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
             ) {
                 let id = envs.of(&env);
                 evaluations.insert((id, n), Recorded { seq, record });
+            }
+        }
+        "attestation_type" => {
+            if let (Some(name), Some(v)) =
+                (text("name"), record.get("version").and_then(Value::as_i64))
+            {
+                types.insert((name, v), Recorded { seq, record });
+            }
+        }
+        "control" => {
+            if let (Some(id), Some(v)) = (
+                text("identifier"),
+                record.get("version").and_then(Value::as_i64),
+            ) {
+                controls.insert((id, v), Recorded { seq, record });
+            }
+        }
+        "action" => {
+            if let Some(name) = text("name") {
+                actions.insert(name, Recorded { seq, record });
             }
         }
         "flow_template" => {
@@ -660,6 +689,9 @@ impl Store {
             mut flows,
             mut attached,
             mut environments,
+            mut types,
+            mut controls,
+            mut actions,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -1182,6 +1214,93 @@ impl Store {
                 ));
             }
         }
+
+        // Custom attestation types (the schema and rules that judge
+        // evidence), control versions and notification actions: each row's
+        // document is what its entry wrote.
+        let rows = sqlx::query(
+            "SELECT name, version, doc FROM attestation_types WHERE org_id = $1 ORDER BY name, version",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (name, v): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let doc: Value =
+                serde_json::from_str(&r.try_get::<String, _>(2)?).unwrap_or(Value::Null);
+            let rec = types.remove(&(name.clone(), v));
+            held(
+                problems,
+                "attestation_types",
+                format!("{name} v{v}"),
+                rec,
+                &[("document", doc, None)],
+            );
+        }
+        gone_records(problems, "attestation_types", types.into_values(), |r| {
+            format!("{} v{}", r["name"].as_str().unwrap_or("?"), r["version"])
+        });
+
+        let rows = sqlx::query(
+            "SELECT c.identifier, v.version, v.doc FROM control_versions v JOIN controls c ON c.id = v.control_id \
+             WHERE c.org_id = $1 ORDER BY c.identifier, v.version",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (id, v): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let doc: Value =
+                serde_json::from_str(&r.try_get::<String, _>(2)?).unwrap_or(Value::Null);
+            // The entry is the control as shown: its fields flattened
+            // beside its identity, which the row keeps in other columns.
+            let rec = controls.remove(&(id.clone(), v)).map(|mut r| {
+                if let Some(o) = r.record.as_object_mut() {
+                    for k in [
+                        "identifier",
+                        "version",
+                        "archived",
+                        "created_at",
+                        "updated_at",
+                    ] {
+                        o.remove(k);
+                    }
+                }
+                r
+            });
+            held(
+                problems,
+                "control_versions",
+                format!("{id} v{v}"),
+                rec,
+                &[("document", doc, None)],
+            );
+        }
+        gone_records(problems, "control_versions", controls.into_values(), |r| {
+            format!(
+                "{} v{}",
+                r["identifier"].as_str().unwrap_or("?"),
+                r["version"]
+            )
+        });
+
+        let rows = sqlx::query("SELECT name, doc FROM actions WHERE org_id = $1 ORDER BY name")
+            .bind(org_id)
+            .fetch_all(&self.db.read)
+            .await?;
+        for r in rows {
+            records += 1;
+            let name: String = r.try_get(0)?;
+            let doc: Value =
+                serde_json::from_str(&r.try_get::<String, _>(1)?).unwrap_or(Value::Null);
+            let rec = actions.remove(&name);
+            held(problems, "actions", name, rec, &[("document", doc, None)]);
+        }
+        gone_records(problems, "actions", actions.into_values(), |r| {
+            r["name"].as_str().unwrap_or("?").to_string()
+        });
 
         // Accounts: who may act, and how far (a role raised or an account
         // brought back in the database would give someone powers).

@@ -202,6 +202,15 @@ fn trail_turns_compliant_only_when_all_evidence_is_there(db: Db) {
         .ok()
         .json();
     assert_eq!(got[0]["fingerprint"], fingerprint.as_str());
+
+    // Custom types, trails, attestations, evidence: the store is what its
+    // ledger says.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 both!(bad_input_is_refused_and_nothing_is_written);
@@ -363,6 +372,15 @@ fn bad_input_is_refused_and_nothing_is_written(db: Db) {
         .ok()
         .json();
     assert_eq!(v["attestations"], serde_json::json!([]));
+
+    // Custom types, trails, attestations, evidence: the store is what its
+    // ledger says, and what was refused left nothing behind.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 both!(keys_roles_and_organisations);

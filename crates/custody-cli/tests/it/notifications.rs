@@ -297,6 +297,14 @@ fn webhooks_and_slack_hear_what_happens(db: Db) {
         assert_eq!(d["attempts"][0]["status_code"], 200);
     }
     c.run(&["list", "deliveries"]).ok();
+
+    // Actions as created and changed are what their entries say.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 both!(failing_receivers_are_retried_and_recorded);

@@ -123,6 +123,29 @@ async fn history(s: &Store) -> (String, String) {
     )
     .await
     .unwrap();
+    s.put_control(
+        &p,
+        "RCTL-1",
+        custody_api::PutControlRequest {
+            name: "Four eyes".into(),
+            description: Some("every change reviewed".into()),
+            links: vec![],
+            tags: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    s.create_attestation_type(
+        &p,
+        custody_api::CreateAttestationTypeRequest {
+            name: "coverage".into(),
+            description: None,
+            schema: serde_json::json!({"type": "object"}),
+            jq_rules: vec![".line >= 80".into()],
+        },
+    )
+    .await
+    .unwrap();
     s.create_service_account(
         &p,
         custody_api::CreateServiceAccountRequest {
@@ -201,10 +224,10 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 20,
+        audit.records, 22,
         "an artifact, two attestations, three snapshots, a trail, a policy version, \
          two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two), \
-         a flow, its template, an environment, its policies"
+         a flow, its template, an environment, its policies, a control, an attestation type"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -328,6 +351,17 @@ async fn tampering_is_found(s: Store, url: String) {
             "its reason is \"approved\", the entry says \"incident 42\"",
         ),
         ("DELETE FROM allowlist", "allowlist", "it is gone"),
+        // A custom type's rule and a control's description rewritten.
+        (
+            "UPDATE attestation_types SET doc = REPLACE(doc, '>= 80', '>= 0')",
+            "attestation_types",
+            "document differs",
+        ),
+        (
+            "UPDATE control_versions SET doc = REPLACE(doc, 'every change reviewed', 'some changes')",
+            "control_versions",
+            "document differs",
+        ),
         // What a trail must show, loosened in the database.
         (
             "UPDATE flow_templates SET yaml = 'version: 1'",
