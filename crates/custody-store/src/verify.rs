@@ -15,7 +15,8 @@
 //!    document's digest), the allowlist (what, why, on whose word),
 //!    flows (description, tags) and their templates, environments (type,
 //!    description, archiving, across renames), the policies attached to
-//!    each, custom attestation types, control versions, notification
+//!    each, evidence files (which blob each name leads to), custom
+//!    attestation types, control versions, notification
 //!    actions, service accounts (role, server admin,
 //!    deletion) and API keys (whose,
 //!    expiry, revocation, and the stored hash itself, which entries commit
@@ -113,6 +114,8 @@ struct Ledgered {
     types: HashMap<(String, i64), Recorded>,
     controls: HashMap<(String, i64), Recorded>,
     actions: HashMap<String, Recorded>,
+    /// Evidence files by (attestation, file name).
+    evidence: HashMap<(String, String), Recorded>,
     envs: Identities,
 }
 
@@ -169,6 +172,7 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         types,
         controls,
         actions,
+        evidence,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -192,6 +196,11 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
             ) {
                 let id = envs.of(&env);
                 evaluations.insert((id, n), Recorded { seq, record });
+            }
+        }
+        "evidence" => {
+            if let (Some(att), Some(name)) = (text("attestation_id"), text("filename")) {
+                evidence.insert((att, name), Recorded { seq, record });
             }
         }
         "attestation_type" => {
@@ -692,6 +701,7 @@ impl Store {
             mut types,
             mut controls,
             mut actions,
+            mut evidence,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -1214,6 +1224,38 @@ impl Store {
                 ));
             }
         }
+
+        // Evidence files: which content an attestation's file name leads
+        // to (a row pointed at another blob would serve other content).
+        let rows = sqlx::query(
+            "SELECT attestation_id, filename, sha256 FROM evidence WHERE org_id = $1 ORDER BY attestation_id, filename",
+        )
+        .bind(org_id)
+        .fetch_all(&self.db.read)
+        .await?;
+        for r in rows {
+            records += 1;
+            let (att, name): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let rec = evidence.remove(&(att.clone(), name.clone()));
+            held(
+                problems,
+                "evidence",
+                format!("{att} {name}"),
+                rec,
+                &[(
+                    "sha256",
+                    Value::from(r.try_get::<String, _>(2)?),
+                    Some("sha256"),
+                )],
+            );
+        }
+        gone_records(problems, "evidence", evidence.into_values(), |r| {
+            format!(
+                "{} {}",
+                r["attestation_id"].as_str().unwrap_or("?"),
+                r["filename"].as_str().unwrap_or("?")
+            )
+        });
 
         // Custom attestation types (the schema and rules that judge
         // evidence), control versions and notification actions: each row's

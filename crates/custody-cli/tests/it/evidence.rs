@@ -90,6 +90,14 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
     let r = c.run(&["get", "evidence", &big_sha, "-o", out2.to_str().unwrap()]);
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(!out2.exists());
+
+    // Each file name leads to the blob its entry says.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 /// The evidence vault on S3-compatible storage: moto's S3 server on loopback.
