@@ -15,7 +15,9 @@
 //!    document's digest), the allowlist (what, why, on whose word),
 //!    flows (description, tags) and their templates, environments (type,
 //!    description, archiving, across renames), the policies attached to
-//!    each, evidence files (which blob each name leads to), custom
+//!    each, evidence files (which blob each name leads to), SBOM
+//!    components (re-hashed to the digest in their attestation's entry),
+//!    custom
 //!    attestation types, control versions, notification
 //!    actions, service accounts (role, server admin,
 //!    deletion) and API keys (whose,
@@ -116,6 +118,8 @@ struct Ledgered {
     actions: HashMap<String, Recorded>,
     /// Evidence files by (attestation, file name).
     evidence: HashMap<(String, String), Recorded>,
+    /// SBOM attestations: the SHA-256 of their components' JSON.
+    components: HashMap<String, (u64, String)>,
     envs: Identities,
 }
 
@@ -173,6 +177,7 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         controls,
         actions,
         evidence,
+        components,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -339,6 +344,12 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         }
         "attestation" => {
             if let Some(id) = record.get("id").and_then(Value::as_str) {
+                if let Some(d) = record["data"]
+                    .get("components_sha256")
+                    .and_then(Value::as_str)
+                {
+                    components.insert(id.to_string(), (seq, d.to_string()));
+                }
                 attestations.insert(id.to_string(), Recorded { seq, record });
             }
         }
@@ -702,6 +713,7 @@ impl Store {
             mut controls,
             mut actions,
             mut evidence,
+            mut components,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -1223,6 +1235,90 @@ impl Store {
                     format!("the policies attached are {row:?}, the entries say {want:?}"),
                 ));
             }
+        }
+
+        // SBOM components: the rows of each attestation, in the order they
+        // were written, must hash to the digest its entry holds (the rows'
+        // documents are the very JSON that was hashed), and their queried
+        // columns must say what their documents say. Streamed: an SBOM can
+        // have tens of thousands of components.
+        {
+            let mut rows = sqlx::query(
+                "SELECT attestation_id, doc, name, version, purl FROM sbom_components WHERE org_id = $1 \
+                 ORDER BY attestation_id, id",
+            )
+            .bind(org_id)
+            .fetch(&self.db.read);
+            let mut current: Option<(String, sha2::Sha256, u64)> = None;
+            fn finish(
+                cur: Option<(String, sha2::Sha256, u64)>,
+                components: &mut HashMap<String, (u64, String)>,
+                problems: &mut Vec<AuditProblem>,
+            ) {
+                let Some((att, mut h, _)) = cur else { return };
+                h.update(b"]");
+                let got = hex::encode(h.finalize());
+                match components.remove(&att) {
+                    Some((seq, want)) if want != got => problems.push(problem(
+                        Some(seq),
+                        "sbom_components",
+                        Some(att),
+                        "the components differ from those the entry's digest was taken of".into(),
+                    )),
+                    Some(_) => {}
+                    None => problems.push(problem(
+                        None,
+                        "sbom_components",
+                        Some(att),
+                        "components of an attestation whose entry lists none".into(),
+                    )),
+                }
+            }
+            while let Some(r) = futures::TryStreamExt::try_next(&mut rows).await? {
+                let att: String = r.try_get(0)?;
+                let doc: String = r.try_get(1)?;
+                if current.as_ref().is_none_or(|(a, _, _)| *a != att) {
+                    finish(current.take(), &mut components, problems);
+                    records += 1;
+                    let mut h = sha2::Sha256::new();
+                    h.update(b"[");
+                    current = Some((att.clone(), h, 0));
+                }
+                if let Some((_, h, n)) = current.as_mut() {
+                    if *n > 0 {
+                        h.update(b",");
+                    }
+                    h.update(doc.as_bytes());
+                    *n += 1;
+                }
+                let v: Value = serde_json::from_str(&doc).unwrap_or(Value::Null);
+                for (column, row) in [
+                    ("name", Value::from(r.try_get::<String, _>(2)?)),
+                    ("version", Value::from(r.try_get::<Option<String>, _>(3)?)),
+                    ("purl", Value::from(r.try_get::<Option<String>, _>(4)?)),
+                ] {
+                    let doc_value = v.get(column).cloned().unwrap_or(Value::Null);
+                    if row != doc_value {
+                        problems.push(problem(
+                            components.get(&att).map(|(seq, _)| *seq),
+                            "sbom_components",
+                            Some(att.clone()),
+                            format!("a component's {column} column is {row}, its document says {doc_value}"),
+                        ));
+                    }
+                }
+            }
+            finish(current.take(), &mut components, problems);
+        }
+        let mut left: Vec<(String, (u64, String))> = components.into_iter().collect();
+        left.sort_by_key(|(_, (seq, _))| *seq);
+        for (att, (seq, _)) in left {
+            problems.push(problem(
+                Some(seq),
+                "sbom_components",
+                Some(att),
+                "the entry lists components; they are gone".into(),
+            ));
         }
 
         // Evidence files: which content an attestation's file name leads

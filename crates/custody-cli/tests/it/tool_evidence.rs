@@ -313,6 +313,19 @@ fn every_tool_type_turns_a_trail_compliant_only_when_clean(db: Db) {
         .ok()
         .json();
     assert_eq!(none, serde_json::json!([]));
+
+    // Every tool's record, and the SBOMs' components row by row, are what
+    // the ledger says.
+    let audit = s
+        .custody()
+        .run(&["ledger", "verify", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 both!(bad_reports_are_refused_with_their_place_and_nothing_is_recorded);

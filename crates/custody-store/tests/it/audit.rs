@@ -75,6 +75,22 @@ async fn history(s: &Store) -> (String, String) {
     )
     .await
     .unwrap();
+    // An SBOM, its components kept row by row.
+    let mut hash = custody_evidence::sbom::Sha256Writer::default();
+    let list = custody_evidence::sbom::ComponentList::check(
+        serde_json::value::RawValue::from_string(
+            r#"[{"name":"openssl","version":"3.0.13","purl":"pkg:deb/debian/openssl@3.0.13"},{"name":"zlib","version":"1.3"}]"#
+                .into(),
+        )
+        .unwrap(),
+        &mut hash,
+    )
+    .unwrap();
+    let mut sbom = attestation("sbom", true);
+    sbom.kind = "sbom".into();
+    sbom.data = serde_json::json!({"component_count": 2, "components_sha256": hash.hex()});
+    sbom.components = Some(list);
+    s.put_attestation(&p, "backend", "t1", sbom).await.unwrap();
     let failed = s
         .put_attestation(&p, "backend", "t1", attestation("tests", false))
         .await
@@ -224,10 +240,10 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 22,
+        audit.records, 24,
         "an artifact, two attestations, three snapshots, a trail, a policy version, \
          two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two), \
-         a flow, its template, an environment, its policies, a control, an attestation type"
+         a flow, its template, an environment, its policies, a control, an attestation type, an SBOM and its components"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -351,6 +367,13 @@ async fn tampering_is_found(s: Store, url: String) {
             "its reason is \"approved\", the entry says \"incident 42\"",
         ),
         ("DELETE FROM allowlist", "allowlist", "it is gone"),
+        // A package taken out of an SBOM's components, so "which artifacts
+        // contain openssl" no longer finds it.
+        (
+            "DELETE FROM sbom_components WHERE name = 'openssl'",
+            "sbom_components",
+            "the components differ from those the entry's digest was taken of",
+        ),
         // A custom type's rule and a control's description rewritten.
         (
             "UPDATE attestation_types SET doc = REPLACE(doc, '>= 80', '>= 0')",
