@@ -17,6 +17,7 @@
 //!    description, archiving, across renames), the policies attached to
 //!    each, evidence files (which blob each name leads to), SBOM
 //!    components (re-hashed to the digest in their attestation's entry),
+//!    runtime intervals (replayed from the snapshots' changes),
 //!    custom
 //!    attestation types, control versions, notification
 //!    actions, service accounts (role, server admin,
@@ -120,7 +121,22 @@ struct Ledgered {
     evidence: HashMap<(String, String), Recorded>,
     /// SBOM attestations: the SHA-256 of their components' JSON.
     components: HashMap<String, (u64, String)>,
+    /// What ran when, replayed from the snapshot entries' changes.
+    runs: HashMap<u64, Runs>,
     envs: Identities,
+}
+
+/// An artifact (name, fingerprint) running with so many instances from one
+/// snapshot to another (`OPEN` while it still runs).
+type Interval = (u64, String, String, i64, i64, i64);
+const OPEN: i64 = 2_147_483_647;
+
+/// One environment's replay: intervals still open, and those closed, each
+/// with the entry that opened it.
+#[derive(Default)]
+struct Runs {
+    open: HashMap<(String, String), (i64, i64, u64)>,
+    closed: Vec<(Interval, u64)>,
 }
 
 /// An account as its entries leave it: who may act, and how far.
@@ -178,6 +194,7 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
         actions,
         evidence,
         components,
+        runs,
         envs,
     } = l;
     let text = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -359,6 +376,28 @@ fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
                 record.get("snapshot").and_then(Value::as_i64),
             ) {
                 let id = envs.of(env);
+                // A change closes the artifact's running interval at the
+                // snapshot before and opens one with its new count: the
+                // store's own rule, so the intervals follow from the log.
+                let r = runs.entry(id).or_default();
+                for ch in record["changes"].as_array().into_iter().flatten() {
+                    let key = (
+                        ch["name"].as_str().unwrap_or_default().to_string(),
+                        ch["fingerprint"].as_str().unwrap_or_default().to_string(),
+                    );
+                    if ch["was"].as_i64().unwrap_or(0) > 0
+                        && let Some((first, inst, opened)) = r.open.remove(&key)
+                    {
+                        r.closed.push((
+                            (id, key.0.clone(), key.1.clone(), inst, first, n - 1),
+                            opened,
+                        ));
+                    }
+                    let now = ch["now"].as_i64().unwrap_or(0);
+                    if now > 0 {
+                        r.open.insert(key, (n, now, seq));
+                    }
+                }
                 snapshots.insert((id, n), Recorded { seq, record });
             }
         }
@@ -714,6 +753,7 @@ impl Store {
             mut actions,
             mut evidence,
             mut components,
+            mut runs,
             mut envs,
         } = ledgered;
         let mut records = 0u64;
@@ -1235,6 +1275,80 @@ impl Store {
                     format!("the policies attached are {row:?}, the entries say {want:?}"),
                 ));
             }
+        }
+
+        // Runtime intervals ("what ran at T" reads them): each row must be
+        // one the snapshot entries' changes imply, and each implied one
+        // must be there.
+        let mut expected: HashMap<Interval, Vec<u64>> = HashMap::new();
+        for (env_id, r) in runs.drain() {
+            for (iv, seq) in r.closed {
+                expected.entry(iv).or_default().push(seq);
+            }
+            for ((name, fp), (first, inst, seq)) in r.open {
+                expected
+                    .entry((env_id, name, fp, inst, first, OPEN))
+                    .or_default()
+                    .push(seq);
+            }
+        }
+        {
+            let mut rows = sqlx::query(
+                "SELECT e.name, a.name, a.fingerprint, i.instances, i.first_idx, i.last_idx FROM env_intervals i \
+                 JOIN environments e ON e.id = i.env_id JOIN runtime_artifacts a ON a.id = i.artifact_id \
+                 WHERE e.org_id = $1",
+            )
+            .bind(org_id)
+            .fetch(&self.db.read);
+            while let Some(r) = futures::TryStreamExt::try_next(&mut rows).await? {
+                records += 1;
+                let env: String = r.try_get(0)?;
+                let name: String = r.try_get(1)?;
+                let fp = hex::encode(r.try_get::<Vec<u8>, _>(2)?);
+                let (inst, first, last): (i64, i64, i64) =
+                    (r.try_get(3)?, r.try_get(4)?, r.try_get(5)?);
+                let key = (envs.of(&env), name.clone(), fp, inst, first, last);
+                let found = match expected.get_mut(&key) {
+                    Some(seqs) if !seqs.is_empty() => {
+                        seqs.pop();
+                        true
+                    }
+                    _ => false,
+                };
+                if !found {
+                    problems.push(problem(
+                        None,
+                        "env_intervals",
+                        Some(format!("{env} {name}")),
+                        format!(
+                            "{inst} instance(s) from #{first} to {}: no snapshot entry says so (edited, or inserted outside a write)",
+                            if last == OPEN { "now".to_string() } else { format!("#{last}") }
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut missing: Vec<(u64, Interval)> = expected
+            .into_iter()
+            .flat_map(|(iv, seqs)| seqs.into_iter().map(move |s| (s, iv.clone())))
+            .collect();
+        missing.sort_by_key(|(seq, _)| *seq);
+        let env_names: HashMap<u64, String> = envs
+            .by_name
+            .iter()
+            .map(|(n, id)| (*id, n.clone()))
+            .collect();
+        for (seq, (env_id, name, _, inst, first, last)) in missing {
+            let env = env_names.get(&env_id).map_or("?", String::as_str);
+            problems.push(problem(
+                Some(seq),
+                "env_intervals",
+                Some(format!("{env} {name}")),
+                format!(
+                    "the entries say it ran with {inst} instance(s) from #{first} to {}; the interval is gone",
+                    if last == OPEN { "now".to_string() } else { format!("#{last}") }
+                ),
+            ));
         }
 
         // SBOM components: the rows of each attestation, in the order they

@@ -315,6 +315,15 @@ fn paths_are_reported_and_history_answers_questions(db: Db) {
         first_app["instances"][0]["attributes"]["path"],
         app_path.to_str().unwrap()
     );
+
+    // The intervals "what ran at T" reads are what the snapshot entries'
+    // changes imply.
+    let audit = json(&s, &["ledger", "verify"]);
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
 }
 
 both!(bad_reports_change_nothing);

@@ -240,10 +240,10 @@ async fn tampering_is_found(s: Store, url: String) {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
     assert_eq!(audit.checkpoints, 1);
     assert_eq!(
-        audit.records, 24,
+        audit.records, 27,
         "an artifact, two attestations, three snapshots, a trail, a policy version, \
          two evaluations (attached, allowlisted), an allowlist entry, two accounts, three keys (the first admin's and two), \
-         a flow, its template, an environment, its policies, a control, an attestation type, an SBOM and its components"
+         a flow, its template, an environment, its policies, a control, an attestation type, an SBOM and its components, three runtime intervals"
     );
     let failed_seq = seq_of(&s, "attestation", &failed).await;
     let snapshot_seq = seq_of(&s, "snapshot", "\"snapshot\":2").await;
@@ -367,6 +367,18 @@ async fn tampering_is_found(s: Store, url: String) {
             "its reason is \"approved\", the entry says \"incident 42\"",
         ),
         ("DELETE FROM allowlist", "allowlist", "it is gone"),
+        // History rewritten where "what ran at T" reads it: a count
+        // changed, a run erased.
+        (
+            "UPDATE env_intervals SET instances = 9 WHERE first_idx = 1",
+            "env_intervals",
+            "the entries say it ran with 1 instance(s) from #1 to #1; the interval is gone",
+        ),
+        (
+            "DELETE FROM env_intervals WHERE first_idx = 2",
+            "env_intervals",
+            "from #2 to #2; the interval is gone",
+        ),
         // A package taken out of an SBOM's components, so "which artifacts
         // contain openssl" no longer finds it.
         (
