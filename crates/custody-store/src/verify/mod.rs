@@ -8,24 +8,17 @@
 //!    (root, size, the note's own text, and its signature when a key is
 //!    given), to the stored interior nodes and to the head. A checkpoint
 //!    beyond the ledger's end means entries were removed.
-//! 3. Records are held to the entries that wrote them: artifacts and
-//!    attestations (the whole record and its queried columns), snapshots
-//!    (their counts), trails (the latest entry's document), policy
-//!    versions (text and digest), evaluations (verdict, snapshot and the
-//!    document's digest), the allowlist (what, why, on whose word),
-//!    flows (description, tags) and their templates, environments (type,
-//!    description, archiving, across renames), the policies attached to
-//!    each, evidence files (which blob each name leads to), SBOM
-//!    components (re-hashed to the digest in their attestation's entry),
-//!    runtime intervals (replayed from the snapshots' changes),
-//!    custom
-//!    attestation types, control versions, notification
-//!    actions, service accounts (role, server admin,
-//!    deletion) and API keys (whose,
-//!    expiry, revocation, and the stored hash itself, which entries commit
-//!    to by its SHA-256) — replayed through rotations and revocations.
-//!    A record without an entry was inserted outside a write; an entry
-//!    without its record names a record that was deleted.
+//! 3. Records are held to the entries that wrote them ([`replay`] says
+//!    what the entries say, [`records`] holds every table to it):
+//!    artifacts, attestations, evidence files, SBOM components (re-hashed
+//!    to the digest in their attestation's entry), trails, flows and
+//!    templates, snapshots, the runtime intervals (replayed from the
+//!    snapshots' changes), environments (across renames) and their
+//!    policies, policy versions, evaluations, the allowlist, custom types,
+//!    controls, actions, accounts and keys (through rotations and
+//!    revocations, down to the stored key hash, which key entries commit
+//!    to by its SHA-256). A record without an entry was inserted outside a
+//!    write; an entry without its record names a record that was deleted.
 //!
 //! Reads run in one read transaction per step, a batch at a time, so the
 //! audit of a large ledger holds little in memory: the frontier, the
