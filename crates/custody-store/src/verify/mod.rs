@@ -22,7 +22,8 @@
 //!
 //! Reads run in one read transaction per step, a batch at a time, so the
 //! audit of a large ledger holds little in memory: the frontier, the
-//! interior nodes (one per fifteen entries) and the records' keys.
+//! interior nodes (one per fifteen entries), the records' keys and the
+//! intervals of what ran, replayed.
 
 use std::collections::BTreeMap;
 
