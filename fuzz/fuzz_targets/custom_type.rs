@@ -32,11 +32,19 @@ fuzz_target!(|input: &[u8]| {
     let budget = budget();
     let started = Instant::now();
     let checked = rt.block_on(sb.check_type(1, &schema, &rules));
-    assert!(started.elapsed() < budget, "check_type overran: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < budget,
+        "check_type overran: {:?}",
+        started.elapsed()
+    );
     if let Ok(Ok(())) = checked {
         let started = Instant::now();
         let r = rt.block_on(sb.eval_type(1, "fuzz", &schema, &rules, data));
-        assert!(started.elapsed() < budget, "eval_type overran: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < budget,
+            "eval_type overran: {:?}",
+            started.elapsed()
+        );
         if let Err(custody_sandbox::SandboxError::Unavailable(e)) = r {
             panic!("the sandbox broke: {e}");
         }

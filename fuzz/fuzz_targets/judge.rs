@@ -15,8 +15,20 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let kind = KINDS[usize::from(pick) % KINDS.len()];
-    let levels = [None, Some("error"), Some("warning"), Some("note"), Some("bogus")];
-    let severities = [None, Some("low"), Some("medium"), Some("high"), Some("critical")];
+    let levels = [
+        None,
+        Some("error"),
+        Some("warning"),
+        Some("note"),
+        Some("bogus"),
+    ];
+    let severities = [
+        None,
+        Some("low"),
+        Some("medium"),
+        Some("high"),
+        Some("critical"),
+    ];
     let t = Thresholds {
         fail_on: levels[usize::from(pick >> 3) % levels.len()].map(str::to_string),
         severity_threshold: severities[usize::from(pick >> 5) % severities.len()]

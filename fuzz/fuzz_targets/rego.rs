@@ -20,7 +20,11 @@ fuzz_target!(|input: &[u8]| {
     let budget = budget();
     let started = Instant::now();
     let checked = rt.block_on(sb.check_rego(1, policy));
-    assert!(started.elapsed() < budget, "check_rego overran: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < budget,
+        "check_rego overran: {:?}",
+        started.elapsed()
+    );
     if let Ok(Ok(())) = checked {
         let input = serde_json::json!({
             "environment": {"name": "prod"},
@@ -30,7 +34,11 @@ fuzz_target!(|input: &[u8]| {
         });
         let started = Instant::now();
         let r = rt.block_on(sb.eval_rego(1, policy, &[input.clone(), input], budget));
-        assert!(started.elapsed() < budget * 2, "eval_rego overran: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < budget * 2,
+            "eval_rego overran: {:?}",
+            started.elapsed()
+        );
         match r {
             Ok(answers) => assert_eq!(answers.len(), 2),
             Err(e) => panic!("the sandbox broke: {e}"),

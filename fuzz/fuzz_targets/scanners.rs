@@ -11,7 +11,12 @@ fn check(s: ScanSummary) {
     if !s.targets.is_empty() {
         assert_eq!(by_target, s.totals.total());
     }
-    for t in [Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
+    for t in [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ] {
         let _ = s.verdict(t);
     }
 }
