@@ -17,25 +17,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use custody_ledger::{EntryKind, Envelope};
+use custody_runtime::coverage::in_time;
 use custody_runtime::{ArtifactKey, Counts};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::format::{Claim, Manifest, RanArtifact};
-
-/// How late a report may come after one that promised to report every
-/// `interval_ms` (the server's own rule for coverage).
-pub fn allowance(interval_ms: i64) -> i64 {
-    if interval_ms <= 0 {
-        0
-    } else {
-        interval_ms + interval_ms / 2 + 5_000
-    }
-}
-
-/// Reports this close count as one moment, whatever they promised.
-const SAME_MOMENT_MS: i64 = 1_000;
 
 /// Gaps listed one by one; more are counted.
 const MAX_GAPS_LISTED: usize = 1_000;
@@ -547,7 +535,7 @@ impl History {
         };
         if let Some(prev) = self.prev.take() {
             let late = now.ts - prev.ts;
-            let allowed = allowance(prev.interval_ms.unwrap_or(0)).max(SAME_MOMENT_MS);
+            let promised = prev.interval_ms.unwrap_or(0);
             if !prev.partial.is_empty() {
                 self.pending_why = Some(format!(
                     "the report at {} (entry {}) was partial: {} not observed",
@@ -557,7 +545,7 @@ impl History {
                 ));
             } else if !now.partial.is_empty() {
                 // A partial report covers nothing, not even its own moment.
-            } else if late > allowed {
+            } else if !in_time(prev.ts, promised, now.ts) {
                 self.pending_why = Some(match prev.interval_ms {
                     Some(i) if i > 0 => format!(
                         "no report for {} after the one at {} (entry {}), which promised one every {}",

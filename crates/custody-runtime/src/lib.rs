@@ -8,6 +8,7 @@
 //! functions here, so the rules are tested once.
 
 pub mod config_files;
+pub mod coverage;
 pub mod expression;
 pub mod filter;
 pub mod kind;

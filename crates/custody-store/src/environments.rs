@@ -3,6 +3,7 @@
 
 use custody_api::{Coverage, Environment, Gap, LastReport, Observed, PartialReport, Saved};
 use custody_ledger::EntryKind;
+use custody_runtime::coverage::allowance;
 use custody_runtime::{EnvironmentKind, Unobserved};
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -175,22 +176,6 @@ async fn view(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<Environment> {
     })
 }
 
-/// Reports this close together are one stretch of observation, even from
-/// one-shot reporters that promise nothing: a gap shorter than this is no
-/// gap anyone could use (times are shown to the second) and only noise
-/// between two reports of one pipeline step.
-pub(crate) const SAME_MOMENT_MS: i64 = 1_000;
-
-/// How late a report may come, after one that promised to report every
-/// `interval_ms`, for the environment to count as watched in between.
-pub(crate) fn allowance(interval_ms: i64) -> i64 {
-    if interval_ms <= 0 {
-        0
-    } else {
-        interval_ms + interval_ms / 2 + 5_000
-    }
-}
-
 /// Files the current stretch of observation, if there is one.
 async fn file_stretch(c: &mut AnyConnection, e: &EnvRow) -> StoreResult<()> {
     if let (Some(from), Some(to)) = (e.observed_from, e.observed_to) {
@@ -262,7 +247,7 @@ pub(crate) async fn observe(c: &mut AnyConnection, e: &EnvRow, seen: Seen<'_>) -
         return Ok(());
     }
     let in_time = match (e.observed_to, e.observed_interval_ms) {
-        (Some(to), Some(i)) => now - to <= allowance(i).max(SAME_MOMENT_MS),
+        (Some(to), Some(i)) => custody_runtime::coverage::in_time(to, i, now),
         _ => false,
     };
     if !in_time {
