@@ -7,15 +7,6 @@ use crate::ledger::checkpoint_of_everything;
 use common::{Db, Server};
 use serde_json::Value;
 
-fn fingerprint(s: &Server, path: &str, kind: &str) -> String {
-    s.custody()
-        .run(&["fingerprint", path, "--artifact-type", kind])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -52,24 +43,10 @@ fn a_bundle_proves_what_ran_offline(db: Db) {
         "version: 1\nartifacts:\n  app:\n    path: srv/app\n  motd:\n    path: srv/motd\n",
     );
     let paths = paths.to_str().unwrap();
-    let app_v1 = fingerprint(&s, "srv/app", "dir");
+    let app_v1 = c.fingerprint("srv/app", "dir");
 
     // The pipeline made app v1, with evidence.
-    c.run(&["create", "flow", "backend"]).ok();
-    c.run(&["begin", "trail", "v1", "--flow", "backend"]).ok();
-    c.run(&[
-        "attest",
-        "artifact",
-        "--fingerprint",
-        &app_v1,
-        "--name",
-        "app",
-        "--flow",
-        "backend",
-        "--trail",
-        "v1",
-    ])
-    .ok();
+    c.built("backend", "v1", "app", &app_v1);
     let report = s.write("review.txt", "approved by two people\n");
     c.run(&[
         "attest",
@@ -113,7 +90,7 @@ fn a_bundle_proves_what_ran_offline(db: Db) {
     snapshot();
     // A hand-made change no pipeline recorded: app v2.
     s.write("srv/app/bin", "binary 2, patched by hand\n");
-    let app_v2 = fingerprint(&s, "srv/app", "dir");
+    let app_v2 = c.fingerprint("srv/app", "dir");
     snapshot();
     snapshot();
     checkpoint_of_everything(&c);

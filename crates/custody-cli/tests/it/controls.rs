@@ -13,15 +13,6 @@ fn json(s: &Server, args: &[&str]) -> Value {
     s.custody().run(&a).ok().json()
 }
 
-fn fingerprint(s: &Server, path: &str, kind: &str) -> String {
-    s.custody()
-        .run(&["fingerprint", path, "--artifact-type", kind])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
 const POLICY: &str = r#"_schema: https://docs.kosli.com/schemas/policy/v1
 artifacts:
   provenance:
@@ -69,8 +60,8 @@ fn policies_judge_what_runs_and_gate_deployments(db: Db) {
         "--auto-environment",
     ])
     .ok();
-    let app = fingerprint(&s, "srv/app", "dir");
-    let motd = fingerprint(&s, "srv/motd", "file");
+    let app = s.custody().fingerprint("srv/app", "dir");
+    let motd = s.custody().fingerprint("srv/motd", "file");
 
     // No policy: compliance is unknown, and an assert says no.
     let snap = json(&s, &["get", "snapshot", "prod"]);

@@ -674,37 +674,13 @@ fn statements_signed_by_other_tools_are_imported(db: Db) {
     let Some(s) = Server::start(db) else { return };
     let c = s.custody();
     let file = s.write("app.bin", "app\n");
-    let fp = c
-        .run(&[
-            "fingerprint",
-            file.to_str().unwrap(),
-            "--artifact-type",
-            "file",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let fp = c.fingerprint(file.to_str().unwrap(), "file");
     let dir = s.path("signed");
     if !python_signs_statements(&dir, &fp) {
         return;
     }
     let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
-    c.run(&["create", "flow", "backend"]).ok();
-    c.run(&["begin", "trail", "t1", "--flow", "backend"]).ok();
-    c.run(&[
-        "attest",
-        "artifact",
-        "--fingerprint",
-        &fp,
-        "--name",
-        "app",
-        "--flow",
-        "backend",
-        "--trail",
-        "t1",
-    ])
-    .ok();
+    c.built("backend", "t1", "app", &fp);
     let attest = |envelope: &str, key: &str| {
         c.run(&[
             "attest",

@@ -185,21 +185,7 @@ fn paths_are_reported_and_history_answers_questions(db: Db) {
     assert_eq!(snap["unknown"], 2);
 
     // Provenance reported later is reflected when read.
-    c.run(&["create", "flow", "backend"]).ok();
-    c.run(&["begin", "trail", "v1", "--flow", "backend"]).ok();
-    c.run(&[
-        "attest",
-        "artifact",
-        "--fingerprint",
-        &app_v1,
-        "--name",
-        "app",
-        "--flow",
-        "backend",
-        "--trail",
-        "v1",
-    ])
-    .ok();
+    c.built("backend", "v1", "app", &app_v1);
     let snap = json(&s, &["get", "snapshot", "web"]);
     let app = &snap["artifacts"][0];
     assert_eq!(app["unknown"], false);

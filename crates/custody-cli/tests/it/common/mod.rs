@@ -220,6 +220,35 @@ impl Run {
 }
 
 impl Cli {
+    /// What a pipeline records for a build: the flow, a trail, and the
+    /// artifact it made (by fingerprint) under its template name.
+    pub fn built(&self, flow: &str, trail: &str, name: &str, fingerprint: &str) {
+        self.run(&["create", "flow", flow]).ok();
+        self.run(&["begin", "trail", trail, "--flow", flow]).ok();
+        self.run(&[
+            "attest",
+            "artifact",
+            "--fingerprint",
+            fingerprint,
+            "--name",
+            name,
+            "--flow",
+            flow,
+            "--trail",
+            trail,
+        ])
+        .ok();
+    }
+
+    /// `custody fingerprint PATH --artifact-type KIND`.
+    pub fn fingerprint(&self, path: &str, kind: &str) -> String {
+        self.run(&["fingerprint", path, "--artifact-type", kind])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     pub fn new(host: &str, token: &str, cwd: &Path) -> Cli {
         Cli {
             host: host.into(),
