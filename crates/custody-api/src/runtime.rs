@@ -317,3 +317,36 @@ pub struct RuntimeOccurrence {
     #[serde(default)]
     pub last_snapshot: Option<u64>,
 }
+
+/// A snapshot's place on a timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotTick {
+    pub environment: String,
+    pub index: u64,
+    pub timestamp: i64,
+    /// How many artifacts it started, stopped or rescaled.
+    pub changes: u64,
+}
+
+/// What ran in an environment over a window of time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Timeline {
+    pub environment: String,
+    pub from: i64,
+    pub to: i64,
+    /// Runs that overlap the window, by when they began.
+    pub runs: Vec<RuntimeOccurrence>,
+    /// Snapshots taken in the window.
+    pub snapshots: Vec<SnapshotTick>,
+    /// More runs, or snapshots, fall in the window than are listed:
+    /// choose a shorter window to see them all.
+    #[serde(default)]
+    pub truncated: bool,
+    /// Fingerprints of listed runs that no flow knows.
+    pub unknown: Vec<String>,
+    /// Fingerprints of listed runs whose provenance is not compliant now
+    /// (every trail that reported them is non-compliant for them).
+    pub non_compliant: Vec<String>,
+    /// When the environment was not observed within the window.
+    pub gaps: Vec<Gap>,
+}

@@ -99,9 +99,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let message = if self.internal {
+impl ApiError {
+    /// The message the caller may see: for a failure inside the server, a
+    /// reference to the log line that says what it was.
+    pub fn public_message(&self) -> String {
+        if self.internal {
             // The request's id, which the answer's X-Request-Id carries and
             // the access log names.
             let reference = crate::access_log::request_id()
@@ -117,8 +119,14 @@ impl IntoResponse for ApiError {
                 ),
             }
         } else {
-            self.message
-        };
+            self.message.clone()
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.public_message();
         let body = ErrorBody {
             error: message,
             detail: self.detail,
@@ -146,7 +154,12 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if status.as_u16() < 400 || is_json {
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if status.as_u16() < 400 || is_json || is_html {
         return resp;
     }
     let (parts, body) = resp.into_parts();

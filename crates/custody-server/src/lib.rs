@@ -18,6 +18,7 @@ mod routes;
 mod secrets;
 mod serve;
 mod state;
+mod web;
 pub mod witness;
 
 use std::io::{IsTerminal, Write};
@@ -111,24 +112,25 @@ pub fn app(state: AppState) -> axum::Router {
     let (api, openapi) = routes::router(&state.limits);
     let body_idle = state.limits.body_idle_timeout;
     let openapi = Arc::new(openapi);
-    api.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let doc = openapi.clone();
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    )
-    .layer(axum::Extension(body::JsonLimit(state.limits.max_json_body)))
-    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
-    // A bug that panics in a handler answers 500 (with a reference for
-    // the log), and the connection and server carry on.
-    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        error::panic_response,
-    ))
-    .layer(axum::middleware::from_fn(error::json_errors))
-    // Outermost: every answer is logged, panics' included, under one id.
-    .layer(axum::middleware::from_fn(access_log::log))
-    .with_state(state)
+    api.merge(web::router())
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .layer(axum::Extension(body::JsonLimit(state.limits.max_json_body)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
+        // A bug that panics in a handler answers 500 (with a reference for
+        // the log), and the connection and server carry on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        // Outermost: every answer is logged, panics' included, under one id.
+        .layer(axum::middleware::from_fn(access_log::log))
+        .with_state(state)
 }
 
 /// The OpenAPI document, without starting a server.

@@ -271,36 +271,13 @@ impl Store {
     /// Resolves a key hash to its principal; expired or revoked keys, and
     /// keys of deleted accounts, resolve to nothing.
     pub async fn authenticate(&self, key_hash: &[u8]) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT o.id, o.name, s.name, s.role, s.server_admin, k.expires_at, k.revoked_at, k.id, \
-             s.deleted_at, k.last_used_at \
-             FROM api_keys k JOIN service_accounts s ON s.id = k.service_account_id \
-             JOIN orgs o ON o.id = s.org_id WHERE k.key_hash = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PRINCIPAL_COLUMNS} {PRINCIPAL_FROM} WHERE k.key_hash = $1"
+        )))
         .bind(key_hash.to_vec())
         .fetch_optional(&self.db.read)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let expires_at: Option<i64> = r.try_get(5)?;
-        let revoked_at: Option<i64> = r.try_get(6)?;
-        let deleted_at: Option<i64> = r.try_get(8)?;
-        let now = now_ms();
-        if revoked_at.is_some() || deleted_at.is_some() || expires_at.is_some_and(|t| t <= now) {
-            return Ok(None);
-        }
-        let role: String = r.try_get(3)?;
-        let org: String = r.try_get(1)?;
-        Ok(Some(Principal {
-            org_id: r.try_get(0)?,
-            home_org: org.clone(),
-            org,
-            service_account: r.try_get(2)?,
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown role '{role}'")))?,
-            server_admin: r.try_get::<i64, _>(4)? != 0,
-            key_id: r.try_get(7)?,
-            key_last_used_at: r.try_get(9)?,
-        }))
+        row.map(|r| principal(&r)).transpose().map(Option::flatten)
     }
 
     /// The id of an organisation, by name.
@@ -840,4 +817,36 @@ fn account_from_row(r: &sqlx::any::AnyRow) -> StoreResult<ServiceAccount> {
         server_admin: r.try_get::<i64, _>(4)? != 0,
         deleted_at: r.try_get(5)?,
     })
+}
+
+/// The columns [`principal`] reads, first in a row: a key, its account
+/// and organisation, from [`PRINCIPAL_FROM`].
+pub(crate) const PRINCIPAL_COLUMNS: &str = "o.id, o.name, s.name, s.role, s.server_admin, \
+    k.expires_at, k.revoked_at, k.id, s.deleted_at, k.last_used_at";
+pub(crate) const PRINCIPAL_FROM: &str = "FROM api_keys k \
+    JOIN service_accounts s ON s.id = k.service_account_id JOIN orgs o ON o.id = s.org_id";
+
+/// The principal a [`PRINCIPAL`] row names, or nothing when the key is
+/// expired or revoked or its account deleted.
+pub(crate) fn principal(r: &sqlx::any::AnyRow) -> StoreResult<Option<Principal>> {
+    let expires_at: Option<i64> = r.try_get(5)?;
+    let revoked_at: Option<i64> = r.try_get(6)?;
+    let deleted_at: Option<i64> = r.try_get(8)?;
+    let now = now_ms();
+    if revoked_at.is_some() || deleted_at.is_some() || expires_at.is_some_and(|t| t <= now) {
+        return Ok(None);
+    }
+    let role: String = r.try_get(3)?;
+    let org: String = r.try_get(1)?;
+    Ok(Some(Principal {
+        org_id: r.try_get(0)?,
+        home_org: org.clone(),
+        org,
+        service_account: r.try_get(2)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role '{role}'")))?,
+        server_admin: r.try_get::<i64, _>(4)? != 0,
+        key_id: r.try_get(7)?,
+        key_last_used_at: r.try_get(9)?,
+    }))
 }

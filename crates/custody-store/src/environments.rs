@@ -510,22 +510,45 @@ impl Store {
     /// When the environment was observed, as of `now`: the latest
     /// [`COVERAGE_SHOWN`] stretches, and how many came before them.
     pub async fn coverage(&self, org_id: i64, name: &str, now: i64) -> StoreResult<Coverage> {
+        self.coverage_until(org_id, name, now, i64::MAX).await
+    }
+
+    /// When the environment was observed up to `until`, as of `now`: the
+    /// [`COVERAGE_SHOWN`] stretches that began last by then (a window's
+    /// worth, for a timeline), and how many came before them.
+    pub async fn coverage_until(
+        &self,
+        org_id: i64,
+        name: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<Coverage> {
         let mut c = self.db.read.acquire().await?;
         let e = env_row(&mut c, org_id, name).await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM env_coverage WHERE env_id = $1")
-            .bind(e.id)
-            .fetch_one(&mut *c)
-            .await?
-            .try_get(0)?;
         let mut rows = sqlx::query(
-            "SELECT from_ts, to_ts, interval_ms, reports FROM env_coverage WHERE env_id = $1 ORDER BY from_ts DESC LIMIT $2",
+            "SELECT from_ts, to_ts, interval_ms, reports FROM env_coverage \
+             WHERE env_id = $1 AND from_ts <= $2 ORDER BY from_ts DESC LIMIT $3",
         )
         .bind(e.id)
+        .bind(until)
         .bind(COVERAGE_SHOWN)
         .fetch_all(&mut *c)
         .await?;
         rows.reverse();
-        let earlier = (total - rows.len() as i64).max(0) as u64;
+        // Counted only when the list is cut: a count is a scan.
+        let earlier = if rows.len() as i64 == COVERAGE_SHOWN {
+            let first: i64 = rows.first().map_or(Ok(0), |r| r.try_get(0))?;
+            let n: i64 =
+                sqlx::query("SELECT COUNT(*) FROM env_coverage WHERE env_id = $1 AND from_ts < $2")
+                    .bind(e.id)
+                    .bind(first)
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get(0)?;
+            n.max(0) as u64
+        } else {
+            0
+        };
         let mut observed = rows
             .iter()
             .map(|r| {

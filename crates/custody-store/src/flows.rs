@@ -676,3 +676,31 @@ pub(crate) fn rows_to_docs<T: serde::de::DeserializeOwned>(
         .map(|r| from_json(what, &r.try_get::<String, _>(0)?))
         .collect()
 }
+
+impl Store {
+    /// Artifacts whose name in their template starts with `prefix`,
+    /// newest first, at most `limit`.
+    pub async fn search_artifact_names(
+        &self,
+        org_id: i64,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Artifact>> {
+        let upper = crate::util::prefix_upper(prefix);
+        let rows = sqlx::query(
+            "SELECT doc FROM artifacts WHERE org_id = $1 AND template_name >= $2 AND template_name < $3 \
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(org_id)
+        .bind(prefix)
+        .bind(&upper)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.read)
+        .await?;
+        let found: Vec<Artifact> = rows_to_docs(&rows, "artifact")?;
+        Ok(found
+            .into_iter()
+            .filter(|a| a.name.starts_with(prefix))
+            .collect())
+    }
+}

@@ -31,6 +31,8 @@ mod migrations;
 mod notifications;
 mod policies;
 mod runtime;
+mod sessions;
+mod timeline;
 mod tree;
 mod util;
 mod verify;
@@ -48,6 +50,8 @@ pub use notifications::{DueDelivery, Outcome};
 pub use policies::AttachedPolicy;
 pub use policies::NewPolicy;
 pub use runtime::{NewReport, ReportStored, RunningArtifact, StoredEvent, StoredSnapshot};
+pub use sessions::Session;
+pub use timeline::StoredTimeline;
 pub use tree::{StoredCheckpoint, TreeHead, Unpublished};
 
 use std::collections::HashMap;

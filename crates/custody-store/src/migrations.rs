@@ -31,6 +31,7 @@ pub const SQLITE: Files = files!("sqlite":
     8 "0008_merkle",
     9 "0009_unobserved",
     10 "0010_ledger_by_kind",
+    11 "0011_web_sessions",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -44,6 +45,7 @@ pub const POSTGRES: Files = files!("postgres":
     8 "0008_merkle",
     9 "0009_unobserved",
     10 "0010_ledger_by_kind",
+    11 "0011_web_sessions",
 );
 
 pub fn migrator(files: Files) -> Migrator {

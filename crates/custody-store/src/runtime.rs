@@ -928,6 +928,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every run of an artifact whose reported name starts with `prefix`
+    /// (an image reference, a function, a path), newest first, at most
+    /// `limit`: what ran under a name, known or not.
+    pub async fn runtime_by_name(
+        &self,
+        org_id: i64,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<RuntimeOccurrence>> {
+        let upper = crate::util::prefix_upper(prefix);
+        let rows = sqlx::query(
+            "SELECT e.name, a.name, a.fingerprint, i.instances, i.started_at, i.ended_at, i.first_idx, i.last_idx \
+             FROM runtime_artifacts a JOIN env_intervals i ON i.artifact_id = a.id \
+             JOIN environments e ON e.id = i.env_id \
+             WHERE a.org_id = $1 AND a.name >= $2 AND a.name < $3 \
+             ORDER BY i.started_at DESC, i.id DESC LIMIT $4",
+        )
+        .bind(org_id)
+        .bind(prefix)
+        .bind(&upper)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.read)
+        .await?;
+        let runs: StoreResult<Vec<RuntimeOccurrence>> = rows
+            .iter()
+            .map(|r| {
+                let last: i64 = r.try_get(7)?;
+                Ok(RuntimeOccurrence {
+                    environment: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    fingerprint: fp_hex(r, 2)?,
+                    instances: count(r.try_get(3)?),
+                    from: r.try_get(4)?,
+                    to: r.try_get(5)?,
+                    first_snapshot: r.try_get::<i64, _>(6)?.max(0) as u64,
+                    last_snapshot: (last != OPEN).then_some(last.max(0) as u64),
+                })
+            })
+            .collect();
+        Ok(runs?
+            .into_iter()
+            .filter(|r| r.name.starts_with(prefix))
+            .collect())
+    }
+}
+
 async fn physical_snapshot(
     c: &mut AnyConnection,
     e: &EnvRow,

@@ -41,3 +41,20 @@ impl Binds {
         }
     }
 }
+
+/// An upper bound for the strings that start with `prefix`, for a range
+/// query that both backends answer from an index: the prefix with its last
+/// character moved one on (`api` → `apj`). Callers still check the prefix
+/// of what comes back, since a database's collation may order some names
+/// otherwise; with no such character (or no prefix), no bound.
+pub(crate) fn prefix_upper(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return chars.into_iter().collect();
+        }
+    }
+    // Nothing bounds it: a string every name sorts below in practice.
+    "\u{10FFFF}".repeat(4)
+}

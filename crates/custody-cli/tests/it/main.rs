@@ -18,3 +18,4 @@ mod notifications;
 mod runtime;
 mod security;
 mod tool_evidence;
+mod web;

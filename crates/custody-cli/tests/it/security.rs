@@ -1039,6 +1039,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ),
     ("get", "/api/v1/orgs/{org}/artifacts", Need::Read),
     ("get", "/api/v1/orgs/{org}/search/{sha}", Need::Read),
+    ("get", "/api/v1/orgs/{org}/search", Need::Read),
     ("get", "/api/v1/orgs/{org}/attestation-types", Need::Read),
     (
         "post",
@@ -1097,6 +1098,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
         Need::Read,
     ),
     ("get", "/api/v1/orgs/{org}/snapshot-diff", Need::Read),
+    ("get", "/api/v1/orgs/{org}/environments/{env}/timeline", Need::Read),
     ("get", "/api/v1/orgs/{org}/policies", Need::Read),
     (
         "put",

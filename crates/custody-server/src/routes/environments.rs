@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use custody_api::{
     ArtifactChange, DiffEntry, Environment, EnvironmentEvent, EnvironmentView, MemberSnapshot,
     Page, Provenance, PutEnvironmentRequest, RenameRequest, Report, ReportOutcome, Saved, Snapshot,
-    SnapshotArtifact, SnapshotDiff, SnapshotId, SnapshotSummary,
+    SnapshotArtifact, SnapshotDiff, SnapshotId, SnapshotSummary, Timeline,
 };
 use custody_domain::Permission;
 use custody_runtime::{ArtifactKey, Change, Range, SnapshotRef, parse_time};
@@ -582,5 +582,98 @@ pub async fn environment_events(
         page: events.page,
         per_page: events.per_page,
         total: events.total,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TimelineQuery {
+    /// The window's start: RFC 3339, `2026-03-01T03:12:00` (UTC), seconds
+    /// since the epoch, `NOW` or `N.unit.ago`; default a day before `to`.
+    pub from: Option<String>,
+    /// The window's end; default now.
+    pub to: Option<String>,
+}
+
+/// How many runs, and snapshots, a timeline lists at most.
+pub const TIMELINE_LIMIT: u32 = 2000;
+
+/// What ran over a window of time: the runs that overlap it, the
+/// snapshots taken in it, which runs are unknown or non-compliant, and
+/// when the environment was not observed.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments/{env}/timeline", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path), TimelineQuery),
+    responses((status = 200, body = Timeline), (status = 400), (status = 404)))]
+pub async fn timeline(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    Query(q): Query<TimelineQuery>,
+) -> ApiResult<Json<Timeline>> {
+    const DAY_MS: i64 = 86_400_000;
+    caller.require(Permission::Read)?;
+    let now = now_ms();
+    let to = match &q.to {
+        Some(t) => parse_time(t, now).map_err(bad)?,
+        None => now,
+    };
+    let from = match &q.from {
+        Some(t) => parse_time(t, now).map_err(bad)?,
+        None => to.saturating_sub(DAY_MS),
+    };
+    if from >= to {
+        return Err(bad(format!(
+            "the window must end after it starts ('from' {from} ms is not before 'to' {to} ms)"
+        )));
+    }
+    let org_id = caller.0.org_id;
+    let t = s
+        .store
+        .timeline(org_id, &env, from, to, TIMELINE_LIMIT)
+        .await?;
+    let coverage = s.store.coverage_until(org_id, &env, now, to).await?;
+    let mut fps: Vec<String> = t
+        .runs
+        .iter()
+        .map(|r| r.fingerprint.clone())
+        .filter(|f| !f.is_empty())
+        .collect();
+    fps.sort();
+    fps.dedup();
+    let prov = provenance(&s, org_id, &fps).await?;
+    let mut unknown: Vec<String> = t
+        .runs
+        .iter()
+        .filter(|r| !prov.contains_key(&r.fingerprint))
+        .map(|r| r.fingerprint.clone())
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    let non_compliant = prov
+        .iter()
+        .filter(|(_, p)| !p.iter().any(|p| p.compliant && p.trail_compliant))
+        .map(|(f, _)| f.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let gaps = coverage
+        .gaps
+        .into_iter()
+        .filter(|g| g.from < to && g.to.is_none_or(|e| e > from))
+        .map(|g| custody_api::Gap {
+            from: g.from.max(from),
+            to: Some(g.to.unwrap_or(now).min(to)),
+            partial: g.partial,
+        })
+        .collect();
+    Ok(Json(Timeline {
+        environment: env,
+        from,
+        to,
+        truncated: t.runs_truncated || t.snapshots_truncated,
+        runs: t.runs,
+        snapshots: t.snapshots,
+        unknown,
+        non_compliant,
+        gaps,
     }))
 }

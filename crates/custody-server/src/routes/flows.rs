@@ -344,3 +344,42 @@ pub async fn search(
         runtime,
     }))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct NameSearch {
+    /// The start of a name: an artifact's name in its template, or what a
+    /// reporter saw running (an image reference, a function, a path).
+    pub name: String,
+}
+
+/// How many artifacts, and runs, a name search lists at most.
+const NAME_SEARCH_LIMIT: u32 = 500;
+
+/// Finds artifacts by the start of their name: those pipelines reported,
+/// and what ran under such a name (known or not), newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/search", tag = "artifacts",
+    params(("org" = String, Path), NameSearch), responses((status = 200, body = SearchResult), (status = 400)))]
+pub async fn search_names(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<NameSearch>,
+) -> ApiResult<Json<SearchResult>> {
+    caller.require(Permission::Read)?;
+    let name = q.name.trim();
+    if name.is_empty() {
+        return Err(bad("give the start of a name to search for"));
+    }
+    let artifacts = s
+        .store
+        .search_artifact_names(caller.0.org_id, name, NAME_SEARCH_LIMIT)
+        .await?;
+    let runtime = s
+        .store
+        .runtime_by_name(caller.0.org_id, name, NAME_SEARCH_LIMIT)
+        .await?;
+    Ok(Json(SearchResult {
+        query: name.to_string(),
+        artifacts,
+        runtime,
+    }))
+}

@@ -1,21 +1,21 @@
 //! The HTTP surface. Handlers are thin: authorise, validate into domain
 //! values, call the store, shape the answer.
 
-mod attestations;
-mod audit;
-mod components;
-mod controls;
-mod environments;
-mod evidence;
-mod flows;
-mod health;
-mod intoto;
-mod ledger;
-mod notifications;
-mod openapi_doc;
-mod orgs;
-mod tool_evidence;
-mod types;
+pub(crate) mod attestations;
+pub(crate) mod audit;
+pub(crate) mod components;
+pub(crate) mod controls;
+pub(crate) mod environments;
+pub(crate) mod evidence;
+pub(crate) mod flows;
+pub(crate) mod health;
+pub(crate) mod intoto;
+pub(crate) mod ledger;
+pub(crate) mod notifications;
+pub(crate) mod openapi_doc;
+pub(crate) mod orgs;
+pub(crate) mod tool_evidence;
+pub(crate) mod types;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa::OpenApi;
@@ -93,6 +93,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(flows::list_artifacts))
         .routes(routes!(flows::get_artifact))
         .routes(routes!(flows::search))
+        .routes(routes!(flows::search_names))
         .routes(routes!(types::create_type, types::list_types))
         .routes(routes!(types::get_type))
         .routes(routes!(attestations::get_attestation))
@@ -112,6 +113,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(environments::list_snapshots))
         .routes(routes!(environments::environment_events))
         .routes(routes!(environments::diff_snapshots))
+        .routes(routes!(environments::timeline))
         .routes(routes!(controls::list_policies))
         .routes(routes!(controls::put_policy, controls::get_policy))
         .routes(routes!(

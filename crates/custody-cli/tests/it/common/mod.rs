@@ -2,6 +2,7 @@
 //! `custody` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod docker;
 pub mod kube_api;
 pub mod moto;
