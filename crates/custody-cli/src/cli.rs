@@ -774,6 +774,23 @@ pub enum GetCmd {
     Control { identifier: String },
     /// An environment's latest evaluation against its policies.
     Compliance { environment: String },
+    /// DORA's four key metrics of an environment, from what was observed
+    /// running there: deployment frequency, lead time, change failure rate
+    /// and time to restore.
+    Dora {
+        #[arg(long, short = 'e', env = "CUSTODY_ENVIRONMENT", value_parser = NonEmptyStringValueParser::new())]
+        environment: String,
+        /// The window's start: a time, or N.unit.ago.
+        #[arg(long, env = "CUSTODY_SINCE", default_value = "30.days.ago")]
+        since: String,
+        /// The window's end [default: now].
+        #[arg(long, env = "CUSTODY_UNTIL")]
+        until: Option<String>,
+        /// How long after a deployment a rollback or a non-compliant state
+        /// counts against it, in hours.
+        #[arg(long, env = "CUSTODY_FAILURE_WINDOW_HOURS", default_value_t = 24)]
+        failure_window_hours: u32,
+    },
     /// Download an evidence file, checking its SHA-256.
     Evidence {
         sha256: String,

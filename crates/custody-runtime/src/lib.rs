@@ -9,6 +9,7 @@
 
 pub mod config_files;
 pub mod coverage;
+pub mod dora;
 pub mod expression;
 pub mod filter;
 pub mod kind;

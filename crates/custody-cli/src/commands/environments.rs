@@ -490,3 +490,99 @@ pub async fn log(ctx: Ctx, cmd: LogCmd) -> anyhow::Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn get_dora(
+    ctx: &Ctx,
+    env: &str,
+    since: &str,
+    until: Option<&str>,
+    failure_window_hours: u32,
+) -> anyhow::Result<ExitCode> {
+    let mut url = ctx.org_url(&["environments", env, "dora"]);
+    url.query_pairs_mut()
+        .append_pair("since", since)
+        .append_pair("failure_window_hours", &failure_window_hours.to_string());
+    if let Some(u) = until {
+        url.query_pairs_mut().append_pair("until", u);
+    }
+    let d: custody_runtime::dora::Dora = ctx.client.get(url).await?;
+    output::either(ctx.global.output, &d, print_dora)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A duration for people: "3 h 20 min", "2 d 4 h".
+fn span(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return "-".into() };
+    let s = ms.max(0) / 1000;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, h) => format!("{h} h {m} min"),
+        (d, h) => format!("{d} d {h} h"),
+    }
+}
+
+fn print_dora(d: &custody_runtime::dora::Dora) {
+    output::fields(&[
+        ("environment", d.environment.clone()),
+        ("window", format!("{} to {}", time(d.since), time(d.until))),
+        (
+            "deployments",
+            format!("{} ({:.2} per day)", d.deployments, d.deployments_per_day),
+        ),
+        (
+            "lead time",
+            format!(
+                "median {}, 90th percentile {} (of {} with a known commit)",
+                span(d.lead_time.median_ms),
+                span(d.lead_time.p90_ms),
+                d.lead_time.count
+            ),
+        ),
+        (
+            "change failure",
+            match d.change_failure_rate {
+                Some(r) => format!(
+                    "{:.1}% ({} of {} deployments, failure window {} h)",
+                    r * 100.0,
+                    d.failed_deployments,
+                    d.deployments,
+                    d.failure_window_ms / 3_600_000
+                ),
+                None => "- (no deployment)".into(),
+            },
+        ),
+        (
+            "time to restore",
+            format!(
+                "median {}, 90th percentile {} ({} not restored yet)",
+                span(d.time_to_restore.median_ms),
+                span(d.time_to_restore.p90_ms),
+                d.unrestored
+            ),
+        ),
+    ]);
+    if d.truncated {
+        println!("warning: the window holds more runs than are read; choose a shorter one");
+    }
+    let failed: Vec<Vec<String>> = d
+        .recent
+        .iter()
+        .filter(|x| x.failure.is_some())
+        .map(|x| {
+            vec![
+                time(x.at),
+                x.name.clone(),
+                x.failure.clone().unwrap_or_default(),
+                span(x.restored_after_ms),
+            ]
+        })
+        .collect();
+    if !failed.is_empty() {
+        println!();
+        output::table(
+            &["DEPLOYED", "NAME", "FAILED BECAUSE", "RESTORED AFTER"],
+            failed,
+        );
+    }
+}

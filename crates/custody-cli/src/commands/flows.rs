@@ -180,6 +180,21 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
         GetCmd::Control { identifier } => {
             return super::controls::get_control(&ctx, &identifier).await;
         }
+        GetCmd::Dora {
+            environment,
+            since,
+            until,
+            failure_window_hours,
+        } => {
+            return super::environments::get_dora(
+                &ctx,
+                &environment,
+                &since,
+                until.as_deref(),
+                failure_window_hours,
+            )
+            .await;
+        }
         GetCmd::Compliance { environment } => {
             return super::controls::get_compliance(&ctx, &environment).await;
         }

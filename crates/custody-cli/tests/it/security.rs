@@ -1098,7 +1098,16 @@ const MATRIX: &[(&str, &str, Need)] = &[
         Need::Read,
     ),
     ("get", "/api/v1/orgs/{org}/snapshot-diff", Need::Read),
-    ("get", "/api/v1/orgs/{org}/environments/{env}/timeline", Need::Read),
+    (
+        "get",
+        "/api/v1/orgs/{org}/environments/{env}/timeline",
+        Need::Read,
+    ),
+    (
+        "get",
+        "/api/v1/orgs/{org}/environments/{env}/dora",
+        Need::Read,
+    ),
     ("get", "/api/v1/orgs/{org}/policies", Need::Read),
     (
         "put",

@@ -201,10 +201,13 @@ async fn visit(b: &Browser, url: &str, shot: &str) -> String {
     assert!(problems.is_empty(), "{url}: axe found {problems:#?}");
     b.full_shot(shot).await;
     b.client.set_window_size(320, 800).await.unwrap();
-    let overflow = b.overflows_sideways().await;
+    let overflow = b.overflows_sideways().await.then_some(b.too_wide().await);
     b.shot(&format!("{shot}-320px")).await;
     b.client.set_window_size(1280, 900).await.unwrap();
-    assert!(!overflow, "{url}: the page scrolls sideways at 320 px");
+    assert!(
+        overflow.is_none(),
+        "{url}: the page scrolls sideways at 320 px: {overflow:?}"
+    );
     text
 }
 
@@ -352,10 +355,10 @@ fn a_security_person_answers_the_questions_in_a_browser() {
             .unwrap();
         assert!(link.contains(&f.junit_sha), "{link}");
         // The evidence downloads, with the session, byte for byte.
-        let cookie = b.cookie("custody_session").await.unwrap();
+        let session = b.cookie("custody_session").await.unwrap();
         let got = reqwest::Client::new()
             .get(format!("{base}{link}"))
-            .header("cookie", format!("custody_session={cookie}"))
+            .header("cookie", format!("custody_session={session}"))
             .send()
             .await
             .unwrap();
@@ -405,6 +408,120 @@ fn a_security_person_answers_the_questions_in_a_browser() {
         assert_eq!(found.len(), 1);
         assert!(found[0].contains("payments / v2"));
 
+        // Controls: the policy, where it is attached, its text.
+        visit(&b, &format!("{org}/controls"), "controls").await;
+        let policies = b.rows("Policies, at their latest version").await;
+        assert_eq!(policies.len(), 1);
+        assert!(
+            policies[0].contains("provenance") && policies[0].contains("prod"),
+            "{policies:?}"
+        );
+        let text = visit(&b, &format!("{org}/policies/provenance"), "policy").await;
+        assert!(text.contains("required: true"));
+
+        // DORA: the page's figures are the API's.
+        visit(&b, &format!("{org}/dora"), "dora").await;
+        let dora = api(&s, "/environments/prod/dora").await;
+        let row = b.rows("The four key metrics").await;
+        assert!(
+            row[0].starts_with(&format!("prod | {} |", dora["deployments"])),
+            "{row:?} vs {dora}"
+        );
+        let deploys = b.rows("Deployments, newest first").await;
+        assert_eq!(deploys.len(), dora["recent"].as_array().unwrap().len());
+        assert!(
+            deploys
+                .iter()
+                .any(|d| d.contains("xmrig") && d.contains("no flow knows")),
+            "{deploys:?}"
+        );
+
+        // Ledger: its size and a signed checkpoint, checked; an entry with
+        // its proof.
+        let size = api(&s, "/ledger/entries?from=0&to=0").await["size"]
+            .as_u64()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            b.goto(&format!("{org}/ledger")).await;
+            let t = b.text().await;
+            if t.contains("valid signature") && t.contains(&format!("size {size}, signed")) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no signed checkpoint shown"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let text = visit(&b, &format!("{org}/ledger"), "ledger").await;
+        let checkpoint = api(&s, "/ledger/checkpoint").await;
+        assert!(text.contains(checkpoint["root"].as_str().unwrap()));
+        assert_eq!(checkpoint["size"].as_u64().unwrap(), size);
+        assert_eq!(b.rows("Ledger entries").await.len() as u64, size.min(50));
+        let text = visit(&b, &format!("{org}/ledger/3"), "ledger-entry").await;
+        assert!(text.contains("Included in the signed tree"), "{text}");
+        // The bundle form, with the page's token, downloads a bundle the
+        // offline verifier accepts; without the token it is refused.
+        b.goto(&format!("{org}/ledger")).await;
+        let csrf = b
+            .client
+            .find(Locator::Css(
+                "form[action$='/ledger/bundle'] input[name=csrf]",
+            ))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap();
+        let cookie = b.cookie("custody_session").await.unwrap();
+        let post = |form: String| {
+            reqwest::Client::new()
+                .post(format!("{org}/ledger/bundle"))
+                .header("cookie", format!("custody_session={cookie}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+        };
+        let refused = post("environment=prod&from=7.days.ago&to=NOW".into())
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        let got = post(format!(
+            "csrf={csrf}&environment=prod&from=7.days.ago&to=NOW"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(got.status(), 200);
+        let bundle = s.path("prod-audit.tar.gz");
+        std::fs::write(&bundle, got.bytes().await.unwrap()).unwrap();
+        let key = api(&s, "/ledger/key").await["verifier_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let checked = std::process::Command::new(common::bin())
+            .args([
+                "audit",
+                "verify",
+                bundle.to_str().unwrap(),
+                "--public-key",
+                &key,
+            ])
+            .output()
+            .unwrap();
+        // Genuine (exit 0 or 1: 1 says what it proves is not clean — here the
+        // unknown miner and a gap), never refused (2).
+        let said = String::from_utf8_lossy(&checked.stdout);
+        assert!(
+            checked.status.code() != Some(2)
+                && said.contains("signature verified")
+                && said.contains("1 unknown"),
+            "{}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+
         // Signing out ends the session: pages lead to sign-in again.
         b.goto(&format!("{org}/environments")).await;
         b.client
@@ -414,11 +531,12 @@ fn a_security_person_answers_the_questions_in_a_browser() {
             .click()
             .await
             .unwrap();
+        b.wait_for("#api_key").await;
         b.goto(&format!("{org}/flows")).await;
         assert!(b.url().await.starts_with(&format!("{base}/signin")));
         let stale = reqwest::Client::new()
             .get(format!("{org}/flows"))
-            .header("cookie", format!("custody_session={cookie}"))
+            .header("cookie", format!("custody_session={session}"))
             .send()
             .await
             .unwrap();
@@ -660,4 +778,70 @@ fn sessions_are_sealed_to_their_key_and_forms_need_their_token(db: Db) {
         v.cookies = old;
         assert_eq!(v.get("/orgs/default/environments").await.status, 303);
     });
+}
+
+both!(dora_metrics_come_from_what_ran);
+fn dora_metrics_come_from_what_ran(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let c = s.custody();
+    let (v1, v2) = (sha256_hex(b"shop v1"), sha256_hex(b"shop v2"));
+    c.built("shop", "1", "shop", &v1);
+    c.built("shop", "2", "shop", &v2);
+    c.run(&["create", "environment", "prod", "--type", "k8s"])
+        .ok();
+    // v1 runs; v2 replaces it; v1 comes back (a rollback); a rescale of
+    // v1 is no deployment.
+    report(&s, "prod", &[("registry.example/shop:1", &v1, 2)]);
+    report(&s, "prod", &[("registry.example/shop:2", &v2, 2)]);
+    report(&s, "prod", &[("registry.example/shop:1", &v1, 2)]);
+    report(&s, "prod", &[("registry.example/shop:1", &v1, 4)]);
+    let out = c
+        .run(&[
+            "get",
+            "dora",
+            "--environment",
+            "prod",
+            "--since",
+            "1.hours.ago",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["deployments"], 3, "{out}");
+    assert_eq!(out["failed_deployments"], 1, "{out}");
+    let failed: Vec<&Value> = out["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| !d["failure"].is_null())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["fingerprint"], v2.as_str());
+    assert_eq!(failed[0]["replaced"], v1.as_str());
+    assert_eq!(
+        failed[0]["failure"],
+        "rolled back to the version it replaced"
+    );
+    assert!(failed[0]["restored_after_ms"].as_i64().unwrap() >= 0);
+    assert_eq!(out["unrestored"], 0);
+    let rate = out["change_failure_rate"].as_f64().unwrap();
+    assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{rate}");
+    // The table form says the same.
+    let table = c
+        .run(&["get", "dora", "-e", "prod", "--since", "1.hours.ago"])
+        .ok()
+        .stdout;
+    assert!(
+        table.contains("3 (") && table.contains("33.3% (1 of 3 deployments"),
+        "{table}"
+    );
+    assert!(table.contains("rolled back to the version it replaced"));
+    // Bad input: named, exit 2.
+    c.run(&["get", "dora", "-e", "prod", "--since", "yesterday-ish"])
+        .fails(2, "yesterday-ish");
+    c.run(&["get", "dora", "-e", "prod", "--failure-window-hours", "0"])
+        .fails(2, "failure_window_hours");
+    c.run(&["get", "dora", "-e", "nope"])
+        .fails(2, "environment 'nope' does not exist");
 }

@@ -677,3 +677,108 @@ pub async fn timeline(
         gaps,
     }))
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DoraQuery {
+    /// The window's start (a time as for `timeline`); default 30 days
+    /// before `until`.
+    pub since: Option<String>,
+    /// The window's end; default now.
+    pub until: Option<String>,
+    /// How long after a deployment a rollback or a non-compliant state
+    /// counts against it, in hours; default 24.
+    pub failure_window_hours: Option<u32>,
+}
+
+/// How many runs DORA metrics read at most.
+const DORA_RUNS: u32 = 50_000;
+
+/// DORA's four key metrics of an environment, from what was observed
+/// running there (definitions in `custody_runtime::dora`).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/environments/{env}/dora", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path), DoraQuery),
+    responses((status = 200, body = custody_runtime::dora::Dora), (status = 400), (status = 404)))]
+pub async fn dora(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    Query(q): Query<DoraQuery>,
+) -> ApiResult<Json<custody_runtime::dora::Dora>> {
+    use custody_runtime::dora::{Known, Run, compute};
+    const DAY_MS: i64 = 86_400_000;
+    caller.require(Permission::Read)?;
+    let now = now_ms();
+    let until = match &q.until {
+        Some(t) => parse_time(t, now).map_err(bad)?,
+        None => now,
+    };
+    let since = match &q.since {
+        Some(t) => parse_time(t, now).map_err(bad)?,
+        None => until.saturating_sub(30 * DAY_MS),
+    };
+    if since >= until {
+        return Err(bad(format!(
+            "the window must end after it starts ('since' {since} ms is not before 'until' {until} ms)"
+        )));
+    }
+    let hours = q.failure_window_hours.unwrap_or(24);
+    if hours == 0 || hours > 24 * 90 {
+        return Err(bad(format!(
+            "failure_window_hours must be between 1 and 2160, not {hours}"
+        )));
+    }
+    let window = i64::from(hours) * 3_600_000;
+    let org_id = caller.0.org_id;
+    // A failure shows after the deployment: read on past the window's end.
+    let read_to = until.saturating_add(window).min(now.max(until));
+    let t = s
+        .store
+        .timeline(org_id, &env, since, read_to, DORA_RUNS)
+        .await?;
+    let runs: Vec<Run> = t
+        .runs
+        .iter()
+        .map(|r| Run {
+            name: r.name.clone(),
+            fingerprint: r.fingerprint.clone(),
+            from: r.from,
+            to: r.to,
+        })
+        .collect();
+    let mut fps: Vec<String> = runs
+        .iter()
+        .map(|r| r.fingerprint.clone())
+        .filter(|f| !f.is_empty())
+        .collect();
+    fps.sort();
+    fps.dedup();
+    let prov = provenance(&s, org_id, &fps).await?;
+    let mut commits: HashMap<String, i64> = HashMap::new();
+    for a in s
+        .store
+        .artifacts_with_fingerprints(org_id, &fps, PROVENANCE_SHOWN)
+        .await?
+    {
+        let at = a
+            .git_commit_info
+            .as_ref()
+            .map(|c| c.timestamp)
+            .filter(|t| *t > 0)
+            .map(|t| t.saturating_mul(1000));
+        if let Some(at) = at {
+            // The earliest commit that built it: the change's start.
+            let e = commits.entry(a.fingerprint).or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
+    let mut m = compute(&env, &runs, since, until, window, |fp| {
+        let p = prov.get(fp);
+        Known {
+            known: p.is_some_and(|p| !p.is_empty()),
+            compliant: p.is_some_and(|p| p.iter().any(|p| p.compliant && p.trail_compliant)),
+            commit_at: commits.get(fp).copied(),
+        }
+    });
+    m.truncated = t.runs_truncated;
+    Ok(Json(m))
+}

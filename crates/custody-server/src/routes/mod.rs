@@ -114,6 +114,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(environments::environment_events))
         .routes(routes!(environments::diff_snapshots))
         .routes(routes!(environments::timeline))
+        .routes(routes!(environments::dora))
         .routes(routes!(controls::list_policies))
         .routes(routes!(controls::put_policy, controls::get_policy))
         .routes(routes!(

@@ -228,6 +228,30 @@ impl Browser {
             .unwrap()
     }
 
+    /// The elements that stick out of the viewport on the right (the
+    /// deepest ones), to say what makes a page too wide.
+    pub async fn too_wide(&self) -> Vec<String> {
+        let v = self
+            .js(r#"
+                const w = window.innerWidth, out = [];
+                for (const e of document.querySelectorAll('body *')) {
+                  const r = e.getBoundingClientRect();
+                  if (r.right > w + 1 && ![...e.children].some(c => c.getBoundingClientRect().right > w + 1)
+                      && !e.closest('.table-wrap, .chart, pre')) {
+                    out.push(e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ': ' + (e.innerText || '').slice(0, 60));
+                  }
+                }
+                return out.slice(0, 10);"#)
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub async fn cookie(&self, name: &str) -> Option<String> {
         self.client
             .get_named_cookie(name)

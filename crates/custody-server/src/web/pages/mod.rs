@@ -2,8 +2,11 @@
 //! data and renders the answer.
 
 pub mod artifacts;
+pub mod controls;
+pub mod dora;
 pub mod environments;
 pub mod flows;
+pub mod ledger;
 
 use axum::Router;
 use axum::routing::get;
@@ -43,6 +46,15 @@ pub fn routes() -> Router<AppState> {
             get(artifacts::artifact),
         )
         .route("/orgs/{org}/search", get(artifacts::search))
+        .route("/orgs/{org}/controls", get(controls::overview))
+        .route("/orgs/{org}/policies/{name}", get(controls::policy))
+        .route("/orgs/{org}/ledger", get(ledger::overview))
+        .route(
+            "/orgs/{org}/ledger/bundle",
+            axum::routing::post(ledger::bundle),
+        )
+        .route("/orgs/{org}/ledger/{seq}", get(ledger::entry))
+        .route("/orgs/{org}/dora", get(dora::overview))
 }
 
 async fn org_home(v: super::session::Viewer) -> axum::response::Redirect {
