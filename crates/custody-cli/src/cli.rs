@@ -96,6 +96,8 @@ pub enum Command {
     /// Run the API server (embedded SQLite and blob directory by default).
     #[command(after_help = SERVER_ENVIRONMENT)]
     Server(ServerArgs),
+    /// Fill a new data directory with a made-up week of a small company's history (20 services, daily deploys, a failing scan, an unauthorised container), to look around.
+    Demo(DemoArgs),
     /// Print the SHA-256 fingerprint of a file, directory or image.
     Fingerprint(FingerprintArgs),
     /// Create organisations, service accounts, API keys, flows, environments, policies, controls, notification actions and attestation types.
@@ -244,6 +246,16 @@ fn parse_delay_or_zero(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::ZERO);
     }
     parse_delay(s)
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// A new (or empty) directory; then `custody server --data-dir DIR`.
+    #[arg(long, env = "CUSTODY_DATA_DIR", default_value = "./custody-demo")]
+    pub data_dir: PathBuf,
+    /// How many days of history, ending now.
+    #[arg(long, env = "CUSTODY_DAYS", default_value_t = 7)]
+    pub days: u32,
 }
 
 #[derive(Args, Debug)]

@@ -20,9 +20,9 @@
 //!   environment was running something non-compliant because of it (the
 //!   new version is unknown or its provenance non-compliant), or the
 //!   service rolled back to the fingerprint it replaced.
-//! - **Time to restore**: for each failed deployment, from the deployment
-//!   to the next deployment of that service (the fix or the rollback);
-//!   median. A failure not yet restored is counted as open.
+//! - **Time to restore**: for each failed deployment, how long the failing
+//!   version ran — until it was replaced (the fix or the rollback) or
+//!   stopped; median. A failing version still running is counted as open.
 
 use std::collections::BTreeMap;
 
@@ -80,8 +80,8 @@ pub struct Deployment {
     /// Why it counts as failed, when it does.
     #[serde(default)]
     pub failure: Option<String>,
-    /// For a failed deployment: how long until the service's next
-    /// deployment; absent while not restored.
+    /// For a failed deployment: how long the failing version ran; absent
+    /// while it still runs.
     #[serde(default)]
     pub restored_after_ms: Option<i64>,
 }
@@ -101,7 +101,7 @@ pub struct Dora {
     #[serde(default)]
     pub change_failure_rate: Option<f64>,
     pub time_to_restore: Spread,
-    /// Failed deployments not restored yet.
+    /// Failed deployments whose failing version still runs.
     pub unrestored: u64,
     /// The newest deployments, at most [`LISTED`].
     pub recent: Vec<Deployment>,
@@ -227,7 +227,7 @@ pub fn compute(
                     _ => None,
                 }
             };
-            let restored_after_ms = failure.as_ref().and(next).map(|n| n.from - v.from);
+            let restored_after_ms = failure.as_ref().and(v.to).map(|t| t - v.from);
             deployments.push(Deployment {
                 service: svc.to_string(),
                 name: v.name.clone(),

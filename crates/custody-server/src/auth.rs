@@ -50,7 +50,7 @@ impl Caller {
 /// path: `list api-keys` shows it so unused keys can be found and revoked.
 fn note_use(state: &AppState, p: &Principal) {
     const EVERY_MS: i64 = 60_000;
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = custody_store::clock::now_ms();
     if p.key_last_used_at.is_some_and(|t| now - t < EVERY_MS) {
         return;
     }

@@ -55,7 +55,7 @@ const MAX_DELAY: Duration = Duration::from_secs(3600);
 const SILENCE_CHECK: Duration = Duration::from_secs(1);
 
 fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 /// The delay before attempt `attempt + 1`: exponential, capped, with

@@ -17,6 +17,7 @@
 mod auth;
 mod blobs;
 mod bundle;
+pub mod clock;
 mod components;
 mod db;
 mod environments;

@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use crate::{StoreError, StoreResult};
 
 pub(crate) fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    crate::clock::now_ms()
 }
 
 pub(crate) fn to_json(v: &impl Serialize) -> StoreResult<String> {

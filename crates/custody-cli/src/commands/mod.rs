@@ -2,6 +2,7 @@ mod admin;
 mod attest;
 mod audit;
 mod controls;
+mod demo;
 mod environments;
 mod evaluate;
 mod fingerprint;
@@ -87,6 +88,7 @@ impl Ctx {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => server::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Fingerprint(args) => fingerprint::run(&cli.global, args).await,
         Command::Create(c) => admin::create(Ctx::new(cli.global).await?, c).await,
         Command::Begin(crate::cli::BeginCmd::Trail(args)) => {

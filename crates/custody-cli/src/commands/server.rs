@@ -14,17 +14,32 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &bootstrap_token {
         custody_server::check_bootstrap_token(t).map_err(anyhow::Error::msg)?;
     }
+    init_logs("info,tower_http=warn,sqlx=warn");
+    let cfg = config(args, bootstrap_token)?;
+    custody_server::run(cfg, shutdown_signal())
+        .await
+        .map_err(|e| Environment(format!("{e:#}")))
+        .context("custody server")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to standard error, filtered by RUST_LOG or `default`.
+pub fn init_logs(default: &str) {
+    let default = default.to_string();
     tracing_subscriber::fmt()
         // Colours for a terminal only: not as escape codes in log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cfg = ServerConfig {
+}
+
+/// The server's configuration from its flags.
+pub fn config(args: ServerArgs, bootstrap_token: Option<String>) -> anyhow::Result<ServerConfig> {
+    Ok(ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir,
         database: args.database,
@@ -75,12 +90,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             max_concurrent: args.max_concurrent_requests.max(1),
             rate_limit: args.rate_limit,
         },
-    };
-    custody_server::run(cfg, shutdown_signal())
-        .await
-        .map_err(|e| Environment(format!("{e:#}")))
-        .context("custody server")?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 async fn shutdown_signal() {

@@ -845,3 +845,152 @@ fn dora_metrics_come_from_what_ran(db: Db) {
     c.run(&["get", "dora", "-e", "nope"])
         .fails(2, "environment 'nope' does not exist");
 }
+
+/// `custody demo` makes a week a newcomer can look around in: the pages
+/// answer the questions it was made to pose. Its screenshots are the
+/// README's (copied to CUSTODY_README_SCREENSHOTS when that is set).
+#[test]
+fn the_demo_week_answers_the_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(common::bin())
+        .args(["demo", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("A made-up history of 7 days"));
+    // Never into a directory that holds something.
+    let again = std::process::Command::new(common::bin())
+        .args(["demo", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+    let key = std::fs::read_to_string(data.join("bootstrap-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let Some(s) = Server::start_in(dir, Db::Sqlite, &[], &[]) else {
+        return;
+    };
+    let get = |path: &str| {
+        let a = security::call(
+            &s,
+            "GET",
+            &format!("/api/v1/orgs/default{path}"),
+            &key,
+            None,
+        );
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        serde_json::from_str::<Value>(&a.body).unwrap()
+    };
+    // The week, as the API tells it.
+    let envs = get("/environments");
+    assert_eq!(envs.as_array().unwrap().len(), 3);
+    assert!(
+        !get("/environments/dev")["coverage"]["gaps"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the dev outage"
+    );
+    let miner = get("/search?name=docker.io%2Flibrary%2Fxmrig");
+    assert_eq!(miner["runtime"].as_array().unwrap().len(), 1);
+    assert!(miner["artifacts"].as_array().unwrap().is_empty());
+    let dora = get("/environments/prod/dora?since=8.days.ago");
+    let failed: Vec<String> = dora["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["failure"].as_str().map(|f| format!("{} {f}", d["name"])))
+        .collect();
+    assert_eq!(
+        failed.len(),
+        2,
+        "the failing scan and the miner: {failed:?}"
+    );
+    assert_eq!(dora["unrestored"], 0, "both were stopped");
+    let trails = get("/flows/payments/trails?per_page=50");
+    let bad: Vec<String> = trails["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .filter(|t| get(&format!("/flows/payments/trails/{t}"))["compliant"] == false)
+        .collect();
+    assert_eq!(bad.len(), 1, "one failing scan");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let Some(b) = Browser::start().await else {
+            return;
+        };
+        let org = format!("{}/orgs/default", s.url);
+        b.goto(&format!("{org}/environments")).await;
+        sign_in(&b, &s.url, &key).await;
+        let text = visit(&b, &format!("{org}/environments"), "demo-environments").await;
+        assert!(text.contains("prod") && text.contains("staging") && text.contains("dev"));
+        visit(
+            &b,
+            &format!("{org}/environments/prod?from=7.days.ago"),
+            "demo-prod",
+        )
+        .await;
+        assert_eq!(
+            b.count("svg rect[fill='url(#hatch-unk)']").await,
+            1,
+            "the miner's run"
+        );
+        assert!(
+            b.count("svg rect[fill='url(#hatch-nc)']").await >= 1,
+            "the failing build's run"
+        );
+        let figure = b.client.find(Locator::Css("figure .chart")).await.unwrap();
+        let png = figure.screenshot().await.unwrap();
+        std::fs::write(
+            common::browser::screenshot_dir().join("demo-timeline.png"),
+            png,
+        )
+        .unwrap();
+        let text = visit(
+            &b,
+            &format!("{org}/flows/payments/trails/{}", bad[0]),
+            "demo-failing-scan",
+        )
+        .await;
+        assert!(
+            text.contains("CVE-2024-3094") && text.contains("1 critical"),
+            "{text}"
+        );
+        let text = visit(
+            &b,
+            &format!("{org}/search?q=docker.io%2Flibrary%2Fxmrig"),
+            "demo-search",
+        )
+        .await;
+        assert!(text.contains("prod"));
+        visit(&b, &format!("{org}/dora?since=8.days.ago"), "demo-dora").await;
+        let rows = b.rows("The four key metrics").await;
+        let prod = rows.iter().find(|r| r.starts_with("prod |")).unwrap();
+        assert!(
+            prod.starts_with(&format!("prod | {} |", dora["deployments"])),
+            "{prod}"
+        );
+        if let Some(to) = std::env::var_os("CUSTODY_README_SCREENSHOTS") {
+            let to = std::path::PathBuf::from(to);
+            std::fs::create_dir_all(&to).unwrap();
+            for name in ["demo-environments", "demo-timeline"] {
+                std::fs::copy(
+                    common::browser::screenshot_dir().join(format!("{name}.png")),
+                    to.join(format!("{name}.png")),
+                )
+                .unwrap();
+            }
+        }
+        b.close().await;
+    });
+}

@@ -86,7 +86,7 @@ pub async fn audit_bundle(
                 },
                 blobs: req.blobs,
                 tree_size: cp.size,
-                now: jiff::Timestamp::now().as_millisecond(),
+                now: custody_store::clock::now_ms(),
             },
         )
         .await?;

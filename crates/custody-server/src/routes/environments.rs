@@ -25,7 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 fn bad(e: impl std::fmt::Display) -> ApiError {

@@ -159,7 +159,7 @@ pub async fn delete_service_account(
 /// When a new key expires, from what was asked (an instant, or a lifetime
 /// from now); the store bounds it by the organisation's maximum.
 fn expiry(at: Option<i64>, within_ms: Option<i64>) -> ApiResult<Option<i64>> {
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = custody_store::clock::now_ms();
     match (at, within_ms) {
         (Some(_), Some(_)) => Err(ApiError::bad_request(
             "give expires_at or expires_in_ms, not both",

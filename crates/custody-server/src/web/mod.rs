@@ -158,7 +158,7 @@ async fn signin(
         return Ok(again("Paste an API key to sign in."));
     }
     let session = random_token();
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = custody_store::clock::now_ms();
     let opened = s
         .store
         .open_session(

@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(token) = cookie(&parts.headers, cookies.session_name()) else {
             return Err(sign_in_first(parts));
         };
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = custody_store::clock::now_ms();
         let Some(session) = s
             .store
             .session(&token_hash(token), now)

@@ -1,5 +1,5 @@
 //! The environment timeline, drawn as SVG on the server: one lane per
-//! artifact name, a bar per run, hatched red when its provenance is not
+//! service (an artifact name without its tag), a bar per run, hatched red when its provenance is not
 //! compliant and hatched amber when nothing knows it, shaded where the
 //! environment was not observed, and a tick per snapshot. Pure: it takes
 //! the API's `Timeline` and gives markup.
@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use custody_api::{RuntimeOccurrence, Timeline};
+use custody_runtime::dora::service;
 use maud::{Markup, html};
 
 use super::time;
@@ -106,12 +107,13 @@ pub fn chart(t: &Timeline, env: &str) -> Markup {
         from: t.from,
         to: t.to,
     };
-    // Lanes by environment (for a logical one) and artifact name, in the
-    // order they first ran in the window.
+    // A lane per service (the name without its tag, as DORA counts
+    // deployments: a new version continues its service's lane), and per
+    // environment for a logical one; in the order they first ran.
     let mut lanes: BTreeMap<(String, String), Vec<&RuntimeOccurrence>> = BTreeMap::new();
     for r in &t.runs {
         lanes
-            .entry((r.environment.clone(), r.name.clone()))
+            .entry((r.environment.clone(), service(&r.name).to_string()))
             .or_default()
             .push(r);
     }
@@ -131,7 +133,7 @@ pub fn chart(t: &Timeline, env: &str) -> Markup {
             Standing::Known => (nc, unk),
         });
     let desc = format!(
-        "{} runs of {} artifacts from {} to {}; {} not compliant, {} unknown; {} snapshots; {} periods not observed.",
+        "{} runs of {} services from {} to {}; {} not compliant, {} unknown; {} snapshots; {} periods not observed.",
         t.runs.len(),
         order.len() + hidden,
         time::utc(t.from),
@@ -182,7 +184,7 @@ pub fn chart(t: &Timeline, env: &str) -> Markup {
                 @let y = TOP + LANE * i as f64;
                 @let label = if logical { format!("{lane_env}: {name}") } else { name.clone() };
                 text x="6" y=(fmt(y + BAR - 2.0)) fill="#1b1f24" {
-                    (shorten(&label, 30))
+                    (shorten(&label, 27))
                     title { (label) }
                 }
                 @for r in runs {
@@ -193,7 +195,7 @@ pub fn chart(t: &Timeline, env: &str) -> Markup {
                         Standing::NonCompliant => "url(#hatch-nc)",
                         Standing::Unknown => "url(#hatch-unk)",
                     };
-                    rect x=(fmt(x1)) y=(fmt(y)) width=(fmt((x2 - x1).max(2.0))) height=(fmt(BAR)) rx="2"
+                    rect x=(fmt(x1)) y=(fmt(y)) width=(fmt((x2 - x1).max(4.0))) height=(fmt(BAR)) rx="2"
                         fill=(fill) stroke="#1b1f24" stroke-width="0.6" {
                         title { (run_title(t, r)) }
                     }
@@ -204,7 +206,7 @@ pub fn chart(t: &Timeline, env: &str) -> Markup {
             }
         }
         @if hidden > 0 {
-            p.note { (hidden) " more artifacts ran in this window than the chart draws; the table below lists every run." }
+            p.note { (hidden) " more services ran in this window than the chart draws; the table below lists every run." }
         }
         ul.legend aria-label="Legend" {
             li { span class="swatch run" {} "Running, with provenance" }
@@ -297,7 +299,7 @@ mod tests {
         assert!(svg.contains("miner&lt;script&gt;"));
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("Not observed"));
-        assert!(svg.contains("3 runs of 2 artifacts"));
+        assert!(svg.contains("3 runs of 2 services"));
     }
 
     #[test]

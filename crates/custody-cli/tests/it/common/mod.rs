@@ -106,7 +106,16 @@ impl Server {
     }
 
     pub fn start_env(db: Db, extra: &[&str], env: &[(&str, &str)]) -> Option<Server> {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), db, extra, env)
+    }
+
+    /// A server on `dir/data`, which may hold data already.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        db: Db,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Server> {
         let mut args: Vec<std::ffi::OsString> = vec![
             "server".into(),
             "--listen".into(),

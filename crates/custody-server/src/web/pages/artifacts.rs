@@ -21,7 +21,7 @@ use crate::web::session::Viewer;
 use crate::web::timeline;
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 pub async fn artifact(

@@ -15,7 +15,7 @@ use crate::web::html::{Section, env_url, external, fingerprint, org_url, page, w
 use crate::web::session::Viewer;
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 pub async fn overview(State(s): State<AppState>, v: Viewer) -> WebResult<Response> {

@@ -77,7 +77,7 @@ pub async fn overview(
         .as_deref()
         .and_then(|e| all.iter().find(|d| d.environment == e))
         .or_else(|| all.first());
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = custody_store::clock::now_ms();
     let base = org_url(&org, &["dora"]);
     let body = html! {
         h1 { "DORA metrics" }
@@ -154,7 +154,7 @@ fn definitions(hours: u32) -> Markup {
             dt { "Deployment frequency" } dd { "Deployments in the window, per day." }
             dt { "Lead time for changes" } dd { "From the commit's time (as the trail that built the fingerprint reported it) to the deployment; median and 90th percentile of the deployments whose commit is known." }
             dt { "Change failure rate" } dd { "The share of deployments that failed: within " (hours) " hours after it, the service rolled back to the fingerprint it replaced, or the deployment itself put something non-compliant in the environment (an artifact no flow knows, or one whose provenance is not compliant)." }
-            dt { "Time to restore" } dd { "For each failed deployment, the time until the service's next deployment (the fix or the rollback); median. Failures not restored yet are counted as open." }
+            dt { "Time to restore" } dd { "For each failed deployment, how long the failing version ran — until it was replaced (by a fix or a rollback) or stopped; median. A failing version still running is counted as open." }
         }
     }
 }

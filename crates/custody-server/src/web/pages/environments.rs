@@ -25,7 +25,7 @@ use crate::web::session::Viewer;
 use crate::web::{time, timeline};
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 pub fn actor(a: &Option<Actor>) -> String {

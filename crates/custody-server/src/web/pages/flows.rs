@@ -25,7 +25,7 @@ use crate::web::html::{
 use crate::web::session::Viewer;
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 pub async fn list(State(s): State<AppState>, v: Viewer) -> WebResult<Response> {

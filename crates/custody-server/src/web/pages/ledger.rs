@@ -29,7 +29,7 @@ use crate::web::time;
 const PER_PAGE: u64 = 50;
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    custody_store::clock::now_ms()
 }
 
 /// The latest checkpoint, if one was issued yet.
