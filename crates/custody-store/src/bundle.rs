@@ -62,7 +62,7 @@ const ENV_SCOPED: [EntryKind; 5] = [
 impl Store {
     /// Entries of `kinds` with sequence numbers in `from..to`, in order
     /// (newest first when `back`), until `each` says stop.
-    async fn scan_kinds(
+    pub(crate) async fn scan_kinds(
         &self,
         org_id: i64,
         kinds: &[EntryKind],
@@ -105,7 +105,7 @@ impl Store {
     /// The first sequence number whose entry is later than `t` (entries'
     /// times follow their numbers: each write takes the clock after the
     /// ledger's lock).
-    async fn seq_after(&self, org_id: i64, t: i64, size: u64) -> StoreResult<u64> {
+    pub(crate) async fn seq_after(&self, org_id: i64, t: i64, size: u64) -> StoreResult<u64> {
         let (mut lo, mut hi) = (0u64, size);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;

@@ -198,3 +198,115 @@ impl Store {
             .collect()
     }
 }
+
+/// A record whose ledger entry is looked for, by what its entry says of
+/// it and the time the record carries (its entry is written after that
+/// time, in the same transaction).
+#[derive(Debug, Clone)]
+pub enum RecordRef {
+    /// A trail as it was last written (`updated_at`).
+    Trail {
+        flow: String,
+        trail: String,
+        at: i64,
+    },
+    /// One report of an artifact in a trail.
+    Artifact {
+        flow: String,
+        trail: String,
+        fingerprint: String,
+        at: i64,
+    },
+    Attestation {
+        id: String,
+        at: i64,
+    },
+    Snapshot {
+        environment: String,
+        snapshot: u64,
+        at: i64,
+    },
+}
+
+/// How far past a record's time its entry is looked for: the entry's
+/// clock is read later in the same transaction, so well within this.
+const LOCATE_SLACK_MS: i64 = 60_000;
+/// Entries of the kind read at most while looking.
+const LOCATE_MAX_SCANNED: usize = 20_000;
+
+impl RecordRef {
+    fn kind(&self) -> EntryKind {
+        match self {
+            RecordRef::Trail { .. } => EntryKind::Trail,
+            RecordRef::Artifact { .. } => EntryKind::Artifact,
+            RecordRef::Attestation { .. } => EntryKind::Attestation,
+            RecordRef::Snapshot { .. } => EntryKind::Snapshot,
+        }
+    }
+
+    fn at(&self) -> i64 {
+        match self {
+            RecordRef::Trail { at, .. }
+            | RecordRef::Artifact { at, .. }
+            | RecordRef::Attestation { at, .. }
+            | RecordRef::Snapshot { at, .. } => *at,
+        }
+    }
+
+    /// Whether an entry's record is this record.
+    fn is(&self, r: &serde_json::Value) -> bool {
+        let s = |f: &str| r.get(f).and_then(serde_json::Value::as_str);
+        let n = |f: &str| r.get(f).and_then(serde_json::Value::as_i64);
+        match self {
+            RecordRef::Trail { flow, trail, at } => {
+                s("flow") == Some(flow) && s("name") == Some(trail) && n("updated_at") == Some(*at)
+            }
+            RecordRef::Artifact {
+                flow,
+                trail,
+                fingerprint,
+                at,
+            } => {
+                s("flow") == Some(flow)
+                    && s("trail") == Some(trail)
+                    && s("fingerprint") == Some(fingerprint)
+                    && n("created_at") == Some(*at)
+            }
+            RecordRef::Attestation { id, .. } => s("id") == Some(id),
+            RecordRef::Snapshot {
+                environment,
+                snapshot,
+                ..
+            } => {
+                s("environment") == Some(environment)
+                    && r.get("snapshot").and_then(serde_json::Value::as_u64) == Some(*snapshot)
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The sequence number of the entry that wrote a record: the entries of
+    /// its kind from its time on, through the `ledger_by_kind` index, until
+    /// one is it. None when no entry within reach is it.
+    pub async fn locate_entry(&self, org: &str, record: &RecordRef) -> StoreResult<Option<i64>> {
+        let org_id = self
+            .org_id(org)
+            .await?
+            .ok_or_else(|| StoreError::not_found("org", org))?;
+        let size = self.ledger_size(org).await?.max(0) as u64;
+        let at = record.at();
+        let from = self.seq_after(org_id, at.saturating_sub(1), size).await?;
+        let (mut found, mut scanned) = (None, 0usize);
+        self.scan_kinds(org_id, &[record.kind()], from, size, false, |seq, e| {
+            scanned += 1;
+            if record.is(&e.record) {
+                found = Some(seq as i64);
+                return Ok(false);
+            }
+            Ok(e.ts <= at.saturating_add(LOCATE_SLACK_MS) && scanned < LOCATE_MAX_SCANNED)
+        })
+        .await?;
+        Ok(found)
+    }
+}

@@ -357,46 +357,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let start = (end - i64::from(args.days) * DAY).div_euclid(DAY) * DAY;
     clock::simulate(start);
 
-    let port = free_port()?;
-    let server = ServerCli::try_parse_from([
-        "custody server".to_string(),
-        "--data-dir".into(),
-        dir.display().to_string(),
-        "--database".into(),
-        format!("sqlite://{}", dir.join("custody.db").display()),
-        "--blob-store".into(),
-        format!("file://{}", dir.join("blobs").display()),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--checkpoint-interval".into(),
-        "1s".into(),
-    ])
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cfg = super::server::config(server.args, None)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = custody_server::run(cfg, async {
-        let _ = stopped.await;
-    });
     let token_file = dir.join(custody_server::BOOTSTRAP_TOKEN_FILE);
-    let player = async {
-        let played = async {
-            let token = wait_for_token(&token_file).await?;
-            let p = Player {
-                client: Client::new(&format!("http://127.0.0.1:{port}"), Some(token))?,
-                org: "default".into(),
-                scratch: tempfile::tempdir()?,
-            };
-            play(&p, start, end, args.days).await
-        }
-        .await;
-        // Whatever happened, the server stops.
-        let _ = stop.send(());
-        played
-    };
-    // Side by side in this task: the server, and the week played to it.
-    let (served, played) = tokio::join!(server, player);
+    let played = serve_while(&dir, "1s", |client| async move {
+        let p = Player {
+            client,
+            org: "default".into(),
+            scratch: tempfile::tempdir()?,
+        };
+        play(&p, start, end, args.days).await
+    })
+    .await;
     clock::real();
-    served.map_err(|e| Environment(format!("the demo's server: {e:#}")))?;
     let (builds, reports) = played?;
     println!(
         "A made-up history of {} days is in {}:",
@@ -417,6 +388,59 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         token_file.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a server on `dir` (SQLite and blobs there, whatever the
+/// environment says) in this task, on a loopback port, while `f` talks to
+/// it with the bootstrap key; then stops it.
+pub async fn serve_while<F, Fut, T>(
+    dir: &Path,
+    checkpoint_interval: &str,
+    f: F,
+) -> anyhow::Result<T>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let port = free_port()?;
+    let server = ServerCli::try_parse_from([
+        "custody server".to_string(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--database".into(),
+        format!("sqlite://{}", dir.join("custody.db").display()),
+        "--blob-store".into(),
+        format!("file://{}", dir.join("blobs").display()),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--checkpoint-interval".into(),
+        checkpoint_interval.into(),
+    ])
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = super::server::config(server.args, None)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = custody_server::run(cfg, async {
+        let _ = stopped.await;
+    });
+    let token_file = dir.join(custody_server::BOOTSTRAP_TOKEN_FILE);
+    let user = async {
+        let done = async {
+            let token = wait_for_token(&token_file).await?;
+            f(Client::new(
+                &format!("http://127.0.0.1:{port}"),
+                Some(token),
+            )?)
+            .await
+        }
+        .await;
+        // Whatever happened, the server stops.
+        let _ = stop.send(());
+        done
+    };
+    // Side by side in this task: the server, and what talks to it.
+    let (served, done) = tokio::join!(server, user);
+    served.map_err(|e| Environment(format!("the server: {e:#}")))?;
+    done
 }
 
 /// The bootstrap key the server writes at its first start.

@@ -190,6 +190,32 @@ async fn sign_in(b: &Browser, base: &str, key: &str) {
 
 /// Opens a page, checks it answers, has no serious accessibility problem,
 /// reads at 320 px without sideways scrolling, and saves its screenshot.
+/// Follows each "Show in ledger" link of the page: each lands on the page
+/// of an entry of the kind it asked for. The kinds and entries' texts.
+async fn follow_ledger_links(b: &Browser) -> Vec<(String, String)> {
+    let mut hrefs = vec![];
+    for a in b.client.find_all(Locator::Css("a.ledger")).await.unwrap() {
+        hrefs.push(a.attr("href").await.unwrap().unwrap());
+    }
+    assert!(!hrefs.is_empty(), "no 'Show in ledger' link");
+    let mut landed = vec![];
+    for href in hrefs {
+        b.goto(&href).await;
+        let url = b.url().await;
+        let seq = url.rsplit('/').next().unwrap();
+        assert!(seq.parse::<u64>().is_ok(), "{href} went to {url}");
+        let kind = href
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("kind="))
+            .unwrap()
+            .to_string();
+        let text = b.text().await;
+        assert!(text.contains(&format!("Kind\n{kind}")), "{href}: {text}");
+        landed.push((kind, text));
+    }
+    landed
+}
+
 async fn visit(b: &Browser, url: &str, shot: &str) -> String {
     b.goto(url).await;
     let text = b.text().await;
@@ -274,6 +300,14 @@ fn a_security_person_answers_the_questions_in_a_browser() {
         let running = b.rows("Artifacts in snapshot").await;
         assert_eq!(running.len(), snap["artifacts"].as_array().unwrap().len());
         let miner = running.iter().find(|r| r.contains("xmrig")).unwrap();
+        let snapshot_entry = follow_ledger_links(&b).await;
+        assert_eq!(snapshot_entry.len(), 1);
+        assert!(
+            snapshot_entry[0]
+                .1
+                .contains(&format!("\"snapshot\": {}", snap["index"]))
+        );
+        b.goto(&format!("{org}/environments/prod")).await;
         assert!(
             miner.contains("Unknown artifact") && miner.contains("Non-compliant"),
             "{miner}"
@@ -371,6 +405,20 @@ fn a_security_person_answers_the_questions_in_a_browser() {
         );
         assert_eq!(sha256_hex(&got.bytes().await.unwrap()), f.junit_sha);
         let att_id = trail["attestations"][0]["id"].as_str().unwrap().to_string();
+        // Every record on the trail page leads to the entry that wrote it.
+        let landed = follow_ledger_links(&b).await;
+        assert_eq!(
+            landed.iter().filter(|(k, _)| k == "attestation").count(),
+            trail["attestations"].as_array().unwrap().len()
+        );
+        assert!(landed.iter().any(|(k, _)| k == "trail"));
+        assert!(landed.iter().any(|(k, _)| k == "artifact"));
+        assert!(
+            landed
+                .iter()
+                .any(|(k, e)| k == "attestation" && e.contains(&att_id)),
+            "{landed:?}"
+        );
         visit(&b, &format!("{org}/attestations/{att_id}"), "attestation").await;
 
         // Artifact page: provenance and where it ran.

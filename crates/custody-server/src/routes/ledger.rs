@@ -13,6 +13,7 @@ use custody_api::{
 };
 use custody_domain::Permission;
 use custody_ledger::merkle::Hash;
+use custody_store::ledger::RecordRef;
 use serde::Deserialize;
 
 use crate::auth::Caller;
@@ -206,6 +207,102 @@ pub async fn entries(
             })
             .collect(),
         size: size.max(0) as u64,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LocateQuery {
+    /// What kind of record: `trail`, `artifact`, `attestation` or
+    /// `snapshot`.
+    pub kind: String,
+    /// The record's time, epoch milliseconds: a trail's `updated_at`, an
+    /// artifact's or attestation's `created_at`, a snapshot's `timestamp`.
+    pub at: i64,
+    /// Trail and artifact: the flow.
+    pub flow: Option<String>,
+    /// Trail and artifact: the trail.
+    pub trail: Option<String>,
+    /// Artifact: its fingerprint.
+    pub fingerprint: Option<String>,
+    /// Attestation: its id.
+    pub id: Option<String>,
+    /// Snapshot: the environment (as named when the snapshot was taken).
+    pub environment: Option<String>,
+    /// Snapshot: its number.
+    pub snapshot: Option<u64>,
+}
+
+impl LocateQuery {
+    fn record(self) -> ApiResult<RecordRef> {
+        fn need(v: Option<String>, kind: &str, field: &str) -> ApiResult<String> {
+            v.ok_or_else(|| ApiError::bad_request(format!("a {kind} is located by '{field}' too")))
+        }
+        let at = self.at;
+        Ok(match self.kind.as_str() {
+            "trail" => RecordRef::Trail {
+                flow: need(self.flow, "trail", "flow")?,
+                trail: need(self.trail, "trail", "trail")?,
+                at,
+            },
+            "artifact" => RecordRef::Artifact {
+                flow: need(self.flow, "artifact", "flow")?,
+                trail: need(self.trail, "artifact", "trail")?,
+                fingerprint: need(self.fingerprint, "artifact", "fingerprint")?,
+                at,
+            },
+            "attestation" => RecordRef::Attestation {
+                id: need(self.id, "attestation", "id")?,
+                at,
+            },
+            "snapshot" => RecordRef::Snapshot {
+                environment: need(self.environment, "snapshot", "environment")?,
+                snapshot: self.snapshot.ok_or_else(|| {
+                    ApiError::bad_request("a snapshot is located by 'snapshot' too")
+                })?,
+                at,
+            },
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "kind '{other}' cannot be located: use trail, artifact, attestation or snapshot"
+                )));
+            }
+        })
+    }
+}
+
+/// The entry that wrote a record (a trail, an artifact report, an
+/// attestation or a snapshot), found from the record's time; 404 when no
+/// entry is it.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/ledger/locate", tag = "ledger",
+    params(("org" = String, Path), LocateQuery),
+    responses((status = 200, body = LedgerEntry), (status = 400), (status = 404)))]
+pub async fn locate(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<LocateQuery>,
+) -> ApiResult<Json<LedgerEntry>> {
+    caller.require(Permission::Read)?;
+    let org = &caller.0.org;
+    let kind = q.kind.clone();
+    let record = q.record()?;
+    let seq = s
+        .store
+        .locate_entry(org, &record)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no ledger entry wrote this {kind}")))?;
+    let e = s
+        .store
+        .ledger_entries(org, seq, 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal(format!("ledger entry {seq} vanished")))?;
+    Ok(Json(LedgerEntry {
+        seq: e.seq.max(0) as u64,
+        kind: e.kind,
+        ts: e.ts,
+        entry: e.entry,
+        leaf_hash: B64.encode(&e.leaf_hash),
     }))
 }
 

@@ -136,6 +136,7 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(ledger::inclusion))
         .routes(routes!(ledger::consistency))
         .routes(routes!(ledger::entries))
+        .routes(routes!(ledger::locate))
         .routes(routes!(ledger::verify))
         .routes(routes!(intoto::export))
         .routes(routes!(audit::audit_bundle))

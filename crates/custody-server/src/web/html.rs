@@ -193,6 +193,15 @@ pub fn artifact_url(org: &str, fingerprint: &str) -> String {
     org_url(org, &["artifacts", fingerprint])
 }
 
+/// "Show in ledger": the entry that wrote a record, located by the
+/// server from what the link says of the record.
+pub fn in_ledger(org: &str, kind: &str, at: i64, fields: &[(&str, String)]) -> Markup {
+    let mut pairs = vec![("kind", kind.to_string()), ("at", at.to_string())];
+    pairs.extend(fields.iter().cloned());
+    let href = with_query(&org_url(org, &["ledger", "locate"]), &pairs);
+    html! { a.ledger href=(href) { "Show in ledger" } }
+}
+
 pub fn env_url(org: &str, env: &str) -> String {
     org_url(org, &["environments", env])
 }

@@ -15,7 +15,8 @@ use crate::routes::{components, flows as api};
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::html::{
-    Section, env_url, external, fingerprint, org_url, page, trail_url, verdict, when, with_query,
+    Section, env_url, external, fingerprint, in_ledger, org_url, page, trail_url, verdict, when,
+    with_query,
 };
 use crate::web::session::Viewer;
 use crate::web::timeline;
@@ -94,7 +95,8 @@ pub async fn artifact(
                         td { @if let Some(c) = &a.git_commit {
                             @match &a.commit_url { Some(u) => (external(u, &c[..c.len().min(12)])), None => code { (&c[..c.len().min(12)]) } }
                         } }
-                        td { (when(a.created_at, now)) " by " (actor(&a.reported_by)) }
+                        td { (when(a.created_at, now)) " by " (actor(&a.reported_by)) " · "
+                            (in_ledger(&org, "artifact", a.created_at, &[("flow", a.flow.clone()), ("trail", a.trail.clone()), ("fingerprint", a.fingerprint.clone())])) }
                     }
                 } }
             } }
@@ -108,7 +110,7 @@ pub async fn artifact(
                         td { (t.flow) " / " (t.name) }
                         td { (at.kind) }
                         td { (verdict(at.compliant)) }
-                        td { (when(at.created_at, now)) }
+                        td { (when(at.created_at, now)) " · " (in_ledger(&org, "attestation", at.created_at, &[("id", at.id.clone())])) }
                     }
                 } } }
             } }

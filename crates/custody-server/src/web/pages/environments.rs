@@ -18,8 +18,8 @@ use crate::routes::{controls, environments as api};
 use crate::state::AppState;
 use crate::web::error::{WebError, WebResult};
 use crate::web::html::{
-    Section, env_url, external, fingerprint, page, pager, status, trail_url, unknown_badge,
-    verdict, when, when_opt, with_query,
+    Section, env_url, external, fingerprint, in_ledger, page, pager, status, trail_url,
+    unknown_badge, verdict, when, when_opt, with_query,
 };
 use crate::web::session::Viewer;
 use crate::web::{time, timeline};
@@ -299,6 +299,11 @@ fn running(
                 @if let Some(r) = snap.replaced_at { ", replaced " (when(r, now)) }
                 " · reported by " (actor(&snap.reported_by)) " · "
                 (snap.artifacts.len()) " artifacts, " (snap.unknown) " unknown."
+                // A logical environment's snapshots are joined from its
+                // members' when read; only physical ones are written.
+                @if snap.members.is_empty() {
+                    " · " (in_ledger(org, "snapshot", snap.timestamp, &[("environment", env.to_string()), ("snapshot", snap.index.to_string())]))
+                }
             }
             @if !snap.unobserved.is_empty() {
                 div.warn role="note" {

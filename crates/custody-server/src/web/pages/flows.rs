@@ -19,8 +19,8 @@ use crate::routes::{Paging, attestations, components, evidence, flows as api};
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::html::{
-    Section, external, fingerprint, json_block, org_url, page, pager, trail_url, verdict, when,
-    with_query,
+    Section, external, fingerprint, in_ledger, json_block, org_url, page, pager, trail_url,
+    verdict, when, with_query,
 };
 use crate::web::session::Viewer;
 
@@ -134,7 +134,7 @@ pub async fn trail(
     let body = html! {
         p { a href=(org_url(&org, &["flows", &flow])) { "← Flow " (flow) } }
         h1 { "Trail " (t.name) " " (verdict(t.compliant)) }
-        (trail_facts(&t, now))
+        (trail_facts(&org, &t, now))
         @if !t.reasons.is_empty() {
             div.warn role="note" {
                 strong { "Why it is not compliant:" }
@@ -158,7 +158,10 @@ pub async fn trail(
                             @if let Some(b) = &art.build_url { (external(b, "build")) " " }
                             @if let Some(c) = &art.commit_url { (external(c, "commit")) }
                         } }
-                        td { @if let Some(art) = &a.artifact { (when(art.created_at, now)) " by " (actor(&art.reported_by)) } @else { span.muted { "missing" } } }
+                        td { @if let Some(art) = &a.artifact {
+                            (when(art.created_at, now)) " by " (actor(&art.reported_by)) " · "
+                            (in_ledger(&org, "artifact", art.created_at, &[("flow", art.flow.clone()), ("trail", art.trail.clone()), ("fingerprint", art.fingerprint.clone())]))
+                        } @else { span.muted { "missing" } } }
                     }
                 } }
             } }
@@ -190,7 +193,7 @@ fn commit(c: &GitCommitInfo) -> Markup {
     }
 }
 
-fn trail_facts(t: &TrailView, now: i64) -> Markup {
+fn trail_facts(org: &str, t: &TrailView, now: i64) -> Markup {
     let tr = &t.trail;
     html! {
         dl.facts {
@@ -205,7 +208,8 @@ fn trail_facts(t: &TrailView, now: i64) -> Markup {
             @for (name, u) in &tr.external_urls { dt { (name) } dd { (external(&u.href, &u.href)) } }
             @if !t.missing.is_empty() { dt { "Missing" } dd { (t.missing.join(", ")) } }
             dt { "Begun" } dd { (when(tr.created_at, now)) " by " (actor(&tr.created_by)) }
-            dt { "Updated" } dd { (when(tr.updated_at, now)) }
+            dt { "Updated" } dd { (when(tr.updated_at, now)) " · "
+                (in_ledger(org, "trail", tr.updated_at, &[("flow", tr.flow.clone()), ("trail", tr.name.clone())])) }
         }
     }
 }
@@ -219,7 +223,8 @@ fn attestation(org: &str, a: &Attestation, now: i64) -> Markup {
         section.card aria-labelledby=(format!("att-{}", a.id)) {
             h3 id=(format!("att-{}", a.id)) { (title) " " (verdict(a.compliant)) " " span.muted { "(" (a.kind) ")" } }
             p.muted { "Reported " (when(a.created_at, now)) " by " (actor(&a.reported_by))
-                " · " a href=(org_url(org, &["attestations", &a.id])) { "details" } }
+                " · " a href=(org_url(org, &["attestations", &a.id])) { "details" }
+                " · " (in_ledger(org, "attestation", a.created_at, &[("id", a.id.clone())])) }
             @if !a.reasons.is_empty() { ul { @for r in &a.reasons { li { (r) } } } }
             @if let Some(d) = &a.description { p { (d) } }
             (summary(org, a))

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use custody_api::{AuditBundleRequest, Checkpoint, LedgerKey};
@@ -177,6 +177,20 @@ fn bundle_form(org: &str, csrf: &str, envs: &[custody_api::Environment], now: i6
             }
         }
     }
+}
+
+/// "Show in ledger" links land here and go on to the entry's page.
+pub async fn locate(
+    State(s): State<AppState>,
+    v: Viewer,
+    Path(org): Path<String>,
+    Query(q): Query<api::LocateQuery>,
+) -> WebResult<Redirect> {
+    let Json(e) = api::locate(State(s), v.caller(), Query(q)).await?;
+    Ok(Redirect::to(&org_url(
+        &org,
+        &["ledger", &e.seq.to_string()],
+    )))
 }
 
 pub async fn entry(

@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
             "/orgs/{org}/ledger/bundle",
             axum::routing::post(ledger::bundle),
         )
+        .route("/orgs/{org}/ledger/locate", get(ledger::locate))
         .route("/orgs/{org}/ledger/{seq}", get(ledger::entry))
         .route("/orgs/{org}/dora", get(dora::overview))
 }
