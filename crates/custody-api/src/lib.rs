@@ -530,7 +530,8 @@ pub struct AttestationType {
 pub struct SearchResult {
     pub query: String,
     pub artifacts: Vec<Artifact>,
-    /// Where artifacts with a matching fingerprint ran, newest first.
+    /// Where artifacts with a matching fingerprint ran, newest first; for
+    /// a search by name, each matching artifact's latest run.
     #[serde(default)]
     pub runtime: Vec<RuntimeOccurrence>,
 }

@@ -211,16 +211,18 @@ async fn main() {
             }
             c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
         }
+        let mut upto = 0;
         for chunk in snaps.chunks(500) {
             let mut sql = String::from(
-                "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes) VALUES ",
+                "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes, changes_upto) VALUES ",
             );
             for (i, (n, t, changes)) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(',');
                 }
+                upto += changes;
                 sql.push_str(&format!(
-                    "({env_id}, {n}, {t}, {SLOTS}, {SLOTS}, {changes})"
+                    "({env_id}, {n}, {t}, {SLOTS}, {SLOTS}, {changes}, {upto})"
                 ));
             }
             c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();

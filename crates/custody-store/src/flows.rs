@@ -6,6 +6,8 @@ use custody_api::{
 };
 use custody_ledger::EntryKind;
 use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+
 use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -398,6 +400,106 @@ impl Store {
         })
     }
 
+    /// Several trails as `get_trail` reads each, in one read transaction
+    /// and a handful of queries however many there are (a page that shows
+    /// where 100 running artifacts came from reads 100 trails). Trails that
+    /// do not exist are left out; the order is not the order asked.
+    pub async fn get_trails(
+        &self,
+        org_id: i64,
+        keys: &[(String, String)],
+    ) -> StoreResult<Vec<TrailData>> {
+        let mut by_flow: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (flow, trail) in keys {
+            by_flow.entry(flow).or_default().push(trail);
+        }
+        let mut c = self.db.read.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *c).await?;
+        // id → (trail, its flow's template), then its artifacts and
+        // attestations by trail id.
+        let mut trails: BTreeMap<i64, (Trail, Option<String>)> = BTreeMap::new();
+        for (flow, names) in by_flow {
+            let f = match flow_row(&mut tx, org_id, flow).await {
+                Ok(f) => f,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            for chunk in names.chunks(IN_CHUNK) {
+                let mut b = crate::util::Binds::new(&tx);
+                let flow_id = b.next();
+                let list: Vec<String> = chunk.iter().map(|_| b.next()).collect();
+                let sql = format!(
+                    "SELECT id, doc FROM trails WHERE flow_id = {flow_id} AND name IN ({})",
+                    list.join(",")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.id);
+                for n in chunk {
+                    q = q.bind(*n);
+                }
+                for r in q.fetch_all(&mut *tx).await? {
+                    let doc: String = r.try_get(1)?;
+                    trails.insert(
+                        r.try_get(0)?,
+                        (from_json("trail", &doc)?, f.template_yaml.clone()),
+                    );
+                }
+            }
+        }
+        let ids: Vec<i64> = trails.keys().copied().collect();
+        let mut artifacts: HashMap<i64, Vec<Artifact>> = HashMap::new();
+        let mut attestations: HashMap<i64, Vec<Attestation>> = HashMap::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let list = |c: &AnyConnection| {
+                let mut b = crate::util::Binds::new(c);
+                chunk.iter().map(|_| b.next()).collect::<Vec<_>>().join(",")
+            };
+            let sql = format!(
+                "SELECT trail_id, doc FROM artifacts WHERE trail_id IN ({}) ORDER BY id",
+                list(&tx)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                let doc: String = r.try_get(1)?;
+                artifacts
+                    .entry(r.try_get(0)?)
+                    .or_default()
+                    .push(from_json("artifact", &doc)?);
+            }
+            // As `get_trail`: only the latest of each name and binding.
+            let sql = format!(
+                "SELECT trail_id, doc FROM (SELECT trail_id, doc, created_at, id, ROW_NUMBER() OVER (\
+                   PARTITION BY trail_id, name, COALESCE(artifact_name, ''), COALESCE(fingerprint, '') \
+                   ORDER BY created_at DESC, id DESC) AS newest \
+                 FROM attestations WHERE trail_id IN ({})) latest WHERE newest = 1 ORDER BY created_at, id",
+                list(&tx)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                let doc: String = r.try_get(1)?;
+                attestations
+                    .entry(r.try_get(0)?)
+                    .or_default()
+                    .push(from_json("attestation", &doc)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(trails
+            .into_iter()
+            .map(|(id, (trail, flow_template_yaml))| TrailData {
+                trail,
+                flow_template_yaml,
+                artifacts: artifacts.remove(&id).unwrap_or_default(),
+                attestations: attestations.remove(&id).unwrap_or_default(),
+            })
+            .collect())
+    }
+
     pub async fn list_trails(
         &self,
         org_id: i64,
@@ -412,7 +514,12 @@ impl Store {
             .fetch_one(&mut *c)
             .await?
             .try_get(0)?;
-        let rows = sqlx::query("SELECT doc FROM trails WHERE flow_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3")
+        // The page's ids first, from `trails_by_created` alone: skipping
+        // to a deep page then reads no document it does not show.
+        let rows = sqlx::query(
+            "SELECT doc FROM trails WHERE id IN (SELECT id FROM trails WHERE flow_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3) ORDER BY created_at DESC, id DESC",
+        )
             .bind(f.id)
             .bind(i64::from(per_page))
             .bind(i64::from(page.saturating_sub(1)) * i64::from(per_page))
@@ -657,6 +764,9 @@ fn merge_trail(t: &mut Trail, req: NewTrail) {
     }
     t.external_urls.extend(req.external_urls);
 }
+
+/// Values bound in one `IN (...)` list at most.
+const IN_CHUNK: usize = 500;
 
 pub(crate) async fn docs<T: serde::de::DeserializeOwned>(
     c: &mut AnyConnection,

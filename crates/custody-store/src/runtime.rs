@@ -607,8 +607,9 @@ impl Store {
                     insert_intervals(c, &rows).await?;
 
                     sqlx::query(
-                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes, actor, unobserved) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO env_snapshots (env_id, idx, ts, artifacts, instances, changes, actor, unobserved, changes_upto) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6 + COALESCE((SELECT p.changes_upto FROM env_snapshots p \
+                           WHERE p.env_id = $1 AND p.idx = $2 - 1), 0))",
                     )
                     .bind(e.id)
                     .bind(n)
@@ -818,48 +819,29 @@ impl Store {
         } else {
             vec![e]
         };
-        // The page's snapshots, found by a running sum of their changes in
-        // the database: however long the window, only a page's worth of
-        // rows is read, and the count is one aggregate.
         let by_id: HashMap<i64, &EnvRow> = envs.iter().map(|m| (m.id, m)).collect();
-        let ids = envs
-            .iter()
-            .map(|m| m.id.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(COALESCE(SUM(changes), 0) AS BIGINT) FROM env_snapshots WHERE env_id IN ({ids}) AND ts >= $1 AND ts <= $2"
-        )))
-        .bind(since)
-        .bind(until)
-        .fetch_one(&mut *c)
-        .await?
-        .try_get(0)?;
         let skip = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT env_id, idx, ts, changes, actor, upto FROM ( \
-               SELECT env_id, idx, ts, changes, actor, \
-                 CAST(SUM(changes) OVER (ORDER BY ts DESC, env_id DESC, idx DESC ROWS UNBOUNDED PRECEDING) AS BIGINT) AS upto \
-               FROM env_snapshots WHERE env_id IN ({ids}) AND ts >= $1 AND ts <= $2) s \
-             WHERE upto > $3 ORDER BY ts DESC, env_id DESC, idx DESC LIMIT $4"
-        )))
-        .bind(since)
-        .bind(until)
-        .bind(skip)
-        .bind(i64::from(per_page))
-        .fetch_all(&mut *c)
-        .await?;
+        let (total, rows) = match envs.as_slice() {
+            [one] => page_by_count(&mut c, one.id, since, until, skip, per_page).await?,
+            _ => page_by_sum(&mut c, &envs, since, until, skip, per_page).await?,
+        };
         let mut items = vec![];
-        for r in &rows {
+        for r in rows {
             if items.len() >= per_page as usize {
                 break;
             }
-            let (env_id, idx, ts): (i64, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-            let (n, upto): (i64, i64) = (r.try_get(3)?, r.try_get(5)?);
+            let PageRow {
+                env_id,
+                idx,
+                ts,
+                changes: n,
+                actor,
+                upto,
+            } = r;
             let m = by_id.get(&env_id).ok_or_else(|| {
                 StoreError::Corrupt(format!("snapshot of unknown environment {env_id}"))
             })?;
-            let actor = actor_of(r.try_get(4)?)?;
+            let actor = actor_of(actor)?;
             // Changes of this snapshot that belong to earlier pages.
             let mut seen = upto - n;
             for (ch, instances) in changes_at(&mut c, env_id, idx).await? {
@@ -929,9 +911,11 @@ impl Store {
 }
 
 impl Store {
-    /// Every run of an artifact whose reported name starts with `prefix`
-    /// (an image reference, a function, a path), newest first, at most
-    /// `limit`: what ran under a name, known or not.
+    /// What ran under a name: each artifact whose reported name starts
+    /// with `prefix` (an image reference, a function, a path), known or
+    /// not, with its most recently recorded run, newest first; at most
+    /// `limit` artifacts, the first by name. Every run of one is on its
+    /// fingerprint's page.
     pub async fn runtime_by_name(
         &self,
         org_id: i64,
@@ -939,12 +923,16 @@ impl Store {
         limit: u32,
     ) -> StoreResult<Vec<RuntimeOccurrence>> {
         let upper = crate::util::prefix_upper(prefix);
+        // Intervals are written as reports come: the highest id of an
+        // artifact's is its latest run, found in `env_intervals_by_artifact`
+        // without reading its other runs (a long history has many).
         let rows = sqlx::query(
             "SELECT e.name, a.name, a.fingerprint, i.instances, i.started_at, i.ended_at, i.first_idx, i.last_idx \
-             FROM runtime_artifacts a JOIN env_intervals i ON i.artifact_id = a.id \
+             FROM (SELECT id, name, fingerprint FROM runtime_artifacts \
+                   WHERE org_id = $1 AND name >= $2 AND name < $3 ORDER BY name, id LIMIT $4) a \
+             JOIN env_intervals i ON i.id = (SELECT MAX(l.id) FROM env_intervals l WHERE l.artifact_id = a.id) \
              JOIN environments e ON e.id = i.env_id \
-             WHERE a.org_id = $1 AND a.name >= $2 AND a.name < $3 \
-             ORDER BY i.started_at DESC, i.id DESC LIMIT $4",
+             ORDER BY i.started_at DESC, i.id DESC",
         )
         .bind(org_id)
         .bind(prefix)
@@ -1111,6 +1099,138 @@ async fn logical_snapshot(
         reported_by: None,
         unobserved: vec![],
     })
+}
+
+/// A snapshot on a page of the change log: `upto` counts its changes and
+/// those of every snapshot after it in the window (newest first).
+struct PageRow {
+    env_id: i64,
+    idx: i64,
+    ts: i64,
+    changes: i64,
+    actor: Option<String>,
+    upto: i64,
+}
+
+fn page_rows(
+    rows: &[sqlx::any::AnyRow],
+    upto: impl Fn(&sqlx::any::AnyRow) -> StoreResult<i64>,
+) -> StoreResult<Vec<PageRow>> {
+    rows.iter()
+        .map(|r| {
+            Ok(PageRow {
+                env_id: r.try_get(0)?,
+                idx: r.try_get(1)?,
+                ts: r.try_get(2)?,
+                changes: r.try_get(3)?,
+                actor: r.try_get(4)?,
+                upto: upto(r)?,
+            })
+        })
+        .collect()
+}
+
+/// One environment's page of changes, newest first, from each snapshot's
+/// running count of changes (`changes_upto`): the window's ends and the
+/// page's first snapshot are index lookups, so a page costs the same at
+/// the start of a long history as at its end.
+async fn page_by_count(
+    c: &mut AnyConnection,
+    env_id: i64,
+    since: i64,
+    until: i64,
+    skip: i64,
+    per_page: u32,
+) -> StoreResult<(i64, Vec<PageRow>)> {
+    let edge = |sql: &'static str, t: i64| sqlx::query(sql).bind(env_id).bind(t);
+    let first = edge(
+        "SELECT idx, changes_upto - changes FROM env_snapshots WHERE env_id = $1 AND ts >= $2 ORDER BY ts, idx LIMIT 1",
+        since,
+    )
+    .fetch_optional(&mut *c)
+    .await?;
+    let last = edge(
+        "SELECT idx, changes_upto FROM env_snapshots WHERE env_id = $1 AND ts <= $2 ORDER BY ts DESC, idx DESC LIMIT 1",
+        until,
+    )
+    .fetch_optional(&mut *c)
+    .await?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok((0, vec![]));
+    };
+    let (lo, before): (i64, i64) = (first.try_get(0)?, first.try_get(1)?);
+    let (hi, upto_hi): (i64, i64) = (last.try_get(0)?, last.try_get(1)?);
+    let total = (upto_hi - before).max(0);
+    if lo > hi || skip >= total {
+        return Ok((total, vec![]));
+    }
+    // The page's first change is the (upto_hi - skip)-th of the history.
+    let start: i64 = sqlx::query(
+        "SELECT idx FROM env_snapshots WHERE env_id = $1 AND changes_upto >= $2 \
+         ORDER BY changes_upto, idx LIMIT 1",
+    )
+    .bind(env_id)
+    .bind(upto_hi - skip)
+    .fetch_one(&mut *c)
+    .await?
+    .try_get(0)?;
+    // Snapshots that changed nothing hold no event: read on past them.
+    let rows = sqlx::query(
+        "SELECT env_id, idx, ts, changes, actor, changes_upto FROM env_snapshots \
+         WHERE env_id = $1 AND idx <= $2 AND idx >= $3 AND changes > 0 ORDER BY idx DESC LIMIT $4",
+    )
+    .bind(env_id)
+    .bind(start.min(hi))
+    .bind(lo)
+    .bind(i64::from(per_page))
+    .fetch_all(&mut *c)
+    .await?;
+    let rows = page_rows(&rows, |r| {
+        let (n, upto): (i64, i64) = (r.try_get(3)?, r.try_get(5)?);
+        Ok(upto_hi - upto + n)
+    })?;
+    Ok((total, rows))
+}
+
+/// Several environments' changes (a logical environment's members),
+/// merged by time: the page is found by a running sum in the database,
+/// so only a page's worth of rows is read, after one pass over the
+/// window's snapshots.
+async fn page_by_sum(
+    c: &mut AnyConnection,
+    envs: &[EnvRow],
+    since: i64,
+    until: i64,
+    skip: i64,
+    per_page: u32,
+) -> StoreResult<(i64, Vec<PageRow>)> {
+    let ids = envs
+        .iter()
+        .map(|m| m.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(COALESCE(SUM(changes), 0) AS BIGINT) FROM env_snapshots WHERE env_id IN ({ids}) AND ts >= $1 AND ts <= $2"
+    )))
+    .bind(since)
+    .bind(until)
+    .fetch_one(&mut *c)
+    .await?
+    .try_get(0)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT env_id, idx, ts, changes, actor, upto FROM ( \
+           SELECT env_id, idx, ts, changes, actor, \
+             CAST(SUM(changes) OVER (ORDER BY ts DESC, env_id DESC, idx DESC ROWS UNBOUNDED PRECEDING) AS BIGINT) AS upto \
+           FROM env_snapshots WHERE env_id IN ({ids}) AND ts >= $1 AND ts <= $2) s \
+         WHERE upto > $3 ORDER BY ts DESC, env_id DESC, idx DESC LIMIT $4"
+    )))
+    .bind(since)
+    .bind(until)
+    .bind(skip)
+    .bind(i64::from(per_page))
+    .fetch_all(&mut *c)
+    .await?;
+    Ok((total, page_rows(&rows, |r| Ok(r.try_get(5)?))?))
 }
 
 #[cfg(test)]

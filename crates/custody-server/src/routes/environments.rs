@@ -2,7 +2,7 @@
 //! what runs in them. Running artifacts are joined to their provenance by
 //! fingerprint when read, so evidence reported later is always reflected.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -257,16 +257,48 @@ async fn provenance(
         .store
         .artifacts_with_fingerprints(org_id, fps, PROVENANCE_SHOWN)
         .await?;
-    // Each trail's compliance is computed once, however many of its
-    // artifacts run.
+    judged(s, org_id, artifacts).await
+}
+
+/// Fingerprint → the earliest time of a commit that built it (ms).
+fn commit_times(artifacts: &[custody_api::Artifact]) -> HashMap<String, i64> {
+    let mut commits: HashMap<String, i64> = HashMap::new();
+    for a in artifacts {
+        let at = a
+            .git_commit_info
+            .as_ref()
+            .map(|c| c.timestamp)
+            .filter(|t| *t > 0)
+            .map(|t| t.saturating_mul(1000));
+        if let Some(at) = at {
+            let e = commits.entry(a.fingerprint.clone()).or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
+    commits
+}
+
+/// The provenance of these artifact reports, with their trails judged.
+async fn judged(
+    s: &AppState,
+    org_id: i64,
+    artifacts: Vec<custody_api::Artifact>,
+) -> ApiResult<HashMap<String, Vec<Provenance>>> {
+    // Each trail is read and judged once, however many of its artifacts
+    // run, and all of them in one go.
+    let keys: HashSet<(String, String)> = artifacts
+        .iter()
+        .map(|a| (a.flow.clone(), a.trail.clone()))
+        .collect();
+    let keys: Vec<(String, String)> = keys.into_iter().collect();
     let mut trails: HashMap<(String, String), custody_api::TrailView> = HashMap::new();
+    for data in s.store.get_trails(org_id, &keys).await? {
+        let key = (data.trail.flow.clone(), data.trail.name.clone());
+        trails.insert(key, trail_view(data)?);
+    }
     let mut out: HashMap<String, Vec<Provenance>> = HashMap::new();
     for a in artifacts {
         let key = (a.flow.clone(), a.trail.clone());
-        if !trails.contains_key(&key) {
-            let data = s.store.get_trail(org_id, &a.flow, &a.trail).await?;
-            trails.insert(key.clone(), trail_view(data)?);
-        }
         let Some(view) = trails.get(&key) else {
             continue;
         };
@@ -592,6 +624,9 @@ pub struct TimelineQuery {
     pub from: Option<String>,
     /// The window's end; default now.
     pub to: Option<String>,
+    /// How many runs, and snapshots, to list at most (the earliest in the
+    /// window first); default and most 2000.
+    pub limit: Option<u32>,
 }
 
 /// How many runs, and snapshots, a timeline lists at most.
@@ -625,11 +660,17 @@ pub async fn timeline(
             "the window must end after it starts ('from' {from} ms is not before 'to' {to} ms)"
         )));
     }
+    let limit = match q.limit {
+        None => TIMELINE_LIMIT,
+        Some(n @ 1..=TIMELINE_LIMIT) => n,
+        Some(n) => {
+            return Err(bad(format!(
+                "limit must be between 1 and {TIMELINE_LIMIT}, not {n}"
+            )));
+        }
+    };
     let org_id = caller.0.org_id;
-    let t = s
-        .store
-        .timeline(org_id, &env, from, to, TIMELINE_LIMIT)
-        .await?;
+    let t = s.store.timeline(org_id, &env, from, to, limit).await?;
     let coverage = s.store.coverage_until(org_id, &env, now, to).await?;
     let mut fps: Vec<String> = t
         .runs
@@ -752,25 +793,13 @@ pub async fn dora(
         .collect();
     fps.sort();
     fps.dedup();
-    let prov = provenance(&s, org_id, &fps).await?;
-    let mut commits: HashMap<String, i64> = HashMap::new();
-    for a in s
+    let artifacts = s
         .store
         .artifacts_with_fingerprints(org_id, &fps, PROVENANCE_SHOWN)
-        .await?
-    {
-        let at = a
-            .git_commit_info
-            .as_ref()
-            .map(|c| c.timestamp)
-            .filter(|t| *t > 0)
-            .map(|t| t.saturating_mul(1000));
-        if let Some(at) = at {
-            // The earliest commit that built it: the change's start.
-            let e = commits.entry(a.fingerprint).or_insert(at);
-            *e = (*e).min(at);
-        }
-    }
+        .await?;
+    // The earliest commit that built it is the change's start.
+    let commits = commit_times(&artifacts);
+    let prov = judged(&s, org_id, artifacts).await?;
     let mut m = compute(&env, &runs, since, until, window, |fp| {
         let p = prov.get(fp);
         Known {

@@ -352,11 +352,12 @@ pub struct NameSearch {
     pub name: String,
 }
 
-/// How many artifacts, and runs, a name search lists at most.
-const NAME_SEARCH_LIMIT: u32 = 500;
+/// How many artifacts of each kind a name search lists at most.
+const NAME_SEARCH_LIMIT: u32 = 200;
 
 /// Finds artifacts by the start of their name: those pipelines reported,
-/// and what ran under such a name (known or not), newest first.
+/// and what ran under such a name (known or not), each with its latest
+/// run, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/search", tag = "artifacts",
     params(("org" = String, Path), NameSearch), responses((status = 200, body = SearchResult), (status = 400)))]
 pub async fn search_names(

@@ -23,3 +23,15 @@ CREATE INDEX env_intervals_by_start ON env_intervals (env_id, first_idx);
 -- saw running (an image reference, a function, a path).
 CREATE INDEX artifacts_by_name ON artifacts (org_id, template_name);
 CREATE INDEX runtime_artifacts_by_name ON runtime_artifacts (org_id, name);
+
+-- A flow's trails, newest first, a page at a time.
+CREATE INDEX trails_by_created ON trails (flow_id, created_at, id);
+
+-- Each snapshot's changes counted with all before it in its environment:
+-- a page of the change log is found by that count in an index, however
+-- long the history, instead of by summing it.
+ALTER TABLE env_snapshots ADD COLUMN changes_upto BIGINT NOT NULL DEFAULT 0;
+UPDATE env_snapshots SET changes_upto = w.upto FROM (
+    SELECT env_id, idx, SUM(changes) OVER (PARTITION BY env_id ORDER BY idx) AS upto FROM env_snapshots
+) w WHERE w.env_id = env_snapshots.env_id AND w.idx = env_snapshots.idx;
+CREATE INDEX env_snapshots_by_count ON env_snapshots (env_id, changes_upto);

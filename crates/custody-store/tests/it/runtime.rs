@@ -536,6 +536,68 @@ async fn every_snapshot_of_a_random_history_reads_back(s: Store) {
         .filter(|w| w[0].get("a") != w[1].get("a") && w[1].contains_key("a"))
         .count();
     assert_eq!(occ.len(), runs, "one interval per run or rescale of 'a'");
+
+    // The change log: every page of every size, over any window, is its
+    // slice of the whole log, newest first.
+    let log = |since: i64, until: i64, page: u32, per: u32| {
+        let s = s.clone();
+        async move {
+            s.environment_events(p.org_id, "prod", since, until, page, per)
+                .await
+                .unwrap()
+        }
+    };
+    let whole = log(0, i64::MAX, 1, 10_000).await;
+    let all: Vec<(u64, i64, String, u32, u32)> = whole
+        .items
+        .iter()
+        .map(|e| {
+            (
+                e.snapshot,
+                e.timestamp,
+                e.change.key.name.clone(),
+                e.change.was,
+                e.change.now,
+            )
+        })
+        .collect();
+    assert_eq!(whole.total as usize, all.len());
+    assert!(all.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
+    let mut rng2 = 7u64;
+    for _ in 0..12 {
+        rng2 = rng2
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let a = T0 + ((rng2 >> 33) % 130_000) as i64;
+        let b = a + ((rng2 >> 17) % 90_000) as i64;
+        let want: Vec<_> = all
+            .iter()
+            .filter(|e| e.1 >= a && e.1 <= b)
+            .cloned()
+            .collect();
+        for per in [1u32, 3, 7, 50] {
+            let mut got = vec![];
+            let mut page = 1;
+            loop {
+                let l = log(a, b, page, per).await;
+                assert_eq!(l.total as usize, want.len(), "window {a}..{b}");
+                if l.items.is_empty() {
+                    break;
+                }
+                got.extend(l.items.iter().map(|e| {
+                    (
+                        e.snapshot,
+                        e.timestamp,
+                        e.change.key.name.clone(),
+                        e.change.was,
+                        e.change.now,
+                    )
+                }));
+                page += 1;
+            }
+            assert_eq!(got, want, "window {a}..{b}, {per} a page");
+        }
+    }
 }
 
 /// A Rego runner that is down: a judgement cannot be made.
@@ -701,4 +763,60 @@ async fn a_partial_report_leaves_a_gap_that_says_why(s: Store) {
             .any(|e| e.kind == "heartbeat" && e.entry.contains("namespace payments")),
         "{entries:?}"
     );
+}
+
+// A database whose snapshots were written before they carried a running
+// count of changes gets the counts when it is opened: its change log
+// pages as a new one does.
+#[tokio::test]
+async fn an_older_history_gets_its_change_counts_at_open() {
+    let (s, dir) = common::sqlite().await;
+    let p = admin(&s).await;
+    env(&s, &p, "prod", EnvironmentKind::K8s).await;
+    for n in 1..=30u32 {
+        let spec: Vec<(&str, u32, u32)> = ["a", "b", "c"][..(n % 3 + 1) as usize]
+            .iter()
+            .map(|name| (*name, n, 1 + n % 2))
+            .collect();
+        s.report_environment(&p, "prod", report(set(&spec), T0 + i64::from(n) * 1000))
+            .await
+            .unwrap();
+    }
+    let pages = |s: Store| async move {
+        let mut out = vec![];
+        for page in 1..=40 {
+            let l = s
+                .environment_events(p.org_id, "prod", 0, i64::MAX, page, 4)
+                .await
+                .unwrap();
+            out.extend(
+                l.items
+                    .iter()
+                    .map(|e| (e.snapshot, e.change.key.name.clone(), e.change.now)),
+            );
+        }
+        out
+    };
+    let before = pages(s.clone()).await;
+    assert!(before.len() > 40);
+    s.close().await;
+    // Back to the schema before migration 11.
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        "DROP TABLE web_sessions",
+        "DROP INDEX env_intervals_by_start",
+        "DROP INDEX artifacts_by_name",
+        "DROP INDEX runtime_artifacts_by_name",
+        "DROP INDEX trails_by_created",
+        "DROP INDEX env_snapshots_by_count",
+        "ALTER TABLE env_snapshots DROP COLUMN changes_upto",
+        "DELETE FROM _sqlx_migrations WHERE version = 11",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let s = Store::open(&url).await.unwrap();
+    assert_eq!(pages(s).await, before);
 }

@@ -272,7 +272,7 @@ pub async fn search(
             h2 { "Seen running (" (r.runtime.len()) ")" }
             @if r.runtime.is_empty() { p.muted { "None." } } @else {
                 div.table-wrap { table {
-                    caption { "Runs matching '" (text) "', newest first" }
+                    caption { "Runs matching '" (text) "': each artifact's latest, newest first" }
                     thead { tr { th scope="col" { "Running as" } th scope="col" { "Fingerprint" } th scope="col" { "Environment" } th scope="col" { "From" } th scope="col" { "To" } } }
                     tbody { @for o in &r.runtime {
                         tr {

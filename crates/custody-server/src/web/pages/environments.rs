@@ -174,6 +174,10 @@ pub struct EnvQuery {
     pub to: Option<String>,
 }
 
+/// Runs one chart draws at most: more are not readable as bars, and each
+/// needs its provenance judged.
+const CHART_RUNS: u32 = 500;
+
 /// A snapshot as typed in the picker, as the API's `at` expression.
 pub fn snapshot_expr(s: &str) -> Option<String> {
     let s = s.trim();
@@ -212,6 +216,7 @@ pub async fn environment(
         Query(api::TimelineQuery {
             from: q.from.clone(),
             to: q.to.clone(),
+            limit: Some(CHART_RUNS),
         }),
     )
     .await?;
