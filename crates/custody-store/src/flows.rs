@@ -449,41 +449,31 @@ impl Store {
         let mut artifacts: HashMap<i64, Vec<Artifact>> = HashMap::new();
         let mut attestations: HashMap<i64, Vec<Attestation>> = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK) {
-            let list = |c: &AnyConnection| {
-                let mut b = crate::util::Binds::new(c);
-                chunk.iter().map(|_| b.next()).collect::<Vec<_>>().join(",")
-            };
-            let sql = format!(
+            let rows = by_trail(
+                &mut tx,
                 "SELECT trail_id, doc FROM artifacts WHERE trail_id IN ({}) ORDER BY id",
-                list(&tx)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&mut *tx).await? {
-                let doc: String = r.try_get(1)?;
+                chunk,
+            )
+            .await?;
+            for (id, doc) in rows {
                 artifacts
-                    .entry(r.try_get(0)?)
+                    .entry(id)
                     .or_default()
                     .push(from_json("artifact", &doc)?);
             }
             // As `get_trail`: only the latest of each name and binding.
-            let sql = format!(
+            let rows = by_trail(
+                &mut tx,
                 "SELECT trail_id, doc FROM (SELECT trail_id, doc, created_at, id, ROW_NUMBER() OVER (\
                    PARTITION BY trail_id, name, COALESCE(artifact_name, ''), COALESCE(fingerprint, '') \
                    ORDER BY created_at DESC, id DESC) AS newest \
                  FROM attestations WHERE trail_id IN ({})) latest WHERE newest = 1 ORDER BY created_at, id",
-                list(&tx)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&mut *tx).await? {
-                let doc: String = r.try_get(1)?;
+                chunk,
+            )
+            .await?;
+            for (id, doc) in rows {
                 attestations
-                    .entry(r.try_get(0)?)
+                    .entry(id)
                     .or_default()
                     .push(from_json("attestation", &doc)?);
             }
@@ -767,6 +757,27 @@ fn merge_trail(t: &mut Trail, req: NewTrail) {
 
 /// Values bound in one `IN (...)` list at most.
 const IN_CHUNK: usize = 500;
+
+/// (trail id, document) rows of `sql`, whose `{}` is filled with the
+/// trail ids of `ids`.
+async fn by_trail(
+    c: &mut AnyConnection,
+    sql: &str,
+    ids: &[i64],
+) -> StoreResult<Vec<(i64, String)>> {
+    let mut b = crate::util::Binds::new(c);
+    let list: Vec<String> = ids.iter().map(|_| b.next()).collect();
+    let sql = sql.replace("{}", &list.join(","));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
 
 pub(crate) async fn docs<T: serde::de::DeserializeOwned>(
     c: &mut AnyConnection,

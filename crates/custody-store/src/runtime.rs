@@ -208,6 +208,22 @@ fn fp_bytes(hex_fp: &str) -> StoreResult<Vec<u8>> {
     hex::decode(hex_fp).map_err(|e| StoreError::Corrupt(format!("fingerprint '{hex_fp}': {e}")))
 }
 
+/// A run as the queries of where things ran select it: environment,
+/// name, fingerprint, instances, start, end, first and last snapshot.
+fn occurrence(r: &sqlx::any::AnyRow) -> StoreResult<RuntimeOccurrence> {
+    let last: i64 = r.try_get(7)?;
+    Ok(RuntimeOccurrence {
+        environment: r.try_get(0)?,
+        name: r.try_get(1)?,
+        fingerprint: fp_hex(r, 2)?,
+        instances: count(r.try_get(3)?),
+        from: r.try_get(4)?,
+        to: r.try_get(5)?,
+        first_snapshot: r.try_get::<i64, _>(6)?.max(0) as u64,
+        last_snapshot: (last != OPEN).then_some(last.max(0) as u64),
+    })
+}
+
 fn fp_hex(r: &sqlx::any::AnyRow, i: usize) -> StoreResult<String> {
     Ok(hex::encode(r.try_get::<Vec<u8>, _>(i)?))
 }
@@ -892,21 +908,7 @@ impl Store {
         .bind(high.unwrap_or_default())
         .fetch_all(&self.db.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let last: i64 = r.try_get(7)?;
-                Ok(RuntimeOccurrence {
-                    environment: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    fingerprint: fp_hex(r, 2)?,
-                    instances: count(r.try_get(3)?),
-                    from: r.try_get(4)?,
-                    to: r.try_get(5)?,
-                    first_snapshot: r.try_get::<i64, _>(6)?.max(0) as u64,
-                    last_snapshot: (last != OPEN).then_some(last.max(0) as u64),
-                })
-            })
-            .collect()
+        rows.iter().map(occurrence).collect()
     }
 }
 
@@ -940,22 +942,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.db.read)
         .await?;
-        let runs: StoreResult<Vec<RuntimeOccurrence>> = rows
-            .iter()
-            .map(|r| {
-                let last: i64 = r.try_get(7)?;
-                Ok(RuntimeOccurrence {
-                    environment: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    fingerprint: fp_hex(r, 2)?,
-                    instances: count(r.try_get(3)?),
-                    from: r.try_get(4)?,
-                    to: r.try_get(5)?,
-                    first_snapshot: r.try_get::<i64, _>(6)?.max(0) as u64,
-                    last_snapshot: (last != OPEN).then_some(last.max(0) as u64),
-                })
-            })
-            .collect();
+        let runs: StoreResult<Vec<RuntimeOccurrence>> = rows.iter().map(occurrence).collect();
         Ok(runs?
             .into_iter()
             .filter(|r| r.name.starts_with(prefix))

@@ -285,6 +285,38 @@ async fn flows_trails_artifacts_attestations(s: Store) {
             "attestation"
         ]
     );
+
+    s.begin_trail(
+        &p,
+        "backend",
+        BeginTrailRequest {
+            name: "t2".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Read together, the trails are what each reads alone; those that do
+    // not exist are left out.
+    let keys = [
+        ("backend".to_string(), "t1".to_string()),
+        ("backend".to_string(), "t2".to_string()),
+        ("backend".to_string(), "nope".to_string()),
+        ("no-flow".to_string(), "t1".to_string()),
+    ];
+    let together = s.get_trails(p.org_id, &keys).await.unwrap();
+    assert_eq!(together.len(), 2);
+    for t in together {
+        let alone = s
+            .get_trail(p.org_id, &t.trail.flow, &t.trail.name)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value((&t.trail, &t.artifacts, &t.attestations)).unwrap(),
+            serde_json::to_value((&alone.trail, &alone.artifacts, &alone.attestations)).unwrap()
+        );
+        assert_eq!(t.flow_template_yaml, alone.flow_template_yaml);
+    }
 }
 
 both!(concurrent_writes_keep_the_ledger_gap_free);
