@@ -59,6 +59,12 @@ pub struct Global {
     /// The Custody server.
     #[arg(long, global = true, env = "CUSTODY_HOST", default_value = "http://127.0.0.1:8080", value_parser = NonEmptyStringValueParser::new())]
     pub host: String,
+    /// PEM file of the CA that signed the server's certificate, trusted besides the system's roots.
+    #[arg(long, global = true, env = "CUSTODY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to a server on another machine (the API key then crosses the network unencrypted).
+    #[arg(long, global = true, env = "CUSTODY_INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// API key (`Authorization: Bearer`).
     #[arg(long, global = true, env = "CUSTODY_API_TOKEN", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
     pub api_token: Option<String>,
@@ -83,6 +89,17 @@ pub struct Global {
     /// TOML file of flag values (keys are flag names).
     #[arg(long, global = true, env = "CUSTODY_CONFIG_FILE", value_parser = NonEmptyStringValueParser::new())]
     pub config_file: Option<String>,
+}
+
+impl Global {
+    /// How to reach the server: the CA to trust, whether plain HTTP may
+    /// cross a network.
+    pub fn transport(&self) -> custody_client::Transport {
+        custody_client::Transport {
+            ca_cert: self.ca_cert.clone(),
+            insecure_http: self.insecure_http,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +193,28 @@ pub enum Command {
     /// Audit bundles: export an environment's proven history, prove an artifact never ran, verify a bundle offline.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Whether the server answers and is ready: exit 0 when it is, 1 when it is down or not ready.
+    Status,
+    /// Print this client's version, and the server's when it answers.
+    Version,
+    /// Print a shell completion script, e.g. `source <(custody completion bash)`.
+    Completion(CompletionArgs),
+    /// Print the manual page custody(1), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write custody.1 and a page for each command (custody-create-flow.1, ...) here instead.
+    #[arg(long, env = "CUSTODY_OUT_DIR", value_parser = NonEmptyStringValueParser::new())]
+    pub out_dir: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -269,6 +308,12 @@ pub struct ServerArgs {
     /// `sqlite://PATH` or `postgres://...` [default: sqlite://<data-dir>/custody.db]
     #[arg(long, env = "CUSTODY_DATABASE", value_parser = NonEmptyStringValueParser::new())]
     pub database: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key. Sending the server SIGHUP reads both again.
+    #[arg(long, env = "CUSTODY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CUSTODY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// `file://PATH` or `s3://BUCKET[/PREFIX]` (with the usual AWS_* variables) [default: file://<data-dir>/blobs]
     #[arg(long, env = "CUSTODY_BLOB_STORE", value_parser = NonEmptyStringValueParser::new())]
     pub blob_store: Option<String>,

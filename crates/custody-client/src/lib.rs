@@ -26,6 +26,26 @@ pub enum ClientError {
     Integrity { expected: String, actual: String },
 }
 
+/// How the client reaches the server beyond its address.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// PEM certificates trusted besides the system's roots (a private CA).
+    pub ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to a host other than this machine.
+    pub insecure_http: bool,
+}
+
+/// Whether a URL names this machine: plain HTTP there never crosses a
+/// network.
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl ClientError {
     /// Whether the server judged the request itself wrong (bad input, an
     /// unknown name, a conflict), as opposed to auth, server or network
@@ -87,18 +107,60 @@ impl Client {
         token: Option<String>,
         timeout: std::time::Duration,
     ) -> Result<Self> {
+        Self::with_transport(host, token, timeout, &Transport::default())
+    }
+
+    /// A client that trusts `transport.ca_cert` as well as the system's
+    /// roots, and that refuses to send a key in clear text across a
+    /// network (plain `http://` to a host other than this machine) unless
+    /// told `insecure_http`.
+    pub fn with_transport(
+        host: &str,
+        token: Option<String>,
+        timeout: std::time::Duration,
+        transport: &Transport,
+    ) -> Result<Self> {
         let base = url::Url::parse(host)
             .map_err(|e| ClientError::Local(format!("invalid --host '{host}': {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ClientError::Local(format!(
-                "invalid --host '{host}': use http:// or https://"
-            )));
+        match base.scheme() {
+            "https" => {}
+            "http" if transport.insecure_http || is_loopback(&base) => {}
+            "http" => {
+                return Err(ClientError::Local(format!(
+                    "refusing plain http:// to {}: the API key would cross the network unencrypted; \
+                     use https:// (with --ca-cert for a private CA), or --insecure-http if the network is yours",
+                    base.host_str().unwrap_or(host)
+                )));
+            }
+            _ => {
+                return Err(ClientError::Local(format!(
+                    "invalid --host '{host}': use http:// or https://"
+                )));
+            }
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10).min(timeout))
             .read_timeout(timeout)
-            .tcp_keepalive(std::time::Duration::from_secs(30))
+            .tcp_keepalive(std::time::Duration::from_secs(30));
+        if let Some(path) = &transport.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Local(format!("--ca-cert {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientError::Local(format!(
+                    "--ca-cert {}: not PEM certificates: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(ClientError::Local(format!(
+                    "--ca-cert {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Local(e.to_string()))?;
         Ok(Client {
@@ -138,6 +200,20 @@ impl Client {
     pub async fn get<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {
         let rb = self.request(Method::GET, url.clone()).timeout(self.timeout);
         self.send(rb, &url).await
+    }
+
+    /// A GET whose answer is read whatever its status (a readiness probe
+    /// says why it is not ready in its body): the status and the body.
+    pub async fn probe(&self, url: url::Url) -> Result<(StatusCode, bytes::Bytes)> {
+        let resp = self
+            .request(Method::GET, url.clone())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| network(&url, e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| network(&url, e))?;
+        Ok((status, body))
     }
 
     pub async fn delete<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {

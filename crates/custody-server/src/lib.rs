@@ -18,6 +18,7 @@ mod routes;
 mod secrets;
 mod serve;
 mod state;
+pub mod tls;
 mod web;
 pub mod witness;
 
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     pub signing_key: Option<PathBuf>,
     /// How often checkpoints are issued, and who witnesses them.
     pub checkpoints: checkpoints::CheckpointConfig,
+    /// Serve HTTPS with this certificate and key (reloaded on SIGHUP).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// Bounds on what one request, or one key, may make the server do.
@@ -163,8 +166,11 @@ pub async fn run(
         .blob_store
         .clone()
         .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
-    // Listening first: a start that cannot serve (the port is taken, the
-    // address is wrong) fails before anything is created.
+    // A certificate that cannot be used fails the start before anything
+    // is created, as does an address that cannot be listened on.
+    let tls = cfg.tls.clone().map(tls::Tls::load).transpose()?;
+    #[cfg(unix)]
+    let reloader = tls.as_ref().map(|t| t.reload_on_sighup()).transpose()?;
     let listener = TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -188,11 +194,12 @@ pub async fn run(
     bootstrap(&store, &data_dir, cfg.bootstrap_token.as_deref()).await?;
 
     // Tests and scripts read this line to find a port chosen by the OS.
-    println!("custody server listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("custody server listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     let mut delivery = cfg.delivery.clone();
     if delivery.public_url.is_empty() {
-        delivery.public_url = format!("http://{addr}");
+        delivery.public_url = format!("{scheme}://{addr}");
     }
     let public_url: Arc<str> = delivery.public_url.trim_end_matches('/').into();
     let signer = Arc::new(match &cfg.signing_key {
@@ -222,7 +229,18 @@ pub async fn run(
         signer.as_ref().clone(),
         cfg.checkpoints.clone(),
     ));
-    serve::serve(listener, app(state), cfg.limits.header_timeout, shutdown).await;
+    serve::serve(
+        listener,
+        app(state),
+        tls,
+        cfg.limits.header_timeout,
+        shutdown,
+    )
+    .await;
+    #[cfg(unix)]
+    if let Some(r) = reloader {
+        r.abort();
+    }
     // Attempts cut short here are still pending in the outbox, and go out
     // on the next start.
     worker.abort();

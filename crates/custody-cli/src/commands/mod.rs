@@ -7,6 +7,7 @@ mod environments;
 mod evaluate;
 mod fingerprint;
 mod flows;
+mod habits;
 mod keys;
 mod ledger;
 mod notifications;
@@ -36,7 +37,12 @@ impl Ctx {
         if global.api_token.is_none() && !global.dry_run {
             bail!("--api-token is not set (or CUSTODY_API_TOKEN, or api-token in the config file)");
         }
-        let client = Client::with_timeout(&global.host, global.api_token.clone(), global.timeout)?;
+        let client = Client::with_transport(
+            &global.host,
+            global.api_token.clone(),
+            global.timeout,
+            &global.transport(),
+        )?;
         let org = match (&global.org, &global.api_token) {
             (Some(org), _) => org.clone(),
             // Without --org, the key says which organisation it is of.
@@ -99,6 +105,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(c) => flows::list(Ctx::new(cli.global).await?, c).await,
         Command::Search(args) => flows::search(Ctx::new(cli.global).await?, args).await,
         Command::Whoami => admin::whoami(Ctx::new(cli.global).await?).await,
+        Command::Status => habits::status(&cli.global).await,
+        Command::Version => habits::version(&cli.global).await,
+        Command::Completion(args) => habits::completion(args),
+        Command::Man(args) => habits::man(args),
         Command::Parse(c) => parse::run(cli.global.output, c),
         Command::Snapshot(c) => snapshot::run(Ctx::new(cli.global).await?, c).await,
         Command::Diff(c) => environments::diff(Ctx::new(cli.global).await?, c).await,

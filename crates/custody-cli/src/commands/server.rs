@@ -28,7 +28,7 @@ pub fn init_logs(default: &str) {
     let default = default.to_string();
     tracing_subscriber::fmt()
         // Colours for a terminal only: not as escape codes in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour_on_stderr())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
@@ -76,6 +76,10 @@ pub fn config(args: ServerArgs, bootstrap_token: Option<String>) -> anyhow::Resu
         judgement_budget: args.judgement_budget,
         secret_key_file: args.secret_key_file,
         signing_key: args.signing_key,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(custody_server::tls::TlsFiles { cert, key }),
+            _ => None,
+        },
         checkpoints: custody_server::checkpoints::CheckpointConfig {
             interval: args.checkpoint_interval,
             witnesses: args.witnesses,
@@ -127,7 +131,7 @@ pub async fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour_on_stderr())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -145,4 +149,11 @@ pub async fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| Environment(format!("{e:#}")))
         .context("custody witness")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Colours in logs only on a terminal, and never when `NO_COLOR` is set
+/// to anything (no-color.org).
+fn colour_on_stderr() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -15,6 +15,7 @@ mod first_hour;
 mod k8s;
 mod ledger;
 mod notifications;
+mod operate;
 mod runtime;
 mod security;
 mod tool_evidence;

@@ -11,6 +11,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         checks: Default::default(),
+        version: None,
     })
 }
 
@@ -48,6 +49,7 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
         Json(Health {
             status: if ok { "ready" } else { "not ready" }.into(),
             checks,
+            version: Some(env!("CARGO_PKG_VERSION").into()),
         }),
     )
 }

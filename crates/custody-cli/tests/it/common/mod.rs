@@ -152,6 +152,11 @@ impl Server {
         self.url = url;
     }
 
+    /// The server process's id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server for good (what follows must not need it).
     pub fn stop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,331 @@
+//! What the people who run Custody use: whether a server is up, versions,
+//! shell completion and manual pages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{Cli, Db, Server, bin};
+
+#[test]
+fn status_and_version_say_whether_the_server_is_up() {
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    let up = c.run(&["status", "--output", "json"]).ok().json();
+    assert_eq!(up["ready"], true);
+    assert_eq!(up["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(up["checks"]["database"], "ok");
+    let text = c.run(&["status"]).ok().stdout;
+    assert!(text.contains("is ready"), "{text}");
+    // No key is needed to ask.
+    let keyless = c.with_token("");
+    let mut cmd = keyless.command();
+    cmd.env_remove("CUSTODY_API_TOKEN").arg("status");
+    assert!(cmd.output().unwrap().status.success());
+
+    let v = c.run(&["version", "--output", "json"]).ok().json();
+    assert_eq!(v["client"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["server"], env!("CARGO_PKG_VERSION"));
+
+    // A port nothing listens on: down, exit 1, saying where it looked.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let gone = Cli::new(&format!("http://127.0.0.1:{port}"), "k", dir.path());
+    let down = gone.run(&["status"]);
+    assert_eq!(down.code, 1, "{}{}", down.stdout, down.stderr);
+    assert!(down.stdout.contains("is down"), "{}", down.stdout);
+    assert!(down.stdout.contains(&port.to_string()), "{}", down.stdout);
+    let v = gone.run(&["version", "--output", "json"]).ok().json();
+    assert_eq!(v["server"], serde_json::Value::Null);
+}
+
+#[test]
+fn completion_scripts_are_valid_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = Command::new(bin())
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("custody") && script.contains("attest") && script.contains("snapshot"),
+            "{shell}: {script:.200}"
+        );
+    }
+    // bash itself reads the bash script: no syntax error, and it
+    // completes a subcommand.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("custody.bash");
+    let out = Command::new(bin())
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    std::fs::write(&script, out.stdout).unwrap();
+    let check = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && COMP_WORDS=(custody att); COMP_CWORD=1; COMP_LINE='custody att'; COMP_POINT=11; _custody custody att custody && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        words.lines().any(|w| w == "attest") && words.lines().any(|w| w == "attach-policy"),
+        "{words}"
+    );
+    let bad = Command::new(bin())
+        .args(["completion", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("tcsh"));
+}
+
+#[test]
+fn manual_pages_render() {
+    let out = Command::new(bin()).arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH custody 1"), "{page:.300}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["man", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "custody.1",
+        "custody-attest-junit.1",
+        "custody-snapshot-k8s.1",
+        "custody-server.1",
+    ] {
+        assert!(dir.path().join(name).exists(), "{name}");
+    }
+    // groff reads every page without a warning, when it is installed.
+    if Command::new("groff").arg("-v").output().is_ok() {
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let path = e.unwrap().path();
+            let r = Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-z"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                r.status.success() && r.stderr.is_empty(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+    }
+}
+
+/// A throwaway certificate authority and a server certificate it signed
+/// for `localhost` and 127.0.0.1, as PEM files in `dir`: (ca, cert, key).
+fn pki(dir: &Path, tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("Custody test CA {tag}"));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let files = (
+        dir.join(format!("ca-{tag}.pem")),
+        dir.join(format!("server-{tag}.pem")),
+        dir.join(format!("server-{tag}.key")),
+    );
+    std::fs::write(&files.0, ca_cert.pem()).unwrap();
+    std::fs::write(&files.1, leaf.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+#[test]
+fn the_cli_talks_tls_to_the_server_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_a, cert_a, key_a) = pki(dir.path(), "a");
+    let (ca_b, cert_b, key_b) = pki(dir.path(), "b");
+    // The files the server is pointed at, replaced later as a renewal is.
+    let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    std::fs::copy(&cert_a, &cert).unwrap();
+    std::fs::copy(&key_a, &key).unwrap();
+    let Some(s) = Server::start_with(
+        Db::Sqlite,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let c = s.custody();
+    let with_ca = |ca: &Path, args: &[&str]| {
+        let mut cmd = c.command();
+        cmd.env("CUSTODY_CA_CERT", ca).args(args);
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // The system's roots alone do not know this CA.
+    c.run(&["whoami"]).fails(3, "certificate");
+    let (code, out, err) = with_ca(&ca_a, &["whoami", "--output", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"org\""), "{out}");
+    let (code, _, err) = with_ca(&ca_a, &["create", "flow", "over-tls"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = with_ca(&ca_a, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    // By name too: the certificate is for localhost as well.
+    let by_name = s.url.replace("127.0.0.1", "localhost");
+    let mut cmd = c.command();
+    cmd.env("CUSTODY_CA_CERT", &ca_a)
+        .env("CUSTODY_HOST", &by_name)
+        .args(["get", "flow", "over-tls"]);
+    assert!(cmd.output().unwrap().status.success());
+    // A CA file that holds no certificate is named.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let (code, _, err) = with_ca(&junk, &["whoami"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("junk.pem"), "{err}");
+
+    // Sessions over TLS get Secure, __Host- cookies.
+    let pem = std::fs::read(&ca_a).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let set_cookie = rt.block_on(async {
+        let r = http.get(format!("{}/signin", s.url)).send().await.unwrap();
+        r.headers()["set-cookie"].to_str().unwrap().to_string()
+    });
+    assert!(
+        set_cookie.starts_with("__Host-") && set_cookie.contains("Secure"),
+        "{set_cookie}"
+    );
+
+    // A renewed certificate (another CA here, to tell them apart) is
+    // served after SIGHUP, without a restart.
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &s.pid().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    std::fs::copy(&cert_b, &cert).unwrap();
+    std::fs::copy(&key_b, &key).unwrap();
+    hup();
+    crate::common::wait_for("the renewed certificate", || {
+        with_ca(&ca_b, &["whoami"]).0 == 0
+    });
+    assert_eq!(
+        with_ca(&ca_a, &["whoami"]).0,
+        3,
+        "the old CA no longer vouches"
+    );
+    // A broken renewal keeps the certificate in use.
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+    hup();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(with_ca(&ca_b, &["whoami"]).0, 0);
+}
+
+#[test]
+fn tls_files_that_cannot_be_used_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = pki(dir.path(), "a");
+    let start = |args: &[&std::ffi::OsStr]| {
+        Command::new(bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("CUSTODY_BOOTSTRAP_TOKEN", "a-bootstrap-token-of-16+")
+            .output()
+            .unwrap()
+    };
+    let missing = dir.path().join("missing.pem");
+    let out = start(&[
+        "--tls-cert".as_ref(),
+        missing.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.pem"), "{err}");
+    // A key that is not the certificate's.
+    let (_, _, other_key) = pki(dir.path(), "b");
+    let out = start(&[
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        other_key.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("do not make a usable pair"), "{err}");
+    // One without the other.
+    let out = start(&["--tls-cert".as_ref(), cert.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("data").join("custody.db").exists(),
+        "nothing created"
+    );
+}
+
+#[test]
+fn plain_http_across_a_network_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // TEST-NET-1: never a real host.
+    let far = Cli::new("http://192.0.2.1:8080", "k", dir.path());
+    far.run(&["whoami"]).fails(2, "--insecure-http");
+    // Told it is fine, it tries (and cannot connect).
+    far.run(&["whoami", "--insecure-http", "--timeout", "1s"])
+        .fails(3, "192.0.2.1");
+    // Loopback needs no such flag.
+    let near = Cli::new("http://localhost:9", "k", dir.path());
+    let r = near.run(&["whoami", "--timeout", "1s"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+}
