@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -38,10 +38,20 @@ fn id_of(req: &Request) -> String {
 pub async fn log(req: Request, next: Next) -> Response {
     let id = id_of(&req);
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // The route's pattern, not the path: one series per route, however
+    // many flows and trails there are.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
     let started = Instant::now();
     let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     let status = resp.status().as_u16();
-    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = (elapsed * 1000.0 * 100.0).round() / 100.0;
+    metrics::counter!("custody_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("custody_http_request_duration_seconds", "method" => method.to_string(), "route" => route).record(elapsed);
     // Probes come every few seconds: below the default level.
     if path == "/healthz" || path == "/readyz" {
         tracing::debug!(request_id = %id, %method, path, status, latency_ms, "request");

@@ -328,6 +328,14 @@ async fn deliver(
             Outcome::Retry(next)
         }
     };
+    let result = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry(_) => "retry",
+        Outcome::Failed => "failed",
+    };
+    metrics::counter!("custody_delivery_attempts_total", "result" => result).increment(1);
+    metrics::histogram!("custody_delivery_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
     let record = DeliveryAttempt {
         attempt: n,
         at,

@@ -12,6 +12,7 @@ pub mod checkpoints;
 pub mod delivery;
 pub mod egress;
 mod error;
+pub mod metrics;
 mod programs;
 mod ratelimit;
 mod routes;
@@ -194,6 +195,8 @@ pub async fn run(
     bootstrap(&store, &data_dir, cfg.bootstrap_token.as_deref()).await?;
 
     // Tests and scripts read this line to find a port chosen by the OS.
+    // Recording from the first request on.
+    metrics::handle();
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("custody server listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();

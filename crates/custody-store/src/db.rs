@@ -137,6 +137,22 @@ impl Db {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
+        let started = std::time::Instant::now();
+        let out = self.write_now(f).await;
+        // Queueing for the writer included: what a request waits for.
+        metrics::histogram!(
+            "custody_store_write_seconds",
+            "result" => if out.is_ok() { "ok" } else { "error" }
+        )
+        .record(started.elapsed().as_secs_f64());
+        out
+    }
+
+    async fn write_now<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
         match &self.writer {
             Writer::Pool(pool) => {
                 let mut tx = pool.begin().await?;

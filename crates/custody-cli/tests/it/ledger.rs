@@ -200,20 +200,6 @@ fn checkpoints_and_proofs(db: Db) {
 }
 both!(checkpoints_and_proofs);
 
-/// Whether Python has `modules`: a test that needs them is skipped
-/// without, unless CUSTODY_REQUIRE_TOOLS says they must be there.
-fn python_has(modules: &str) -> bool {
-    let have = std::process::Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        have || std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
-        "Python's {modules} required (scripts/test installs them)"
-    );
-    have
-}
-
 /// Verifies the note's signature with Python's `cryptography`, from the
 /// verifier key alone, as an auditor's own tool would.
 fn python_verifies_note(note: &str, vkey: &str) {
@@ -237,7 +223,7 @@ for line in sigs.splitlines():
         sys.exit(0)
 sys.exit('no signature by ' + name)
 "#;
-    if !python_has("cryptography") {
+    if !common::python_has("cryptography") {
         return;
     }
     let out = std::process::Command::new("python3")
@@ -490,7 +476,7 @@ for path in sorted(glob.glob(directory + "/*.intoto.json")):
     out.append(st["predicateType"] + " " + ",".join(s["digest"]["sha256"][:8] for s in st["subject"]))
 print("\n".join(out))
 "#;
-    if !python_has("securesystemslib, in_toto_attestation") {
+    if !common::python_has("securesystemslib, in_toto_attestation") {
         return None;
     }
     let out = std::process::Command::new("python3")
@@ -653,7 +639,7 @@ json.dump(ed.public_key.to_dict(), open(f"{d}/ed.key.json", "w"))
 open(f"{d}/ec.pem", "wb").write(ec._private_key.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 "#;
-    if !python_has("securesystemslib, cryptography") {
+    if !common::python_has("securesystemslib, cryptography") {
         return false;
     }
     std::fs::create_dir_all(dir).unwrap();

@@ -329,3 +329,123 @@ fn plain_http_across_a_network_is_refused() {
     let r = near.run(&["whoami", "--timeout", "1s"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
 }
+
+#[test]
+fn metrics_tell_an_operator_what_the_server_does() {
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    c.built("shop", "v1", "app", &"ab".repeat(32));
+    c.run(&["create", "environment", "prod", "--type", "k8s"])
+        .ok();
+    c.run(&["create", "service-account", "watcher", "--role", "reader"])
+        .ok();
+    let reader = c
+        .run(&[
+            "create",
+            "api-key",
+            "--service-account",
+            "watcher",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let get = |token: Option<&str>| {
+        rt.block_on(async {
+            let mut rb = reqwest::Client::new().get(format!("{}/metrics", s.url));
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t);
+            }
+            let r = rb.send().await.unwrap();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), ct, r.text().await.unwrap())
+        })
+    };
+    assert_eq!(get(None).0, 401);
+    assert_eq!(get(Some(&reader)).0, 403, "it names every organisation");
+    let (status, ct, text) = get(Some(crate::common::TOKEN));
+    assert_eq!(status, 200, "{text}");
+    assert!(ct.unwrap().starts_with("text/plain; version=0.0.4"));
+    let size = rt.block_on(async {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/orgs/default/ledger/entries?from=0&to=0",
+                s.url
+            ))
+            .bearer_auth(crate::common::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["size"].as_u64().unwrap()
+    });
+    for want in [
+        "custody_http_requests_total{method=\"POST\",route=\"/api/v1/orgs/{org}/flows/{flow}/trails/{trail}/artifacts\",status=\"201\"} 1".to_string(),
+        format!("custody_ledger_entries{{org=\"default\"}} {size}"),
+        "custody_outbox_pending 0".to_string(),
+        "custody_http_request_duration_seconds_bucket{".to_string(),
+        "custody_store_write_seconds_count{result=\"ok\"}".to_string(),
+    ] {
+        assert!(text.contains(&want), "{want} in\n{text}");
+    }
+    // An environment reported once has an age; one never reported none.
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .put(format!(
+                "{}/api/v1/orgs/default/environments/prod/report",
+                s.url
+            ))
+            .bearer_auth(crate::common::TOKEN)
+            .json(&serde_json::json!({"type": "k8s", "artifacts": [
+                {"name": "app:1", "fingerprint": "ab".repeat(32), "instances": [{"id": "app-1"}]}
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    });
+    let (_, _, text) = get(Some(crate::common::TOKEN));
+    assert!(
+        text.contains(
+            "custody_environment_last_report_age_seconds{org=\"default\",environment=\"prod\"}"
+        ),
+        "{text}"
+    );
+    // Prometheus's own parser reads all of it.
+    if crate::common::python_has("prometheus_client") {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+                 n = sum(len(f.samples) for f in p(sys.stdin.read()))\nprint(n)",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(text.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let samples: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(samples > 20, "{samples}");
+    }
+}

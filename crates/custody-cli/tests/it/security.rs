@@ -1166,6 +1166,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("get", "/api/v1/orgs/{org}/ledger/consistency", Need::Read),
     ("get", "/api/v1/orgs/{org}/ledger/entries", Need::Read),
     ("get", "/api/v1/orgs/{org}/ledger/locate", Need::Read),
+    ("get", "/metrics", Need::ServerAdmin),
     ("get", "/api/v1/orgs/{org}/ledger/verify", Need::Admin),
     (
         "get",

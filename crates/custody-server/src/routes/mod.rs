@@ -68,7 +68,8 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .layer(slots.clone());
     let health = OpenApiRouter::new()
         .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz));
+        .routes(routes!(health::readyz))
+        .routes(routes!(crate::metrics::metrics));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orgs::whoami))
         .routes(routes!(orgs::create_org))

@@ -342,3 +342,17 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Whether Python has `modules`: a test that needs them is skipped
+/// without, unless CUSTODY_REQUIRE_TOOLS says they must be there.
+pub fn python_has(modules: &str) -> bool {
+    let have = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have || std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+        "Python's {modules} required (scripts/test installs them)"
+    );
+    have
+}
