@@ -203,6 +203,12 @@ pub enum Command {
     Man(ManArgs),
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Args, Debug)]
 pub struct CompletionArgs {
     /// The shell to complete in.
@@ -308,6 +314,9 @@ pub struct ServerArgs {
     /// `sqlite://PATH` or `postgres://...` [default: sqlite://<data-dir>/custody.db]
     #[arg(long, env = "CUSTODY_DATABASE", value_parser = NonEmptyStringValueParser::new())]
     pub database: Option<String>,
+    /// How logs are written to standard error: lines for people, or one JSON object per line.
+    #[arg(long, env = "CUSTODY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Serve HTTPS with this certificate chain (PEM); with --tls-key. Sending the server SIGHUP reads both again.
     #[arg(long, env = "CUSTODY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

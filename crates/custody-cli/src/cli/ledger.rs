@@ -76,6 +76,9 @@ pub struct WitnessArgs {
     /// Address to listen on.
     #[arg(long, env = "CUSTODY_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: String,
+    /// How logs are written to standard error: lines for people, or one JSON object per line.
+    #[arg(long, env = "CUSTODY_LOG_FORMAT", value_enum, default_value_t = crate::cli::LogFormat::Text)]
+    pub log_format: crate::cli::LogFormat,
     /// A log to witness: its checkpoints' verifier key, from `custody ledger public-key` (repeatable).
     #[arg(
         long = "log-key",

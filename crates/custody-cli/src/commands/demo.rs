@@ -350,7 +350,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     }
     let dir: PathBuf = std::fs::canonicalize(&args.data_dir)?;
-    super::server::init_logs("warn");
+    super::server::init_logs("warn", crate::cli::LogFormat::Text);
     let now = jiff::Timestamp::now().as_millisecond();
     // The week ends a few minutes ago; it starts at a midnight (UTC).
     let end = now - 5 * MIN;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use custody_server::ServerConfig;
 
-use crate::cli::{ServerArgs, WitnessArgs};
+use crate::cli::{LogFormat, ServerArgs, WitnessArgs};
 use crate::fail::Environment;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -14,7 +14,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &bootstrap_token {
         custody_server::check_bootstrap_token(t).map_err(anyhow::Error::msg)?;
     }
-    init_logs("info,tower_http=warn,sqlx=warn");
+    init_logs("info,tower_http=warn,sqlx=warn", args.log_format);
     let cfg = config(args, bootstrap_token)?;
     custody_server::run(cfg, shutdown_signal())
         .await
@@ -23,18 +23,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Logs to standard error, filtered by RUST_LOG or `default`.
-pub fn init_logs(default: &str) {
-    let default = default.to_string();
-    tracing_subscriber::fmt()
+/// Logs to standard error, filtered by RUST_LOG or `default`: lines for
+/// people, or one JSON object per line for a log pipeline.
+pub fn init_logs(default: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
         // Colours for a terminal only: not as escape codes in log files.
-        .with_ansi(colour_on_stderr())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+        LogFormat::Text => logs.with_ansi(colour_on_stderr()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 /// The server's configuration from its flags.
@@ -130,14 +131,7 @@ pub async fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--log-key: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    tracing_subscriber::fmt()
-        .with_ansi(colour_on_stderr())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs("info", args.log_format);
     let cfg = custody_server::witness::WitnessConfig {
         listen: args.listen,
         name: args.name,

@@ -2,6 +2,8 @@
 //! shell completion and manual pages.
 
 use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
 use std::process::Command;
 
 use crate::common::{Cli, Db, Server, bin};
@@ -447,5 +449,161 @@ fn metrics_tell_an_operator_what_the_server_does() {
         );
         let samples: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         assert!(samples > 20, "{samples}");
+    }
+}
+
+#[test]
+fn json_logs_carry_the_request_id_the_client_sees() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("CUSTODY_BOOTSTRAP_TOKEN", crate::common::TOKEN)
+        .env_remove("RUST_LOG")
+        .env_remove("CUSTODY_DATABASE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("custody server listening on ")
+                .map(str::to_string)
+        })
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (echoed, generated) = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let a = c
+            .get(format!("{url}/api/v1/whoami"))
+            .bearer_auth(crate::common::TOKEN)
+            .header("x-request-id", "trace-4711")
+            .send()
+            .await
+            .unwrap();
+        let b = c
+            .get(format!("{url}/api/v1/whoami"))
+            .bearer_auth(crate::common::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (
+            a.headers()["x-request-id"].to_str().unwrap().to_string(),
+            b.headers()["x-request-id"].to_str().unwrap().to_string(),
+        )
+    });
+    assert_eq!(echoed, "trace-4711");
+    assert_eq!(generated.len(), 16);
+    let find = |id: &str| {
+        let mut found = None;
+        crate::common::wait_for("the request's log line", || {
+            found = lines.lock().unwrap().iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"));
+                (v["request_id"] == id).then_some(v)
+            });
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    for id in [echoed.as_str(), generated.as_str()] {
+        let v = find(id);
+        assert_eq!(v["path"], "/api/v1/whoami", "{v}");
+        assert_eq!(v["status"], 200, "{v}");
+        assert_eq!(v["level"], "INFO", "{v}");
+        assert!(v["latency_ms"].is_number(), "{v}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
+    let Some(mut s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let url = s.url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Requests whose bodies arrive slowly: in flight when the signal comes.
+    let slow = |name: String| {
+        let url = url.clone();
+        async move {
+            let body = serde_json::to_vec(&serde_json::json!({"name": name})).unwrap();
+            let chunks: Vec<Vec<u8>> = body.chunks(4).map(<[u8]>::to_vec).collect();
+            let stream = futures::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                Ok::<_, std::io::Error>(c)
+            });
+            reqwest::Client::new()
+                .put(format!("{url}/api/v1/orgs/default/flows"))
+                .bearer_auth(crate::common::TOKEN)
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    };
+    let pid = s.pid();
+    let statuses = rt.block_on(async {
+        let inflight: Vec<_> = (0..6)
+            .map(|i| tokio::spawn(slow(format!("late-{i}"))))
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut out = vec![];
+        for t in inflight {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for st in &statuses {
+        assert!(
+            matches!(st, Ok(200 | 201)),
+            "a request in flight was cut: {statuses:?}"
+        );
+    }
+    let code = s.wait_exit();
+    assert_eq!(code, Some(0), "a stop asked for is a clean exit");
+    // What they wrote is there after a start.
+    s.crash_and_restart();
+    let flows = s
+        .custody()
+        .run(&["list", "flows", "--output", "json"])
+        .ok()
+        .json();
+    let names: Vec<&str> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for i in 0..6 {
+        assert!(names.contains(&format!("late-{i}").as_str()), "{names:?}");
     }
 }

@@ -152,6 +152,18 @@ impl Server {
         self.url = url;
     }
 
+    /// Waits for the server to exit on its own (after a signal); its code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("the server did not exit within 30 s");
+    }
+
     /// The server process's id, to signal it.
     pub fn pid(&self) -> u32 {
         self.child.id()
