@@ -607,3 +607,73 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
         assert!(names.contains(&format!("late-{i}").as_str()), "{names:?}");
     }
 }
+
+#[test]
+fn the_server_runs_in_its_container_image() {
+    let Some(d) = crate::common::docker::docker() else {
+        return;
+    };
+    let tag = format!("custody:test-{}", std::process::id());
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/image"))
+        .args([tag.as_str(), bin()])
+        .env("DOCKER_HOST", &d.host)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&d.run(&["image", "inspect", &tag, "--format", "{{json .Config}}"]))
+            .unwrap();
+    assert_eq!(config["User"], "65532:65532", "not root");
+    assert_eq!(config["Entrypoint"][0], "/usr/local/bin/custody");
+    assert!(config["Volumes"].get("/data").is_some(), "{config}");
+    let health = config["Healthcheck"]["Test"].to_string();
+    assert!(health.contains("status"), "{health}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let name = format!("custody-test-{}", std::process::id());
+    let listen = format!("127.0.0.1:{port}");
+    let token_env = format!("CUSTODY_BOOTSTRAP_TOKEN={}", crate::common::TOKEN);
+    d.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "-e",
+        &token_env,
+        &tag,
+        "server",
+        "--listen",
+        &listen,
+        "--data-dir",
+        "/data",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cli::new(&url, crate::common::TOKEN, dir.path());
+    crate::common::wait_for("the server in its container", || {
+        c.run(&["status"]).code == 0
+    });
+    c.run(&["create", "flow", "from-a-container"]).ok();
+    c.run(&["get", "flow", "from-a-container"]).ok();
+    // Its own health check, run inside it, as the engine will.
+    d.run(&[
+        "exec",
+        &name,
+        "/usr/local/bin/custody",
+        "status",
+        "--host",
+        &url,
+    ]);
+    let _ = d.cmd().args(["rm", "-f", &name]).output();
+    let _ = d.cmd().args(["rmi", "-f", &tag]).output();
+}
