@@ -677,3 +677,152 @@ fn the_server_runs_in_its_container_image() {
     let _ = d.cmd().args(["rm", "-f", &name]).output();
     let _ = d.cmd().args(["rmi", "-f", &tag]).output();
 }
+
+/// The manifests as `kubectl apply -k` renders them, one overlay's
+/// documents.
+fn rendered(overlay: &str) -> Option<Vec<serde_json::Value>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/kubernetes/");
+    let Ok(out) = Command::new("kubectl")
+        .args(["kustomize", &format!("{dir}{overlay}")])
+        .output()
+    else {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+            "kubectl is required (scripts/test installs it)"
+        );
+        return None;
+    };
+    assert!(
+        out.status.success(),
+        "{overlay}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        text.split("\n---\n")
+            .map(|d| serde_norway::from_str::<serde_json::Value>(d).unwrap())
+            .collect(),
+    )
+}
+
+fn find<'a>(
+    docs: &'a [serde_json::Value],
+    kind: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+/// Every flag and `CUSTODY_` variable a container is given is one this
+/// binary knows: its arguments parse (`--help` after them), and each
+/// variable is named in the help of the command it runs.
+fn runs_as_written(container: &serde_json::Value) {
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let out = Command::new(bin())
+        .args(&args)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = String::from_utf8_lossy(&out.stdout);
+    for e in container["env"].as_array().into_iter().flatten() {
+        let name = e["name"].as_str().unwrap();
+        assert!(
+            help.contains(&format!("[env: {name}")) || help.contains(name),
+            "{args:?} does not know {name}"
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_and_run_as_written() {
+    let Some(base) = rendered("base") else {
+        return;
+    };
+    let (postgres, polling) = (rendered("postgres").unwrap(), rendered("polling").unwrap());
+    // Against the Kubernetes schemas, strictly (no unknown field).
+    let have = Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        have || std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+        "kubernetes-validate is required (scripts/test installs it)"
+    );
+    if have {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, docs) in [
+            ("base", &base),
+            ("postgres", &postgres),
+            ("polling", &polling),
+        ] {
+            let file = dir.path().join(format!("{name}.yaml"));
+            let yaml: Vec<String> = docs
+                .iter()
+                .map(|d| serde_norway::to_string(d).unwrap())
+                .collect();
+            std::fs::write(&file, yaml.join("---\n")).unwrap();
+            let out = Command::new("kubernetes-validate")
+                .args(["--strict", "--quiet"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    // The reporter may read pods and namespaces, nothing more.
+    let role = find(&base, "ClusterRole", "custody-reporter").unwrap();
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list", "watch"]}])
+    );
+    let server = find(&base, "Deployment", "custody-server").unwrap();
+    let reporter = find(&base, "Deployment", "custody-reporter").unwrap();
+    assert_eq!(
+        reporter["spec"]["template"]["spec"]["serviceAccountName"],
+        "custody-reporter"
+    );
+    for d in [server, reporter] {
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        runs_as_written(&pod["containers"][0]);
+    }
+    let watch = &reporter["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(watch.as_array().unwrap().contains(&"--watch".into()));
+    assert!(find(&base, "PersistentVolumeClaim", "custody-data").is_some());
+
+    // PostgreSQL: replicas, no volume of their own, the shared keys.
+    let server = find(&postgres, "Deployment", "custody-server").unwrap();
+    assert_eq!(server["spec"]["replicas"], 2);
+    assert!(find(&postgres, "PersistentVolumeClaim", "custody-data").is_none());
+    runs_as_written(&server["spec"]["template"]["spec"]["containers"][0]);
+
+    // Polling: a CronJob instead of the watching Deployment.
+    assert!(find(&polling, "Deployment", "custody-reporter").is_none());
+    let cron = find(&polling, "CronJob", "custody-reporter").unwrap();
+    let container = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        !container["args"]
+            .as_array()
+            .unwrap()
+            .contains(&"--watch".into())
+    );
+    runs_as_written(container);
+}
