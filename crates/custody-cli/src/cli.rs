@@ -193,6 +193,9 @@ pub enum Command {
     /// Audit bundles: export an environment's proven history, prove an artifact never ran, verify a bundle offline.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Back up a server's data while it runs, or make a new data directory from a backup.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Whether the server answers and is ready: exit 0 when it is, 1 when it is down or not ready.
     Status,
     /// Print this client's version, and the server's when it answers.
@@ -201,6 +204,37 @@ pub enum Command {
     Completion(CompletionArgs),
     /// Print the manual page custody(1), or write one page per command into a directory.
     Man(ManArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Copy the embedded database (a consistent snapshot, taken while the server runs), the evidence files and the server's keys into a new directory.
+    Backup(BackupArgs),
+    /// Make a new data directory from a backup, checking every file against the backup's manifest.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The server's data directory (its database, blobs and keys).
+    #[arg(long, env = "CUSTODY_DATA_DIR", default_value = "./custody-data")]
+    pub data_dir: PathBuf,
+    /// The database, when not <data-dir>/custody.db (`sqlite://PATH`).
+    #[arg(long, env = "CUSTODY_DATABASE", value_parser = NonEmptyStringValueParser::new())]
+    pub database: Option<String>,
+    /// A new directory for the backup.
+    #[arg(long, env = "CUSTODY_TO")]
+    pub to: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup, as `admin backup` wrote it.
+    #[arg(long, env = "CUSTODY_FROM")]
+    pub from: PathBuf,
+    /// The new data directory (it must not exist, or be empty).
+    #[arg(long, env = "CUSTODY_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //! - Reads never see half a write.
 
 mod auth;
+pub mod backup;
 mod blobs;
 mod bundle;
 pub mod clock;

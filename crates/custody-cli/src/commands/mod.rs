@@ -1,6 +1,7 @@
 mod admin;
 mod attest;
 mod audit;
+mod backup;
 mod controls;
 mod demo;
 mod environments;
@@ -105,6 +106,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(c) => flows::list(Ctx::new(cli.global).await?, c).await,
         Command::Search(args) => flows::search(Ctx::new(cli.global).await?, args).await,
         Command::Whoami => admin::whoami(Ctx::new(cli.global).await?).await,
+        Command::Admin(crate::cli::AdminCmd::Backup(args)) => backup::backup(args).await,
+        Command::Admin(crate::cli::AdminCmd::Restore(args)) => backup::restore(args).await,
         Command::Status => habits::status(&cli.global).await,
         Command::Version => habits::version(&cli.global).await,
         Command::Completion(args) => habits::completion(args),

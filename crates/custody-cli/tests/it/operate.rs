@@ -826,3 +826,146 @@ fn the_kubernetes_manifests_validate_and_run_as_written() {
     );
     runs_as_written(container);
 }
+
+#[test]
+fn a_backup_taken_while_writing_restores_and_verifies() {
+    // The log's name in its checkpoints is the server's public address:
+    // a restored server keeps it to verify what was signed before.
+    let public = ["--public-url", "https://custody.example.com"];
+    let Some(s) = Server::start_with(Db::Sqlite, &public) else {
+        return;
+    };
+    let c = s.custody();
+    c.run(&["create", "flow", "f"]).ok();
+    c.run(&["begin", "trail", "t", "--flow", "f"]).ok();
+    let evidence: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let file = s.path("report.bin");
+    std::fs::write(&file, &evidence).unwrap();
+    let a = c
+        .run(&[
+            "attest",
+            "generic",
+            "--name",
+            "scan",
+            "--flow",
+            "f",
+            "--trail",
+            "t",
+            "--output",
+            "json",
+            "--attachments",
+            file.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    let sha = a["evidence"][0]["sha256"].as_str().unwrap().to_string();
+    let data = s.dir.path().join("data");
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("backup");
+
+    // Writes go on while the backup is taken.
+    let writer = {
+        let c = s.custody();
+        std::thread::spawn(move || {
+            for i in 0..25 {
+                c.run(&["create", "flow", &format!("during-{i}")]).ok();
+            }
+        })
+    };
+    let admin = |args: &[&std::ffi::OsStr]| {
+        Command::new(bin())
+            .arg("admin")
+            .args(args)
+            .env_remove("CUSTODY_DATA_DIR")
+            .env_remove("CUSTODY_DATABASE")
+            .output()
+            .unwrap()
+    };
+    let out = admin(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        backup.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    writer.join().unwrap();
+    // Never over an earlier one.
+    let again = admin(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        backup.as_os_str(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // A damaged backup is refused, and leaves no data directory behind.
+    let damaged = work.path().join("damaged");
+    Command::new("cp")
+        .args(["-r"])
+        .arg(&backup)
+        .arg(&damaged)
+        .status()
+        .unwrap();
+    let blob = damaged.join("blobs/sha256").join(&sha[..2]).join(&sha);
+    std::fs::write(&blob, b"not what was attested").unwrap();
+    let target = work.path().join("from-damaged");
+    let out = admin(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        damaged.as_os_str(),
+        "--data-dir".as_ref(),
+        target.as_os_str(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not hash to its name"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!target.exists(), "nothing half-restored");
+
+    // Restored into a new directory, a server on it reads everything back
+    // and its ledger verifies.
+    let fresh = tempfile::tempdir().unwrap();
+    let restored = fresh.path().join("data");
+    let out = admin(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Server::start_in(fresh, Db::Sqlite, &public, &[]).unwrap();
+    let rc = r.custody();
+    let audit = rc
+        .run(&["ledger", "verify", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
+    let got = r.path("got.bin");
+    rc.run(&["get", "evidence", &sha, "-o", got.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(&got).unwrap(), evidence);
+    rc.run(&["get", "flow", "f"]).ok();
+    // Same keys: the checkpoints are signed as before.
+    let key = |c: &Cli| c.run(&["ledger", "public-key"]).ok().stdout;
+    assert_eq!(key(&rc), key(&c));
+}
