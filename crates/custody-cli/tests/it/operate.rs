@@ -969,3 +969,95 @@ fn a_backup_taken_while_writing_restores_and_verifies() {
     let key = |c: &Cli| c.run(&["ledger", "public-key"]).ok().stdout;
     assert_eq!(key(&rc), key(&c));
 }
+
+both!(a_kill_9_under_load_loses_no_acknowledged_write);
+fn a_kill_9_under_load_loses_no_acknowledged_write(db: Db) {
+    // A fixed public address: the restart listens on another port, and the
+    // log's name in its checkpoints must stay.
+    let Some(mut s) = Server::start_with(db, &["--public-url", "https://custody.example.com"])
+    else {
+        return;
+    };
+    s.custody().run(&["create", "flow", "load"]).ok();
+    let url = s.url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Four clients write trails as fast as they can, each logging what the
+    // server acknowledged.
+    let clients: Vec<_> = (0..4)
+        .map(|k| {
+            let (url, stop) = (url.clone(), stop.clone());
+            rt.spawn(async move {
+                let http = reqwest::Client::new();
+                let mut acked = vec![];
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = format!("c{k}-{i}");
+                    i += 1;
+                    let r = http
+                        .put(format!("{url}/api/v1/orgs/default/flows/load/trails"))
+                        .bearer_auth(crate::common::TOKEN)
+                        .json(&serde_json::json!({"name": name}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().is_success() => acked.push(name),
+                        // The server is gone: what was not acknowledged
+                        // may or may not be there.
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    s.crash_and_restart();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = rt.block_on(async {
+        let mut all = vec![];
+        for c in clients {
+            all.extend(c.await.unwrap());
+        }
+        all
+    });
+    assert!(acked.len() > 20, "the load was light: {}", acked.len());
+    let url = s.url.clone();
+    let present: std::collections::HashSet<String> = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut names = std::collections::HashSet::new();
+        for page in 1.. {
+            let v: serde_json::Value = http
+                .get(format!(
+                    "{url}/api/v1/orgs/default/flows/load/trails?page={page}&per_page=100"
+                ))
+                .bearer_auth(crate::common::TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let items = v["items"].as_array().unwrap();
+            if items.is_empty() {
+                break;
+            }
+            names.extend(
+                items
+                    .iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string)),
+            );
+        }
+        names
+    });
+    let c = s.custody();
+    let lost: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    // Nothing half-written: the store is what its ledger says.
+    let audit = c.run(&["ledger", "verify", "--output", "json"]).ok().json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
+}
