@@ -1061,3 +1061,216 @@ fn a_kill_9_under_load_loses_no_acknowledged_write(db: Db) {
         "{audit}"
     );
 }
+
+/// Two servers on one PostgreSQL database and one S3 bucket (moto) are
+/// interchangeable: writes through either land in one gap-free ledger,
+/// evidence sent to one is read from the other, each notification goes
+/// out once, and killing one mid-burst loses nothing acknowledged.
+#[test]
+fn two_replicas_share_one_database_and_one_bucket() {
+    let Some(pg) = crate::common::postgres_url() else {
+        return;
+    };
+    let moto = crate::common::moto::Moto::start();
+    moto.python("aws('s3').create_bucket(Bucket='shared')");
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let shared = [
+        "--database",
+        pg.as_str(),
+        "--blob-store",
+        "s3://shared/vault",
+        "--public-url",
+        "https://custody.example.com",
+    ];
+    let a = Server::start_env(Db::Sqlite, &shared, &env).unwrap();
+    // The second shares the first's sealing and signing keys.
+    let keys = a.dir.path().join("data");
+    let (secret, signing) = (keys.join("secret.key"), keys.join("ledger-signing.key"));
+    let mut b_args = shared.to_vec();
+    b_args.extend([
+        "--secret-key-file",
+        secret.to_str().unwrap(),
+        "--signing-key",
+        signing.to_str().unwrap(),
+    ]);
+    let mut b = Server::start_env(Db::Sqlite, &b_args, &env).unwrap();
+    let (ca, cb) = (a.custody(), b.custody());
+    ca.run(&["create", "flow", "shared"]).ok();
+    cb.run(&["begin", "trail", "t", "--flow", "shared"]).ok();
+
+    // Evidence written through one is read through the other.
+    let bytes: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
+    let file = a.path("scan.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let att = ca
+        .run(&[
+            "attest",
+            "generic",
+            "--name",
+            "scan",
+            "--flow",
+            "shared",
+            "--trail",
+            "t",
+            "--output",
+            "json",
+            "--attachments",
+            file.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    let sha = att["evidence"][0]["sha256"].as_str().unwrap().to_string();
+    let got = b.path("got.bin");
+    cb.run(&["get", "evidence", &sha, "-o", got.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(&got).unwrap(), bytes);
+
+    // A webhook on an environment both replicas take reports for.
+    let hook = crate::common::receiver::Receiver::start(crate::common::receiver::Behaviour::Ok);
+    ca.run(&["create", "environment", "prod", "--type", "k8s"])
+        .ok();
+    ca.run(&[
+        "create",
+        "action",
+        "hook",
+        "--environment",
+        "prod",
+        "--on",
+        "artifact-started",
+        "--webhook",
+        &hook.url,
+    ])
+    .ok();
+
+    // Four clients write through both replicas; B dies mid-burst.
+    let urls = [a.url.clone(), b.url.clone()];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|k| {
+            let (urls, stop) = (urls.clone(), stop.clone());
+            rt.spawn(async move {
+                let http = reqwest::Client::new();
+                let mut acked = vec![];
+                let mut b_dead = false;
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = format!("c{k}-{i}");
+                    let via = if b_dead { 0 } else { (i as usize + k) % 2 };
+                    i += 1;
+                    let r = http
+                        .put(format!(
+                            "{}/api/v1/orgs/default/flows/shared/trails",
+                            urls[via]
+                        ))
+                        .bearer_auth(crate::common::TOKEN)
+                        .json(&serde_json::json!({"name": name}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().is_success() => acked.push(name),
+                        Ok(r) => panic!("{name} via {via}: {}", r.status()),
+                        Err(_) if via == 1 => b_dead = true,
+                        Err(e) => panic!("{name} via A: {e}"),
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    // Reports through both, each starting a new version: notifications.
+    for v in 1..=6 {
+        let via = &urls[v % 2];
+        let r = rt.block_on(
+            reqwest::Client::new()
+                .put(format!("{via}/api/v1/orgs/default/environments/prod/report"))
+                .bearer_auth(crate::common::TOKEN)
+                .json(&serde_json::json!({"type": "k8s", "artifacts": [
+                    {"name": format!("app:{v}"), "fingerprint": format!("{v:02x}").repeat(32), "instances": [{"id": "app-1"}]}
+                ]}))
+                .send(),
+        );
+        assert!(r.unwrap().status().is_success());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    b.stop();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = rt.block_on(async {
+        let mut all = vec![];
+        for c in clients {
+            all.extend(c.await.unwrap());
+        }
+        all
+    });
+    assert!(acked.len() > 40, "light load: {}", acked.len());
+
+    // Every acknowledged trail, through the survivor.
+    let present: std::collections::HashSet<String> = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut names = std::collections::HashSet::new();
+        for page in 1.. {
+            let v: serde_json::Value = http
+                .get(format!(
+                    "{}/api/v1/orgs/default/flows/shared/trails?page={page}&per_page=100",
+                    a.url
+                ))
+                .bearer_auth(crate::common::TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let items = v["items"].as_array().unwrap();
+            if items.is_empty() {
+                break;
+            }
+            names.extend(
+                items
+                    .iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string)),
+            );
+        }
+        names
+    });
+    let lost: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    // One ledger, gap-free, verified with its checkpoints.
+    let audit = ca
+        .run(&["ledger", "verify", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        audit[0]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
+    // Six versions started: six notifications, none twice (A delivers what
+    // B had claimed when it died, after B's lease runs out).
+    crate::common::wait_for("six notifications", || {
+        let mut ids: Vec<String> = hook
+            .requests()
+            .iter()
+            .map(|r| r.header("x-custody-delivery").to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len() >= 6
+    });
+    let ids: Vec<String> = hook
+        .requests()
+        .iter()
+        .map(|r| r.header("x-custody-delivery").to_string())
+        .collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "delivered twice: {ids:?}");
+}
