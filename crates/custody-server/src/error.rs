@@ -80,6 +80,10 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             StoreError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            StoreError::Full => {
+                tracing::error!("the blob store is full: an upload was refused");
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             StoreError::Upload(_) => StatusCode::BAD_REQUEST,
             StoreError::Judge(_) => {
                 return ApiError {

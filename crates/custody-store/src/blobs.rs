@@ -39,6 +39,22 @@ pub struct StoredBlob {
     pub size: u64,
 }
 
+/// A write's error: `Full` when the disk (or quota) is, whatever layer
+/// says so, so the caller hears 507 rather than an internal error.
+fn write_error(e: object_store::Error) -> StoreError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded)
+        {
+            return StoreError::Full;
+        }
+        cause = c.source();
+    }
+    StoreError::Blob(e.to_string())
+}
+
 impl BlobStore {
     /// `file://PATH` (created if missing), or `s3://BUCKET[/PREFIX]` for any
     /// S3-compatible store, configured by the standard `AWS_*` variables
@@ -119,7 +135,7 @@ impl BlobStore {
             }
             Err(e) => {
                 let _ = self.inner.delete(staging).await;
-                Err(StoreError::Blob(e.to_string()))
+                Err(write_error(e))
             }
         }
     }
@@ -146,7 +162,7 @@ impl BlobStore {
             .inner
             .put_multipart(&staging)
             .await
-            .map_err(|e| StoreError::Blob(e.to_string()))?;
+            .map_err(write_error)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
@@ -162,7 +178,7 @@ impl BlobStore {
                 writer
                     .wait_for_capacity(IN_FLIGHT)
                     .await
-                    .map_err(|e| StoreError::Blob(e.to_string()))?;
+                    .map_err(write_error)?;
                 writer.put(chunk);
             }
             Ok(())
@@ -172,10 +188,11 @@ impl BlobStore {
             let _ = writer.abort().await;
             return Err(e);
         }
-        writer
-            .finish()
-            .await
-            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        if let Err(e) = writer.finish().await {
+            // What was written of it goes too.
+            let _ = self.inner.delete(&staging).await;
+            return Err(write_error(e));
+        }
         *budget -= size;
         let sha256 = hex::encode(hasher.finalize());
         self.promote(&staging, &Self::location(&sha256)).await?;

@@ -23,6 +23,9 @@ pub enum StoreError {
     Commit(String),
     #[error("blob store error: {0}")]
     Blob(String),
+    /// The blob store has no room: the upload was not kept.
+    #[error("the evidence store is full: the upload was not kept")]
+    Full,
     #[error("integrity check failed: {0}")]
     Integrity(String),
     #[error("stored data is corrupt: {0}")]

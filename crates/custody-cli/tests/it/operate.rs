@@ -1274,3 +1274,92 @@ fn two_replicas_share_one_database_and_one_bucket() {
     let unique: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "delivered twice: {ids:?}");
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_evidence_store_refuses_the_upload_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    std::fs::create_dir_all(&vault).unwrap();
+    // Mounting needs root, which the test command has (it runs dockerd).
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&vault)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err(),
+            "mounting a tmpfs needs root"
+        );
+        return;
+    }
+    let _guard = Tmpfs(vault.clone());
+    let blob_store = format!("file://{}", vault.display());
+    let Some(s) = Server::start_with(Db::Sqlite, &["--blob-store", &blob_store]) else {
+        return;
+    };
+    let c = s.custody();
+    c.run(&["create", "flow", "f"]).ok();
+    c.run(&["begin", "trail", "t", "--flow", "f"]).ok();
+    let big = s.path("big.bin");
+    std::fs::write(&big, vec![7u8; 3 << 20]).unwrap();
+    let attest = |name: &str, file: &Path| {
+        c.run(&[
+            "attest",
+            "generic",
+            "--name",
+            name,
+            "--flow",
+            "f",
+            "--trail",
+            "t",
+            "--attachments",
+            file.to_str().unwrap(),
+        ])
+    };
+    let r = attest("too-big", &big);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("evidence store is full"), "{}", r.stderr);
+    // Nothing of it is left, in the vault or in the record.
+    let mut left = vec![];
+    for e in walk(&vault) {
+        left.push(e);
+    }
+    assert!(left.is_empty(), "partial files left: {left:?}");
+    let trail = c
+        .run(&["get", "trail", "t", "--flow", "f", "--output", "json"])
+        .ok()
+        .json();
+    assert!(
+        trail["attestations"].as_array().unwrap().is_empty(),
+        "{trail}"
+    );
+    // It keeps serving: reads, and an upload that fits.
+    let small = s.path("small.txt");
+    std::fs::write(&small, "fits").unwrap();
+    attest("fits", &small).ok();
+    c.run(&["get", "trail", "t", "--flow", "f"]).ok();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
