@@ -1363,3 +1363,80 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The service account's files where every pod has them, for one test,
+/// removed when dropped.
+struct ServiceAccountFiles(PathBuf);
+
+impl Drop for ServiceAccountFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn the_k8s_reporter_finds_its_cluster_from_inside_it() {
+    use crate::common::kube_api::{FakeKube, image_id, pod};
+    let sa = Path::new("/var/run/secrets/kubernetes.io");
+    // Never over a real pod's service account; writing there needs root.
+    if sa.exists() || std::fs::create_dir_all(sa.join("serviceaccount")).is_err() {
+        assert!(
+            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err() || sa.exists(),
+            "writing the service account's files needs root"
+        );
+        return;
+    }
+    let _files = ServiceAccountFiles(sa.to_path_buf());
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "cluster");
+    let k = FakeKube::start_tls(
+        &std::fs::read_to_string(&cert).unwrap(),
+        &std::fs::read_to_string(&key).unwrap(),
+    );
+    k.namespace("shop");
+    let fp = "e".repeat(64);
+    k.put(pod(
+        "shop",
+        "cart-1",
+        "Running",
+        &[(
+            "cart",
+            "cart:7",
+            &image_id("registry.example.com/cart", &fp),
+        )],
+    ));
+    let account = sa.join("serviceaccount");
+    std::fs::copy(&ca, account.join("ca.crt")).unwrap();
+    std::fs::write(account.join("token"), "in-cluster-token").unwrap();
+    std::fs::write(account.join("namespace"), "custody").unwrap();
+    let port = k.url.rsplit(':').next().unwrap().to_string();
+
+    let Some(s) = Server::start(Db::Sqlite) else {
+        return;
+    };
+    let c = s.custody();
+    let mut cmd = c.command();
+    cmd.args(["snapshot", "k8s", "cluster", "--auto-environment"])
+        .env_remove("KUBECONFIG")
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &port);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(k.tokens(), vec!["in-cluster-token".to_string()]);
+    let snap = c
+        .run(&["get", "snapshot", "cluster", "--output", "json"])
+        .ok()
+        .json();
+    let fps: Vec<&str> = snap["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["fingerprint"].as_str())
+        .collect();
+    assert_eq!(fps, [fp.as_str()], "{snap}");
+}

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
+use tower::ServiceExt;
 
 #[derive(Default)]
 struct Store {
@@ -33,6 +34,8 @@ struct Store {
     /// Watches from before this resource version get 410 Gone.
     compacted: u64,
     watches: u64,
+    /// The bearer tokens requests came with.
+    tokens: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -218,6 +221,16 @@ async fn namespaces(Ext(s): Ext<Shared>) -> Response {
 
 impl FakeKube {
     pub fn start() -> FakeKube {
+        Self::serve(None)
+    }
+
+    /// Over HTTPS with this certificate and key (PEM), as a cluster's API
+    /// server is reached from inside it.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> FakeKube {
+        Self::serve(Some((cert_pem.to_string(), key_pem.to_string())))
+    }
+
+    fn serve(tls: Option<(String, String)>) -> FakeKube {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -233,23 +246,101 @@ impl FakeKube {
             events,
             cut,
         };
+        let seen = shared.clone();
         let app = Router::new()
             .route("/api/v1/namespaces", get(namespaces))
             .route("/api/v1/pods", get(all_pods))
             .route("/api/v1/namespaces/{ns}/pods", get(namespaced_pods))
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let seen = seen.clone();
+                    async move {
+                        if let Some(t) = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                        {
+                            seen.store.lock().unwrap().tokens.insert(t.to_string());
+                        }
+                        next.run(req).await
+                    }
+                },
+            ))
             .with_state(shared.clone());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = listener.local_addr().unwrap();
+        let url = match tls {
+            None => {
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                format!("http://{addr}")
+            }
+            Some((cert, key)) => {
+                use rustls_pki_types::pem::PemObject;
+                let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap();
+                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                runtime.spawn(async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let (acceptor, app) = (acceptor.clone(), app.clone());
+                        tokio::spawn(async move {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let service = hyper_util::service::TowerToHyperService::new(
+                                app.map_request(|r: axum::http::Request<hyper::body::Incoming>| {
+                                    r.map(Body::new)
+                                }),
+                            );
+                            let _ = hyper_util::server::conn::auto::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            )
+                            .serve_connection_with_upgrades(
+                                hyper_util::rt::TokioIo::new(stream),
+                                service,
+                            )
+                            .await;
+                        });
+                    }
+                });
+                format!("https://{addr}")
+            }
+        };
         FakeKube {
             url,
             shared,
             _runtime: runtime,
         }
+    }
+
+    /// The bearer tokens requests have come with.
+    pub fn tokens(&self) -> Vec<String> {
+        self.shared
+            .store
+            .lock()
+            .unwrap()
+            .tokens
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
