@@ -1377,16 +1377,17 @@ impl Drop for ServiceAccountFiles {
 #[test]
 fn the_k8s_reporter_finds_its_cluster_from_inside_it() {
     use crate::common::kube_api::{FakeKube, image_id, pod};
-    let sa = Path::new("/var/run/secrets/kubernetes.io");
+    let secrets = Path::new("/var/run/secrets");
+    let sa = secrets.join("kubernetes.io");
     // Never over a real pod's service account; writing there needs root.
-    if sa.exists() || std::fs::create_dir_all(sa.join("serviceaccount")).is_err() {
+    if secrets.exists() || std::fs::create_dir_all(sa.join("serviceaccount")).is_err() {
         assert!(
-            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err() || sa.exists(),
+            std::env::var("CUSTODY_REQUIRE_TOOLS").is_err() || secrets.exists(),
             "writing the service account's files needs root"
         );
         return;
     }
-    let _files = ServiceAccountFiles(sa.to_path_buf());
+    let _files = ServiceAccountFiles(secrets.to_path_buf());
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = pki(dir.path(), "cluster");
     let k = FakeKube::start_tls(
