@@ -1023,33 +1023,7 @@ fn a_kill_9_under_load_loses_no_acknowledged_write(db: Db) {
     });
     assert!(acked.len() > 20, "the load was light: {}", acked.len());
     let url = s.url.clone();
-    let present: std::collections::HashSet<String> = rt.block_on(async {
-        let http = reqwest::Client::new();
-        let mut names = std::collections::HashSet::new();
-        for page in 1.. {
-            let v: serde_json::Value = http
-                .get(format!(
-                    "{url}/api/v1/orgs/default/flows/load/trails?page={page}&per_page=100"
-                ))
-                .bearer_auth(crate::common::TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let items = v["items"].as_array().unwrap();
-            if items.is_empty() {
-                break;
-            }
-            names.extend(
-                items
-                    .iter()
-                    .filter_map(|t| t["name"].as_str().map(str::to_string)),
-            );
-        }
-        names
-    });
+    let present = trail_names(&rt, &url, "load");
     let c = s.custody();
     let lost: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
     assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
@@ -1214,34 +1188,7 @@ fn two_replicas_share_one_database_and_one_bucket() {
     assert!(acked.len() > 40, "light load: {}", acked.len());
 
     // Every acknowledged trail, through the survivor.
-    let present: std::collections::HashSet<String> = rt.block_on(async {
-        let http = reqwest::Client::new();
-        let mut names = std::collections::HashSet::new();
-        for page in 1.. {
-            let v: serde_json::Value = http
-                .get(format!(
-                    "{}/api/v1/orgs/default/flows/shared/trails?page={page}&per_page=100",
-                    a.url
-                ))
-                .bearer_auth(crate::common::TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let items = v["items"].as_array().unwrap();
-            if items.is_empty() {
-                break;
-            }
-            names.extend(
-                items
-                    .iter()
-                    .filter_map(|t| t["name"].as_str().map(str::to_string)),
-            );
-        }
-        names
-    });
+    let present = trail_names(&rt, &a.url, "shared");
     let lost: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
     assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
     // One ledger, gap-free, verified with its checkpoints.
@@ -1440,4 +1387,39 @@ fn the_k8s_reporter_finds_its_cluster_from_inside_it() {
         .filter_map(|a| a["fingerprint"].as_str())
         .collect();
     assert_eq!(fps, [fp.as_str()], "{snap}");
+}
+
+/// The names of a flow's trails, every page of them.
+fn trail_names(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    flow: &str,
+) -> std::collections::HashSet<String> {
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut names = std::collections::HashSet::new();
+        for page in 1.. {
+            let v: serde_json::Value = http
+                .get(format!(
+                    "{url}/api/v1/orgs/default/flows/{flow}/trails?page={page}&per_page=100"
+                ))
+                .bearer_auth(crate::common::TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let items = v["items"].as_array().unwrap();
+            if items.is_empty() {
+                break;
+            }
+            names.extend(
+                items
+                    .iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string)),
+            );
+        }
+        names
+    })
 }
