@@ -352,7 +352,16 @@ async fn deliver(
 }
 
 /// Runs until the task is dropped.
-pub async fn run(store: Store, cfg: DeliveryConfig, secrets: Arc<crate::secrets::SecretBox>) {
+/// Delivers until `stop` says so; then claims nothing more and lets the
+/// attempts under way finish (each is bounded by the receiver's timeout),
+/// so a stop does not leave a receiver with a notification whose attempt
+/// is not recorded.
+pub async fn run(
+    store: Store,
+    cfg: DeliveryConfig,
+    secrets: Arc<crate::secrets::SecretBox>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let cfg = Arc::new(cfg);
     let http = match crate::egress::client(cfg.egress) {
         Ok(c) => c,
@@ -377,7 +386,7 @@ pub async fn run(store: Store, cfg: DeliveryConfig, secrets: Arc<crate::secrets:
         }
     };
     let mut last_silence_check = Instant::now() - SILENCE_CHECK;
-    loop {
+    while !*stop.borrow() {
         while let Some(r) = in_flight.try_join_next() {
             done(&mut by_org, r);
         }
@@ -439,7 +448,22 @@ pub async fn run(store: Store, cfg: DeliveryConfig, secrets: Arc<crate::secrets:
         tokio::select! {
             _ = signal.notified() => {}
             _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
             Some(r) = in_flight.join_next(), if !in_flight.is_empty() => done(&mut by_org, r),
+        }
+    }
+    if !in_flight.is_empty() {
+        tracing::info!(
+            attempts = in_flight.len(),
+            "stopping: letting notification attempts under way finish"
+        );
+        let drained = tokio::time::timeout(cfg.timeout + Duration::from_secs(1), async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // Their rows stay claimed until the lease ends, then go out again.
+            tracing::warn!("stopping with notification attempts unfinished");
         }
     }
 }

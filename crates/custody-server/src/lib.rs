@@ -225,7 +225,13 @@ pub async fn run(
         public_url,
         signer: signer.clone(),
     };
-    let worker = tokio::spawn(delivery::run(store.clone(), delivery, secrets));
+    let (stop_delivery, delivery_stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(delivery::run(
+        store.clone(),
+        delivery,
+        secrets,
+        delivery_stop,
+    ));
     let judge = tokio::spawn(judge_leftovers(store.clone()));
     let publisher = tokio::spawn(checkpoints::run(
         store.clone(),
@@ -244,12 +250,19 @@ pub async fn run(
     if let Some(r) = reloader {
         r.abort();
     }
-    // Attempts cut short here are still pending in the outbox, and go out
-    // on the next start.
-    worker.abort();
+    // The notifications being sent finish and are recorded; the worker
+    // bounds that by the receivers' timeout.
+    let _ = stop_delivery.send(true);
+    let mut worker = worker;
+    if tokio::time::timeout(std::time::Duration::from_secs(60), &mut worker)
+        .await
+        .is_err()
+    {
+        worker.abort();
+        let _ = worker.await;
+    }
     judge.abort();
     publisher.abort();
-    let _ = worker.await;
     let _ = judge.await;
     let _ = publisher.await;
     store.close().await;

@@ -1423,3 +1423,64 @@ fn trail_names(
         names
     })
 }
+
+#[test]
+fn sigterm_lets_a_notification_under_way_finish_and_be_recorded() {
+    use crate::common::receiver::{Behaviour, Receiver};
+    let Some(mut s) =
+        Server::start_with(Db::Sqlite, &["--public-url", "https://custody.example.com"])
+    else {
+        return;
+    };
+    let hook = Receiver::start(Behaviour::Slow(std::time::Duration::from_millis(1500)));
+    let c = s.custody();
+    c.run(&["create", "environment", "prod", "--type", "k8s"])
+        .ok();
+    c.run(&[
+        "create",
+        "action",
+        "slow",
+        "--environment",
+        "prod",
+        "--on",
+        "artifact-started",
+        "--webhook",
+        &hook.url,
+    ])
+    .ok();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(
+        reqwest::Client::new()
+            .put(format!(
+                "{}/api/v1/orgs/default/environments/prod/report",
+                s.url
+            ))
+            .bearer_auth(crate::common::TOKEN)
+            .json(&serde_json::json!({"type": "k8s", "artifacts": [
+                {"name": "app:1", "fingerprint": "ab".repeat(32), "instances": [{"id": "app-1"}]}
+            ]}))
+            .send(),
+    );
+    assert!(r.unwrap().status().is_success());
+    // The receiver has it, and takes its time answering: stop now.
+    crate::common::wait_for("the attempt to start", || !hook.requests().is_empty());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &s.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(s.wait_exit(), Some(0));
+    // Recorded as delivered before the exit: the next start sends nothing.
+    s.crash_and_restart();
+    let d = s
+        .custody()
+        .run(&["list", "deliveries", "--action", "slow", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(d[0]["state"], "delivered", "{d}");
+    assert_eq!(d[0]["attempts"].as_array().unwrap().len(), 1, "{d}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(hook.requests().len(), 1, "sent once");
+}
