@@ -402,21 +402,7 @@ fn metrics_tell_an_operator_what_the_server_does() {
         assert!(text.contains(&want), "{want} in\n{text}");
     }
     // An environment reported once has an age; one never reported none.
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .put(format!(
-                "{}/api/v1/orgs/default/environments/prod/report",
-                s.url
-            ))
-            .bearer_auth(crate::common::TOKEN)
-            .json(&serde_json::json!({"type": "k8s", "artifacts": [
-                {"name": "app:1", "fingerprint": "ab".repeat(32), "instances": [{"id": "app-1"}]}
-            ]}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    });
+    report_version(&rt, &s.url, 1);
     let (_, _, text) = get(Some(crate::common::TOKEN));
     assert!(
         text.contains(
@@ -1162,17 +1148,7 @@ fn two_replicas_share_one_database_and_one_bucket() {
         .collect();
     // Reports through both, each starting a new version: notifications.
     for v in 1..=6 {
-        let via = &urls[v % 2];
-        let r = rt.block_on(
-            reqwest::Client::new()
-                .put(format!("{via}/api/v1/orgs/default/environments/prod/report"))
-                .bearer_auth(crate::common::TOKEN)
-                .json(&serde_json::json!({"type": "k8s", "artifacts": [
-                    {"name": format!("app:{v}"), "fingerprint": format!("{v:02x}").repeat(32), "instances": [{"id": "app-1"}]}
-                ]}))
-                .send(),
-        );
-        assert!(r.unwrap().status().is_success());
+        report_version(&rt, &urls[v % 2], v);
     }
     std::thread::sleep(std::time::Duration::from_millis(800));
     b.stop();
@@ -1449,19 +1425,7 @@ fn sigterm_lets_a_notification_under_way_finish_and_be_recorded() {
     ])
     .ok();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt.block_on(
-        reqwest::Client::new()
-            .put(format!(
-                "{}/api/v1/orgs/default/environments/prod/report",
-                s.url
-            ))
-            .bearer_auth(crate::common::TOKEN)
-            .json(&serde_json::json!({"type": "k8s", "artifacts": [
-                {"name": "app:1", "fingerprint": "ab".repeat(32), "instances": [{"id": "app-1"}]}
-            ]}))
-            .send(),
-    );
-    assert!(r.unwrap().status().is_success());
+    report_version(&rt, &s.url, 1);
     // The receiver has it, and takes its time answering: stop now.
     crate::common::wait_for("the attempt to start", || !hook.requests().is_empty());
     assert!(
@@ -1483,4 +1447,21 @@ fn sigterm_lets_a_notification_under_way_finish_and_be_recorded() {
     assert_eq!(d[0]["attempts"].as_array().unwrap().len(), 1, "{d}");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(hook.requests().len(), 1, "sent once");
+}
+
+/// Reports that `prod` (a k8s environment) runs version `v` of `app`: a
+/// new fingerprint per version.
+fn report_version(rt: &tokio::runtime::Runtime, url: &str, v: usize) {
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .put(format!("{url}/api/v1/orgs/default/environments/prod/report"))
+            .bearer_auth(crate::common::TOKEN)
+            .json(&serde_json::json!({"type": "k8s", "artifacts": [
+                {"name": format!("app:{v}"), "fingerprint": format!("{v:02x}").repeat(32), "instances": [{"id": "app-1"}]}
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    });
 }
