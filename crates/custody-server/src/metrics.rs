@@ -36,7 +36,7 @@ pub fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!(
-                "a metrics recorder was already installed; /metrics shows only the store's figures"
+                "a metrics recorder was already installed; /metrics will show nothing of this process"
             );
         }
         handle
