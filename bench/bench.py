@@ -17,6 +17,7 @@ machine is shared and noisy. Build first: cargo build --release -p custody.
                                  # (CUSTODY_BASELINE=path), and one org's writes while another's policy runs at its budget
     bench/bench.py request-rss   # peak server RSS for one large SBOM summary and one oversized user_data
     bench/bench.py pages         # every web page over 1,000,000 change events and a flow of 10,000 trails
+    bench/bench.py soak          # 10 minutes at 1,000 mixed requests/s (SQLite); soak-postgres: two replicas on PostgreSQL
 
 The history queries over 10 million change events are a Rust benchmark:
     cargo bench -p custody-store --bench runtime_history
@@ -1097,6 +1098,223 @@ def bench_request_rss(binaries):
                 shutil.rmtree(data, ignore_errors=True)
 
 
+# Trails of builds; the first SOAK_RUNNING of them are what the
+# environments run, so about one attestation in five is about a running
+# artifact (late evidence) and the rest about new builds.
+SOAK_TRAILS = 1000
+SOAK_RUNNING = 200
+SOAK_ENVS = 10
+SOAK_WORKLOADS = 50
+
+
+def soak_fp(trail):
+    return f"{(trail * 0x9E3779B97F4A7C15 + 12345) & 0xffffffffffffffff:016x}" * 4
+
+
+def soak_report(env, k):
+    """Environment `env`'s report for slot `k`: its 50 workloads, one of
+    them redeployed (to another trail's artifact) each time."""
+    arts = []
+    for i in range(SOAK_WORKLOADS):
+        trail = (env * SOAK_WORKLOADS + i + (k // SOAK_ENVS if i == k % SOAK_WORKLOADS else 0)) % SOAK_RUNNING
+        arts.append({"name": f"registry.example.com/team/svc-{i}:{trail}", "fingerprint": soak_fp(trail),
+                     "instances": [{"id": f"svc-{i}-{trail}", "started_at": 1700000000000,
+                                    "attributes": {"namespace": "prod", "node": "node-a", "container": "app"}}]})
+    return json.dumps({"type": "k8s", "artifacts": arts, "interval_s": 60, "reporter": "soak"}).encode()
+
+
+# One slot in twenty of each kind (the mix): the kinds a pipeline, a
+# reporter, a gate and a person looking cause.
+SOAK_MIX = (["attest"] * 6 + ["snapshot"] * 1 + ["assert-env", "assert-flow"] * 2
+            + ["get-trail", "get-snapshot", "what-ran-at", "search", "list-trails"] * 2 + ["healthz"])
+
+
+def soak_request(k, started):
+    org = "/api/v1/orgs/default"
+    only = os.environ.get("CUSTODY_BENCH_SOAK_ONLY")
+    kind = only or SOAK_MIX[(k * 7) % len(SOAK_MIX)]
+    trail = (k * 31) % SOAK_TRAILS
+    env = (k * 13) % SOAK_ENVS
+    if kind == "attest":
+        body = json.dumps({"name": f"check-{k % 20}", "type": "generic", "fingerprint": soak_fp(trail),
+                           "compliant": k % 17 != 0, "annotations": {"slot": str(k)}}).encode()
+        return kind, "POST", f"{org}/flows/soak/trails/t{trail}/attestations", body
+    if kind == "snapshot":
+        return kind, "PUT", f"{org}/environments/prod-{env}/report", soak_report(env, k)
+    if kind == "assert-env":
+        body = json.dumps({"fingerprint": soak_fp(trail % SOAK_RUNNING), "environment": f"prod-{env}"}).encode()
+        return kind, "POST", f"{org}/assert/artifact", body
+    if kind == "assert-flow":
+        return kind, "POST", f"{org}/assert/artifact", json.dumps({"fingerprint": soak_fp(trail), "flow": "soak"}).encode()
+    if kind == "get-trail":
+        return kind, "GET", f"{org}/flows/soak/trails/t{trail}", None
+    if kind == "get-snapshot":
+        return kind, "GET", f"{org}/environments/prod-{env}/snapshot", None
+    if kind == "what-ran-at":
+        ago = 1 + k % max(1, int(time.time() - started) or 1)
+        return kind, "GET", f"{org}/environments/prod-{env}/snapshot?at=%40%7B{ago}.seconds.ago%7D", None
+    if kind == "search":
+        return kind, "GET", f"{org}/search/{soak_fp(trail)}", None
+    if kind == "list-trails":
+        return kind, "GET", f"{org}/flows/soak/trails?page={1 + k % 4}&per_page=50", None
+    return kind, "GET", "/healthz", None
+
+
+def soak_worker(urls, rate, seconds, first, stride, threads, t0, out_path):
+    """One load process: `threads` threads, open loop. Slot k is due at
+    t0 + k/rate; its latency counts from when it was due, so a slow answer
+    delays the slots queued behind it and shows (no coordinated omission)."""
+    import http.client
+    import threading
+    import urllib.parse
+    results = []
+    lock = threading.Lock()
+
+    def run(offset):
+        conns = {}
+        mine = []
+        k = first + offset * stride
+        step = stride * threads
+        while True:
+            due = t0 + k / rate
+            if due - t0 >= seconds:
+                break
+            now = time.time()
+            if due > now:
+                time.sleep(due - now)
+            u = urllib.parse.urlparse(urls[k % len(urls)])
+            kind, method, path, body = soak_request(k, t0)
+            status = 0
+            sent = time.time()
+            for attempt in (0, 1):
+                c = conns.get(u.port) or http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+                conns[u.port] = c
+                try:
+                    c.request(method, path, body=body, headers={
+                        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+                    r = c.getresponse()
+                    r.read()
+                    status = r.status
+                    break
+                except (OSError, http.client.HTTPException):
+                    c.close()
+                    conns.pop(u.port, None)
+                    if attempt:
+                        status = -1
+            done = time.time()
+            mine.append((kind, int(due - t0), (done - due) * 1000, (done - sent) * 1000, status, k % len(urls)))
+            k += step
+        with lock:
+            results.extend(mine)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    with open(out_path, "w") as f:
+        json.dump(results, f)
+
+
+def soak_setup(url):
+    h = Http(url)
+    org = "/api/v1/orgs/default"
+    h.put(f"{org}/flows", {"name": "soak"})
+    for t in range(SOAK_TRAILS):
+        h.put(f"{org}/flows/soak/trails", {"name": f"t{t}"})
+        h.put(f"{org}/flows/soak/trails/t{t}/artifacts", {"name": "svc", "fingerprint": soak_fp(t)}, method="POST")
+    h.put(f"{org}/policies/prod", {"content": POLICY})
+    for e in range(SOAK_ENVS):
+        h.put(f"{org}/environments/prod-{e}", {"type": "k8s"})
+        h.put(f"{org}/environments/prod-{e}/policies", {"policy_names": ["prod"]}, method="POST")
+        h.put(f"{org}/environments/prod-{e}/report", soak_report(e, 0))
+
+
+def soak_run(servers, label):
+    """Drives `servers` (one or more replicas of one store) for
+    CUSTODY_BENCH_SOAK_SECONDS (600) at CUSTODY_BENCH_SOAK_RATE (1,000)
+    requests/s from two load processes, sampling each server's RSS."""
+    import multiprocessing
+    seconds = int(os.environ.get("CUSTODY_BENCH_SOAK_SECONDS", "600"))
+    rate = int(os.environ.get("CUSTODY_BENCH_SOAK_RATE", "1000"))
+    procs, threads = 2, 32
+    urls = [s.url for s in servers]
+    soak_setup(urls[0])
+    t0 = time.time() + 1
+    outs = [os.path.join(WORK, f"soak-{i}.json") for i in range(procs)]
+    os.makedirs(WORK, exist_ok=True)
+    ps = [multiprocessing.Process(target=soak_worker, args=(urls, rate, seconds, i, procs, threads, t0, outs[i]))
+          for i in range(procs)]
+    for p in ps:
+        p.start()
+    rss = []  # (second, [kB per server])
+    cpu0 = [cpu_seconds(s.p.pid) for s in servers]
+    while any(p.is_alive() for p in ps):
+        time.sleep(5)
+        rss.append((time.time() - t0, [s.rss_kb() for s in servers]))
+    for p in ps:
+        p.join()
+    cpu = [cpu_seconds(s.p.pid) - c for s, c in zip(servers, cpu0)]
+    load_cpu = os.times().children_user + os.times().children_system
+    results = []
+    for o in outs:
+        with open(o) as f:
+            results.extend(json.load(f))
+    total = len(results)
+    errors = [r for r in results if not 200 <= r[4] < 300]
+    print(f"## soak: {label}; {rate} requests/s for {seconds} s from {procs} load processes x {threads} threads, "
+          f"open loop (latency counted from each request's due time)")
+    print(f"  {total} requests ({total / seconds:.0f}/s achieved), errors {len(errors)}; "
+          f"the load processes used {load_cpu / seconds * 100:.0f}% of one core (the machine has {os.cpu_count()})"
+          + (f" (first: {errors[0]})" if errors else ""))
+    print(f"  {'kind':13s} {'count':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9':>8s} {'max':>8s}")
+    kinds = sorted({r[0] for r in results}, key=lambda k: SOAK_MIX.index(k) if k in SOAK_MIX else 0)
+    for kind in kinds + ["all"]:
+        lat = [r[2] for r in results if kind in ("all", r[0])]
+        print(f"  {kind:13s} {len(lat):7d} {pct(lat, .5):8.2f} {pct(lat, .99):8.2f} {pct(lat, .999):8.2f} {max(lat):8.1f}")
+    print("  p99 of all requests by minute: " + ", ".join(
+        f"{pct([r[2] for r in results if r[1] // 60 == m], .99):.1f}" for m in range(max(1, seconds // 60))))
+    for i, s in enumerate(servers):
+        series = [kb[i] for t, kb in rss]
+        settled = [kb[i] for t, kb in rss if t >= 60] or series
+        growth = (settled[-1] - settled[0]) / settled[0] * 100
+        print(f"  server {i + 1}: RSS after the first minute {settled[0] / 1024:.1f} MiB, at the end "
+              f"{settled[-1] / 1024:.1f} MiB ({growth:+.1f}%, target <= +10%), peak {max(series) / 1024:.1f} MiB; "
+              f"CPU {cpu[i] / seconds * 100:.0f}% of one core")
+    return results
+
+
+def bench_soak():
+    data = tempfile.mkdtemp(prefix="custody-soak-")
+    s = Server(data)
+    try:
+        soak_run([s], "SQLite, one server")
+        print(f"  ledger after the soak: {db_counts(data)['ledger']} entries")
+    finally:
+        s.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def bench_soak_postgres():
+    pg = Postgres()
+    data = [tempfile.mkdtemp(prefix="custody-soak-") for _ in range(2)]
+    servers = []
+    try:
+        blobs = f"file://{data[0]}/shared-blobs"
+        first = Server(data[0], ["--database", pg.url, "--blob-store", blobs])
+        servers.append(first)
+        servers.append(Server(data[1], ["--database", pg.url, "--blob-store", blobs,
+                                        "--secret-key-file", f"{data[0]}/secret.key",
+                                        "--signing-key", f"{data[0]}/ledger-signing.key"]))
+        soak_run(servers, "PostgreSQL (local, fsync on), two replicas, each request to one of them in turn")
+    finally:
+        for s in servers:
+            s.stop()
+        pg.stop()
+        for d in data:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if not os.path.exists(CUSTODY):
         raise SystemExit("build first: cargo build --release -p custody")
@@ -1114,6 +1332,8 @@ if __name__ == "__main__":
             "controls": bench_controls,
             "hostile": bench_hostile,
             "pages": bench_pages,
+            "soak": bench_soak,
+            "soak-postgres": bench_soak_postgres,
             "request-rss": lambda: bench_request_rss(
                 [("this build", CUSTODY)]
                 + ([("baseline", os.environ["CUSTODY_BASELINE"])] if os.environ.get("CUSTODY_BASELINE") else [])),

@@ -140,7 +140,7 @@ impl ComplianceStatus {
 }
 
 /// One policy version applied to a set of artifacts.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyEvaluation {
     pub policy: String,
     pub version: i64,
@@ -182,7 +182,7 @@ pub struct EvaluationInputs {
     pub trails: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyRef {
     pub name: String,
     pub version: i64,

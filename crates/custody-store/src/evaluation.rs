@@ -222,26 +222,42 @@ pub(crate) async fn judge(
 
 /// Marks environments for judgement after this write commits. Only those
 /// a judgement would record something for: with a policy attached, or
-/// judged before (a detached last policy records UNKNOWN once).
+/// judged before (a detached last policy records UNKNOWN once). A new
+/// snapshot lets the next judgement keep the verdicts of what still runs;
+/// any other cause given here (policies, the allowlist) has it judge every
+/// artifact again.
 pub(crate) async fn mark(
     c: &mut AnyConnection,
     ledger: &LedgerWriter,
     env_ids: &[i64],
     cause: Cause,
 ) -> StoreResult<()> {
+    mark_with(c, ledger, env_ids, cause, true).await
+}
+
+async fn mark_with(
+    c: &mut AnyConnection,
+    ledger: &LedgerWriter,
+    env_ids: &[i64],
+    cause: Cause,
+    whole: bool,
+) -> StoreResult<()> {
     for &id in env_ids {
-        // Causes pile up until a judgement clears them: only a pile of
-        // snapshots alone lets a judgement reuse verdicts.
+        // Causes pile up until a judgement clears them (only the cause's
+        // name: whether the next judgement may keep verdicts is
+        // `judge_whole`).
         sqlx::query(
             "UPDATE environments SET \
                judge_cause = CASE WHEN judge_mark IS NULL OR judge_cause = $3 THEN $3 ELSE 'several' END, \
-               judge_mark = $2 \
+               judge_mark = $2, \
+               judge_whole = CASE WHEN $4 = 1 THEN 1 ELSE judge_whole END \
              WHERE id = $1 AND (compliance IN ('COMPLIANT', 'NON-COMPLIANT') \
                OR EXISTS (SELECT 1 FROM environment_policies ep WHERE ep.env_id = $1))",
         )
         .bind(id)
         .bind(ledger.size())
         .bind(cause.as_str())
+        .bind(i64::from(whole && cause != Cause::Snapshot))
         .execute(&mut *c)
         .await?;
     }
@@ -292,6 +308,9 @@ struct Prepared {
     /// artifacts that still run (only new snapshots, same policies and
     /// allowlist since).
     reuse: Option<EnvironmentCompliance>,
+    /// The latest evaluation recorded, to tell whether this one says
+    /// anything new.
+    previous: Option<EnvironmentCompliance>,
     /// Facts of the artifacts to judge: all of them, or with `reuse` only
     /// those it has no verdict for.
     facts: Vec<ArtifactFacts>,
@@ -306,7 +325,7 @@ async fn prepare(c: &mut AnyConnection, org_id: i64, env_id: i64) -> StoreResult
         .await?
         .try_get(0)?;
     let r = sqlx::query(
-        "SELECT e.name, e.latest_index, e.judge_mark, e.judge_cause, e.judged_as_of, o.name \
+        "SELECT e.name, e.latest_index, e.judge_mark, e.judge_cause, e.judged_as_of, o.name, e.judge_whole \
          FROM environments e JOIN orgs o ON o.id = e.org_id WHERE e.id = $1 AND e.org_id = $2",
     )
     .bind(env_id)
@@ -325,22 +344,32 @@ async fn prepare(c: &mut AnyConnection, org_id: i64, env_id: i64) -> StoreResult
     let allow = allowlisted(c, env_id).await?;
     let mut allowed: Vec<String> = allow.iter().cloned().collect();
     allowed.sort();
-    // A new snapshot changes only what runs: every other input change
-    // judges the environment whole. So when the policies (policy v1, a
-    // pure function of an artifact's facts) and the allowlist are those of
-    // the last evaluation, artifacts that still run keep their verdicts and
-    // only the new ones are read and judged.
-    let reuse = if cause == Cause::Snapshot
-        && !policies.is_empty()
-        && policies.iter().all(|p| p.kind == PolicyKind::Kosli)
-    {
-        let refs = refs_of(&policies);
-        latest(c, env_id).await?.filter(|prev| {
-            same_refs(&prev.inputs.policies, &refs) && prev.inputs.allowlisted == allowed
-        })
-    } else {
-        None
-    };
+    // A new snapshot changes only what runs, and evidence only the facts
+    // of the fingerprints it names (`env_judge_dirty`); a policy or the
+    // allowlist changing judges the environment whole (`judge_whole`). So
+    // when the policies (policy v1, a pure function of an artifact's facts)
+    // and the allowlist are those of the last evaluation, artifacts that
+    // still run and were not named keep their verdicts; only the others
+    // are read and judged.
+    let whole = r.try_get::<i64, _>(6)? != 0;
+    let dirty: HashSet<String> =
+        sqlx::query("SELECT fingerprint FROM env_judge_dirty WHERE env_id = $1")
+            .bind(env_id)
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+    let previous = latest(c, env_id).await?;
+    let reuse =
+        if !whole && !policies.is_empty() && policies.iter().all(|p| p.kind == PolicyKind::Kosli) {
+            let refs = refs_of(&policies);
+            previous.clone().filter(|prev| {
+                same_refs(&prev.inputs.policies, &refs) && prev.inputs.allowlisted == allowed
+            })
+        } else {
+            None
+        };
     let to_judge: Vec<ArtifactKey> = match &reuse {
         Some(prev) => {
             let known: Vec<HashSet<(&str, &str)>> = prev
@@ -355,9 +384,10 @@ async fn prepare(c: &mut AnyConnection, org_id: i64, env_id: i64) -> StoreResult
                 .collect();
             keys.iter()
                 .filter(|k| {
-                    !known
-                        .iter()
-                        .all(|m| m.contains(&(k.name.as_str(), k.fingerprint.as_str())))
+                    dirty.contains(&k.fingerprint)
+                        || !known
+                            .iter()
+                            .all(|m| m.contains(&(k.name.as_str(), k.fingerprint.as_str())))
                 })
                 .cloned()
                 .collect()
@@ -380,6 +410,7 @@ async fn prepare(c: &mut AnyConnection, org_id: i64, env_id: i64) -> StoreResult
         keys,
         allowed,
         reuse,
+        previous,
         facts,
     }))
 }
@@ -440,6 +471,26 @@ async fn record(
     } else {
         ComplianceStatus::NonCompliant
     };
+    // A judgement that finds what the latest one found, from the same
+    // inputs, adds nothing to the record: the mark is cleared and
+    // `judged_as_of` says how far the environment was judged. (Evidence
+    // about a running artifact that changes no verdict is the common
+    // case; recording each would write an evaluation per attestation per
+    // environment.)
+    if let Some(prev) = p
+        .previous
+        .as_ref()
+        .filter(|prev| prev.evaluation == seq - 1)
+        && prev.status == status
+        && prev.snapshot == p.snapshot.max(0) as u64
+        && prev.policies == evaluations
+        && prev.inputs.policies == refs_of(&p.policies)
+        && prev.inputs.allowlisted == p.allowed
+        && prev.inputs.trails == trails
+    {
+        settled(c, p.env_id, p.as_of).await?;
+        return Ok(None);
+    }
     let now = now_ms();
     let value = EnvironmentCompliance {
         environment: p.env.clone(),
@@ -524,14 +575,20 @@ async fn record(
 async fn settled(c: &mut AnyConnection, env_id: i64, as_of: i64) -> StoreResult<()> {
     sqlx::query(
         "UPDATE environments SET judged_as_of = $2, \
+           judge_whole = CASE WHEN judge_mark <= $2 THEN 0 ELSE judge_whole END, \
            judge_cause = CASE WHEN judge_mark <= $2 THEN NULL ELSE judge_cause END, \
            judge_mark = CASE WHEN judge_mark <= $2 THEN NULL ELSE judge_mark END \
          WHERE id = $1",
     )
     .bind(env_id)
     .bind(as_of)
-    .execute(c)
+    .execute(&mut *c)
     .await?;
+    sqlx::query("DELETE FROM env_judge_dirty WHERE env_id = $1 AND mark <= $2")
+        .bind(env_id)
+        .bind(as_of)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }
 
@@ -708,7 +765,25 @@ pub(crate) async fn evidence_changed(
     cause: Cause,
 ) -> StoreResult<()> {
     let envs = environments_running(c, org_id, fingerprints).await?;
-    mark(c, ledger, &envs, cause).await
+    // Evidence changes the facts of these fingerprints and of no other
+    // artifact (a trail's compliance is a fact of the fingerprints reported
+    // into it, and the callers name them all): the next judgement reads and
+    // judges those again and keeps the other verdicts.
+    mark_with(c, ledger, &envs, cause, false).await?;
+    for &env in &envs {
+        for fp in fingerprints.iter().collect::<HashSet<_>>() {
+            sqlx::query(
+                "INSERT INTO env_judge_dirty (env_id, fingerprint, mark) VALUES ($1, $2, $3) \
+                 ON CONFLICT (env_id, fingerprint) DO UPDATE SET mark = excluded.mark",
+            )
+            .bind(env)
+            .bind(fp)
+            .bind(ledger.size())
+            .execute(&mut *c)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The latest evaluation of an environment that judged snapshot `idx` or
@@ -776,9 +851,13 @@ impl crate::Store {
                 return vec![];
             }
         };
+        // Side by side: each environment is judged by one task at a time
+        // (`judging`), and the writes of their verdicts share a commit.
+        let judged =
+            futures::future::join_all(ids.iter().map(|&id| self.settle_env(org_id, id))).await;
         let mut out = Vec::new();
-        for env_id in ids {
-            match self.settle_env(org_id, env_id).await {
+        for (env_id, j) in ids.into_iter().zip(judged) {
+            match j {
                 Ok(Some(e)) => out.push(e),
                 Ok(None) => {}
                 Err(e) => {

@@ -32,6 +32,7 @@ pub const SQLITE: Files = files!("sqlite":
     9 "0009_unobserved",
     10 "0010_ledger_by_kind",
     11 "0011_web_sessions",
+    12 "0012_judge_dirty",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -46,6 +47,7 @@ pub const POSTGRES: Files = files!("postgres":
     9 "0009_unobserved",
     10 "0010_ledger_by_kind",
     11 "0011_web_sessions",
+    12 "0012_judge_dirty",
 );
 
 pub fn migrator(files: Files) -> Migrator {

@@ -307,8 +307,11 @@ fn policies_judge_what_runs_and_gate_deployments(db: Db) {
         "static welcome file",
     ])
     .ok();
+    // A judgement that finds what the latest one found records nothing
+    // new: a different finding would be the next evaluation.
     let whole = json(&s, &["get", "compliance", "prod"]);
-    assert_eq!(whole["cause"], "allowlist");
+    assert_eq!(whole["evaluation"], incremental["evaluation"], "{whole}");
+    assert_eq!(whole["cause"], "snapshot");
     assert_eq!(incremental["policies"], whole["policies"]);
     assert_eq!(incremental["inputs"], whole["inputs"]);
     // The earlier snapshot keeps the judgement it had.
@@ -573,4 +576,132 @@ fn rego_evaluates_trails_and_inputs(db: Db) {
         "{}",
         r.stdout
     );
+}
+
+both!(judging_only_what_evidence_names_agrees_with_judging_afresh);
+/// After evidence, a judgement re-reads only the artifacts the evidence is
+/// about and keeps the other verdicts. Over a seeded run of attestations,
+/// redeploys and flow tag changes, every verdict recorded for what runs
+/// equals the one an assert draws afresh from the same facts.
+fn judging_only_what_evidence_names_agrees_with_judging_afresh(db: Db) {
+    use crate::security::call;
+    use common::TOKEN;
+    let Some(s) = Server::start(db) else { return };
+    let org = "/api/v1/orgs/default";
+    let send = |method: &str, path: &str, body: Value| {
+        let body = (!body.is_null()).then(|| body.to_string().into_bytes());
+        let a = call(&s, method, &format!("{org}{path}"), TOKEN, body);
+        assert!(a.status < 300, "{method} {path}: {} {}", a.status, a.body);
+        a.json()
+    };
+    // Three trails of two artifacts each: evidence in one trail changes
+    // the compliance of both of its artifacts, and of nothing else.
+    let fp = |t: usize, i: usize| format!("{:064x}", 0xa000 + t * 16 + i);
+    send("PUT", "/flows", serde_json::json!({"name": "svc"}));
+    for t in 0..3 {
+        send(
+            "PUT",
+            "/flows/svc/trails",
+            serde_json::json!({"name": format!("t{t}")}),
+        );
+        for i in 0..2 {
+            send(
+                "POST",
+                &format!("/flows/svc/trails/t{t}/artifacts"),
+                serde_json::json!({"name": format!("a{i}"), "fingerprint": fp(t, i)}),
+            );
+        }
+    }
+    let policy = "_schema: https://docs.kosli.com/schemas/policy/v1\nartifacts:\n  provenance:\n    required: true\n  trail-compliance:\n    required: true\n  attestations:\n    - name: unit-tests\n      type: generic\n      if: ${{ flow.tags.risk-level == \"high\" }}\n";
+    send(
+        "PUT",
+        "/policies/prod",
+        serde_json::json!({"content": policy}),
+    );
+    send(
+        "PUT",
+        "/environments/prod",
+        serde_json::json!({"type": "k8s"}),
+    );
+    send(
+        "POST",
+        "/environments/prod/policies",
+        serde_json::json!({"policy_names": ["prod"]}),
+    );
+    // Six workloads; each runs one of its trail's artifacts, or an
+    // artifact nobody reported.
+    let mut running: Vec<Option<usize>> = vec![Some(0); 6];
+    let report = |running: &[Option<usize>]| {
+        let artifacts: Vec<Value> = running
+            .iter()
+            .enumerate()
+            .map(|(w, which)| {
+                let f = match which {
+                    Some(i) => fp(w % 3, *i),
+                    None => format!("{:064x}", 0xf000 + w),
+                };
+                serde_json::json!({"name": format!("w{w}"), "fingerprint": f,
+                    "instances": [{"id": format!("w{w}-pod"), "started_at": 1_700_000_000_000u64}]})
+            })
+            .collect();
+        send(
+            "PUT",
+            "/environments/prod/report",
+            serde_json::json!({"type": "k8s", "artifacts": artifacts}),
+        );
+    };
+    report(&running);
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for step in 0..60 {
+        match next(4) {
+            0 | 1 => {
+                let t = next(3);
+                let name = ["unit-tests", "lint"][next(2) as usize];
+                send(
+                    "POST",
+                    &format!("/flows/svc/trails/t{t}/attestations"),
+                    serde_json::json!({"name": name, "type": "generic", "compliant": next(3) != 0}),
+                );
+            }
+            2 => {
+                let w = next(6) as usize;
+                running[w] = match next(3) {
+                    2 => None,
+                    i => Some(i as usize),
+                };
+                report(&running);
+            }
+            _ => {
+                let risk = ["high", "low"][next(2) as usize];
+                send(
+                    "PATCH",
+                    "/flows/svc/tags",
+                    serde_json::json!({"set": {"risk-level": risk}}),
+                );
+            }
+        }
+        let recorded = send("GET", "/environments/prod/compliance", Value::Null);
+        let verdicts = recorded["policies"][0]["artifacts"].as_array().unwrap();
+        assert_eq!(verdicts.len(), 6, "step {step}: {recorded}");
+        for v in verdicts {
+            let fresh = send(
+                "POST",
+                "/assert/artifact",
+                serde_json::json!({"fingerprint": v["fingerprint"], "environment": "prod"}),
+            );
+            let fresh = &fresh["policy_evaluations"][0]["artifacts"][0];
+            assert_eq!(
+                (&v["compliant"], &v["rules"]),
+                (&fresh["compliant"], &fresh["rules"]),
+                "step {step}: {} recorded {v}, judged afresh {fresh}",
+                v["name"]
+            );
+        }
+    }
 }
