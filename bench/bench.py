@@ -188,7 +188,8 @@ class Postgres:
         subprocess.run([*self.as_pg, os.path.join(pg_bin, "initdb"), "-D", f"{self.dir}/data", "-A", "trust",
                         "-U", "postgres", "--no-sync"], check=True, capture_output=True)
         subprocess.run([*self.as_pg, self.pg_ctl, "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o",
-                        f"-c listen_addresses=127.0.0.1 -p {port} -k {self.dir}"], check=True, capture_output=True)
+                        f"-c listen_addresses=127.0.0.1 -p {port} -k {self.dir} -c max_connections=200", "start"],
+                       check=True, capture_output=True)
         self.url = f"postgres://postgres@127.0.0.1:{port}/postgres"
 
     def stop(self):
