@@ -6,8 +6,13 @@
 //! results of kind `fail` (the default) count. A result is suppressed only
 //! if it has suppressions and all of them are accepted (a suppression
 //! without a status is accepted). A run whose invocation reports
-//! `executionSuccessful: false`, or that has no `results`, did not
-//! complete: that is a reason, not a clean scan.
+//! `executionSuccessful: false`, or an `error`-level tool execution or
+//! configuration notification (Semgrep reports an invalid scanning root
+//! that way, with `executionSuccessful: true` and no results), or that has
+//! no `results`, did not complete: that is a reason, not a clean scan.
+//!
+//! `"version": "2.2"` (the OASIS working draft some tools already write)
+//! is read with the 2.1.0 rules: the parts read here did not change.
 
 use std::collections::BTreeMap;
 
@@ -86,6 +91,26 @@ pub(crate) struct Configuration {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Invocation {
     pub execution_successful: Option<bool>,
+    #[serde(default)]
+    pub tool_execution_notifications: Vec<Notification>,
+    #[serde(default)]
+    pub tool_configuration_notifications: Vec<Notification>,
+}
+
+/// A tool's message about its own run (SARIF §3.58); `level` defaults to
+/// `warning`, and only `error` means the run went wrong.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Notification {
+    pub level: Option<String>,
+    #[serde(default)]
+    pub message: Message,
+    pub descriptor: Option<DescriptorRef>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DescriptorRef {
+    pub id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,10 +230,10 @@ impl Log {
     pub fn parse(bytes: &[u8], limits: Limits) -> Result<Log, ParseError> {
         let log: Log = json::from_slice(bytes, limits)?;
         match log.version.as_deref() {
-            Some("2.1.0") => {}
+            Some("2.1.0" | "2.2") => {}
             Some(v) => {
                 return Err(ParseError::new(format!(
-                    "SARIF version \"{v}\" is not supported: only 2.1.0"
+                    "SARIF version \"{v}\" is not supported: only 2.1.0 (and 2.2, read by its rules)"
                 )));
             }
             None => {
@@ -268,6 +293,28 @@ impl Run {
                 "{} did not complete: executionSuccessful is false",
                 self.tool.driver.name
             ));
+        }
+        let failed = self.invocations.iter().flat_map(|i| {
+            i.tool_execution_notifications
+                .iter()
+                .chain(&i.tool_configuration_notifications)
+        });
+        if let Some(n) = failed
+            .filter(|n| n.level.as_deref() == Some("error"))
+            .next()
+        {
+            let text = n.message.text.as_deref().unwrap_or("(no message)");
+            let text = truncate(text.to_string(), FINDING_MESSAGE);
+            return Some(match n.descriptor.as_ref().and_then(|d| d.id.as_deref()) {
+                Some(id) => format!(
+                    "{} did not complete: an error notification ({id}): {text}",
+                    self.tool.driver.name
+                ),
+                None => format!(
+                    "{} did not complete: an error notification: {text}",
+                    self.tool.driver.name
+                ),
+            });
         }
         if self.results.is_none() {
             return Some(format!(

@@ -189,6 +189,15 @@ pub struct ScanSummary {
     /// nothing.
     #[serde(default)]
     pub incomplete: Vec<String>,
+    /// What one finding of the totals is, where the scanner counts in more
+    /// than one way (Snyk: unique issues, and vulnerable paths). The
+    /// threshold applies to the totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<String>,
+    /// Snyk's second count: vulnerable dependency paths (one per entry of
+    /// its `vulnerabilities`), by severity. Shown, never judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<SeverityCounts>,
 }
 
 const TITLE: usize = 512;
@@ -282,6 +291,13 @@ impl ScanSummary {
                 ));
             }
         }
+        if let Some(p) = &self.paths
+            && p.checked_total().is_none()
+        {
+            return Err(format!(
+                "{kind} results: the vulnerable paths do not fit in 64 bits"
+            ));
+        }
         Ok(())
     }
 
@@ -299,8 +315,9 @@ impl ScanSummary {
                 .take(5)
                 .collect();
             let t = &self.totals;
+            let what = self.counted.as_deref().unwrap_or("finding(s)");
             reasons.push(format!(
-                "{n} finding(s) at severity {threshold} or above (critical {}, high {}, medium {}, low {}): {}",
+                "{n} {what} at severity {threshold} or above (critical {}, high {}, medium {}, low {}): {}",
                 t.critical,
                 t.high,
                 t.medium,

@@ -5,7 +5,12 @@
 //! SARIF uses Kosli's severity mapping: the result's `level`, else its
 //! rule's `properties.problem.severity`; error/high/critical → high,
 //! warning/medium → medium, note/info/low → low; `none` is not a finding.
-//! Native JSON keeps Snyk's own four severities.
+//! Native JSON keeps Snyk's own four severities and counts the way Snyk
+//! prints them ("found N issues, M vulnerable paths"): the totals are
+//! unique issues, one per vulnerability id in each project (Snyk's
+//! `uniqueCount`), which the severity threshold applies to; `paths` counts
+//! every entry of `vulnerabilities`, one per dependency path that pulls the
+//! issue in.
 
 use std::collections::HashSet;
 
@@ -16,7 +21,10 @@ use crate::error::ParseError;
 use crate::json;
 use crate::limits::Limits;
 use crate::sarif::{Level, Log};
-use crate::scan::{Finding, ScanSummary, Severity};
+use crate::scan::{Finding, ScanSummary, Severity, SeverityCounts};
+
+/// What the totals of Snyk's native JSON count.
+pub const UNIQUE_ISSUES: &str = "unique issue(s) (one per Snyk id in each project)";
 
 pub fn parse(bytes: &[u8], limits: Limits) -> Result<ScanSummary, ParseError> {
     let doc: Value = json::from_slice(bytes, limits)?;
@@ -193,6 +201,8 @@ fn parse_native(doc: Value) -> Result<ScanSummary, ParseError> {
         }
     };
     let mut s = ScanSummary::new("json", "snyk", None);
+    s.counted = Some(UNIQUE_ISSUES.to_string());
+    s.paths = Some(SeverityCounts::default());
     if projects.is_empty() {
         s.incomplete
             .push("the Snyk report lists no project: nothing was scanned".to_string());
@@ -226,14 +236,17 @@ fn add_project(s: &mut ScanSummary, p: &Project) -> Result<(), ParseError> {
         ));
     }
     s.target(name.clone());
-    // Snyk lists a vulnerability once per path that pulls it in; the issue
-    // is one per id, package and version.
+    // Snyk lists a vulnerability once per path that pulls it in, and
+    // counts an issue once per id (whatever versions it is found in).
     let mut seen = HashSet::new();
     for v in p.vulnerabilities.iter().flatten() {
-        if !seen.insert((v.id.clone(), v.package_name.clone(), v.version.clone())) {
+        let severity = severity(&v.severity, &v.id)?;
+        if let Some(paths) = s.paths.as_mut() {
+            paths.add(severity);
+        }
+        if !seen.insert(v.id.as_str()) {
             continue;
         }
-        let severity = severity(&v.severity, &v.id)?;
         s.add(Finding {
             id: v.id.clone(),
             severity,

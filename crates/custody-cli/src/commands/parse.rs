@@ -115,12 +115,24 @@ fn headline(kind: &str, d: &Value) -> String {
             d["subject"].as_str().unwrap_or("no subject"),
             n(&d["component_count"])
         ),
-        _ => format!(
-            "{} critical, {} high, {} medium, {} low",
-            n(&t["critical"]),
-            n(&t["high"]),
-            n(&t["medium"]),
-            n(&t["low"])
-        ),
+        _ => {
+            let counts = |t: &Value| {
+                format!(
+                    "{} critical, {} high, {} medium, {} low",
+                    n(&t["critical"]),
+                    n(&t["high"]),
+                    n(&t["medium"]),
+                    n(&t["low"])
+                )
+            };
+            // Snyk's JSON counts issues and paths, as Snyk prints them.
+            let r = &d["results"];
+            match (r["counted"].as_str(), r.get("paths")) {
+                (Some(what), Some(p)) => {
+                    format!("{} {what}; vulnerable paths: {}", counts(t), counts(p))
+                }
+                _ => counts(t),
+            }
+        }
     }
 }

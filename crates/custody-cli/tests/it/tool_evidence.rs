@@ -362,7 +362,7 @@ fn bad_reports_are_refused_with_their_place_and_nothing_is_recorded(db: Db) {
     ])
     .fails(2, "--format json");
     attest(&["sbom", "--file", &fixture("sbom/cyclonedx-bad-hash.json")])
-        .fails(2, "components[0].hashes[0].content");
+        .fails(2, "at /components/0/hashes/0/content");
     attest(&["grype", "--scan-results", "/no/such/file.json"]).fails(2, "/no/such/file.json");
     attest(&[
         "snyk",

@@ -1,31 +1,33 @@
-//! CycloneDX 1.2–1.6, JSON and XML.
+//! CycloneDX 1.0–1.7: JSON (1.2 and later) checked against the official
+//! schema of its declared version (`schema.rs`), XML read with the
+//! equivalent rules of its XSD for what is stored.
 
 use std::collections::HashSet;
 use std::io::BufRead;
 
 use quick_xml::events::Event;
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{Component, Hash, SbomSummary, is_hex};
+use super::{Component, Hash, SbomSummary, is_hex, schema};
 use crate::error::ParseError;
 use crate::json;
 use crate::limits::Limits;
 use crate::xml::{XmlReader, attr, push_ref};
 
-const VERSIONS: &[&str] = &["1.2", "1.3", "1.4", "1.5", "1.6"];
+const VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"];
 
 /// Component types by the version that introduced them.
 fn type_allowed(version: &str, t: &str) -> bool {
-    const V12: &[&str] = &[
+    const V10: &[&str] = &[
         "application",
         "framework",
         "library",
-        "container",
         "operating-system",
         "device",
-        "firmware",
-        "file",
     ];
+    const V11: &[&str] = &["file"];
+    const V12: &[&str] = &["container", "firmware"];
     const V15: &[&str] = &[
         "platform",
         "device-driver",
@@ -33,7 +35,9 @@ fn type_allowed(version: &str, t: &str) -> bool {
         "data",
     ];
     const V16: &[&str] = &["cryptographic-asset"];
-    V12.contains(&t)
+    V10.contains(&t)
+        || (version >= "1.1" && V11.contains(&t))
+        || (version >= "1.2" && V12.contains(&t))
         || (version >= "1.5" && V15.contains(&t))
         || (version >= "1.6" && V16.contains(&t))
 }
@@ -53,6 +57,8 @@ fn hash_alg_allowed(alg: &str) -> bool {
             | "BLAKE2b-384"
             | "BLAKE2b-512"
             | "BLAKE3"
+            | "Streebog-256"
+            | "Streebog-512"
     )
 }
 
@@ -137,6 +143,12 @@ impl Builder {
                 self.version
             ));
         }
+        if c.bom_ref.as_deref() == Some("") && self.version.as_str() >= "1.5" {
+            return Err(format!(
+                "{path}.bom-ref: empty, but CycloneDX {} needs at least one character (refType minLength 1)",
+                self.version
+            ));
+        }
         if let Some(r) = c.bom_ref
             && !self.refs.insert(r.clone())
         {
@@ -196,8 +208,6 @@ struct RawComponent {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct JsonBom {
-    bom_format: String,
-    spec_version: Option<String>,
     serial_number: Option<String>,
     version: Option<i64>,
     metadata: Option<JsonMetadata>,
@@ -246,17 +256,34 @@ struct JsonLicense {
 }
 
 pub(super) fn parse_json(bytes: &[u8], limits: Limits) -> Result<SbomSummary, ParseError> {
-    let bom: JsonBom = json::from_slice(bytes, limits)?;
-    if bom.bom_format != "CycloneDX" {
+    let doc: Value = json::from_slice(bytes, limits)?;
+    match doc.get("bomFormat") {
+        Some(Value::String(f)) if f == "CycloneDX" => {}
+        Some(f) => {
+            return Err(ParseError::new(format!(
+                "bomFormat is {f}, not \"CycloneDX\""
+            )));
+        }
+        None => return Err(ParseError::new("bomFormat is missing")),
+    }
+    let version = match doc.get("specVersion") {
+        Some(Value::String(v)) => v.clone(),
+        Some(v) => {
+            return Err(ParseError::new(format!(
+                "specVersion is {v}, not a string such as \"1.6\""
+            )));
+        }
+        None => return Err(ParseError::new("specVersion is missing")),
+    };
+    if !schema::JSON_VERSIONS.contains(&version.as_str()) && VERSIONS.contains(&version.as_str()) {
         return Err(ParseError::new(format!(
-            "bomFormat is \"{}\", not \"CycloneDX\"",
-            bom.bom_format
+            "CycloneDX {version} has no JSON encoding (JSON arrived in 1.2): write it as XML or use a later version"
         )));
     }
-    let version = bom
-        .spec_version
-        .ok_or_else(|| ParseError::new("specVersion is missing"))?;
     let mut b = Builder::new(&version, "json")?;
+    schema::check(&doc, &version).map_err(ParseError::new)?;
+    let bom: JsonBom = serde_json::from_value(doc)
+        .map_err(|e| ParseError::new(format!("CycloneDX {version}: {e}")))?;
     b.serial(bom.serial_number).map_err(ParseError::new)?;
     if let Some(v) = bom.version
         && v < 1
@@ -322,6 +349,55 @@ pub(super) fn parse_json(bytes: &[u8], limits: Limits) -> Result<SbomSummary, Pa
 }
 
 // ---- XML ----
+
+fn version_of(b: &Option<Builder>) -> &str {
+    b.as_ref().map_or("", |b| b.version.as_str())
+}
+
+/// XML Schema's `dateTime`: `[-]YYYY-MM-DDThh:mm:ss[.s+][Z|(+|-)hh:mm]`,
+/// with the fields in range (24:00:00 allowed, as the type does).
+fn xs_date_time_ok(v: &str) -> bool {
+    let v = v.strip_prefix('-').unwrap_or(v);
+    let Some((date, time)) = v.split_once('T') else {
+        return false;
+    };
+    let num = |s: &str, len: usize, max: u32| {
+        s.len() == len
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|n| n <= max)
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let date_ok = d.len() == 3
+        && d[0].len() >= 4
+        && d[0].bytes().all(|b| b.is_ascii_digit())
+        && num(d[1], 2, 12)
+        && d[1] != "00"
+        && num(d[2], 2, 31)
+        && d[2] != "00";
+    let (clock, zone) = match time.find(['Z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => (time, ""),
+    };
+    let zone_ok = match zone {
+        "" | "Z" => true,
+        z => {
+            let z = &z[1..];
+            z.split_once(':')
+                .is_some_and(|(h, m)| num(h, 2, 14) && num(m, 2, 59))
+        }
+    };
+    let (hms, frac) = match clock.split_once('.') {
+        Some((hms, frac)) => (hms, Some(frac)),
+        None => (clock, None),
+    };
+    let t: Vec<&str> = hms.split(':').collect();
+    let clock_ok = t.len() == 3
+        && num(t[0], 2, 24)
+        && num(t[1], 2, 59)
+        && num(t[2], 2, 59)
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    date_ok && zone_ok && clock_ok
+}
 
 const NAMESPACE: &str = "http://cyclonedx.org/schema/bom/";
 
@@ -406,6 +482,24 @@ fn read_xml(input: impl BufRead, limits: Limits) -> Result<SbomSummary, ParseErr
                     if empty {
                         close_component(&mut b, &mut open).map_err(|m| xml.error(m))?;
                     }
+                } else if local == b"dependency"
+                    && matches!(parent, Some(b"dependencies" | b"dependency"))
+                {
+                    // `ref` is a required attribute of every <dependency>
+                    // (and from 1.5 a non-empty one).
+                    match attr(&e, b"ref").map_err(|m| xml.error(m))? {
+                        None => {
+                            return Err(
+                                xml.error("<dependency> without its required ref attribute")
+                            );
+                        }
+                        Some(r) if r.is_empty() && version_of(&b) >= "1.5" => {
+                            return Err(xml.error(
+                                "<dependency ref=\"\">: a ref needs at least one character",
+                            ));
+                        }
+                        Some(_) => {}
+                    }
                 } else if local == b"hash" && parent == Some(b"hashes") {
                     let alg = attr(&e, b"alg").map_err(|m| xml.error(m))?;
                     if let Some(o) = open.last_mut() {
@@ -468,6 +562,11 @@ fn end_element(
     let value = std::mem::take(text).trim().to_string();
     let in_metadata = names.iter().any(|n| n == b"metadata");
     if in_metadata {
+        if local == b"timestamp" && parent == Some(b"metadata") && !xs_date_time_ok(&value) {
+            return Err(format!(
+                "<metadata><timestamp> \"{value}\" is not an xs:dateTime (such as 2026-03-01T03:12:00Z)"
+            ));
+        }
         if local == b"name"
             && parent == Some(b"component")
             && names.len() >= 2
@@ -531,5 +630,34 @@ mod tests {
         assert!(type_allowed("1.5", "platform"));
         assert!(!type_allowed("1.5", "cryptographic-asset"));
         assert!(type_allowed("1.6", "cryptographic-asset"));
+        assert!(!type_allowed("1.0", "file"));
+        assert!(type_allowed("1.1", "file"));
+        assert!(!type_allowed("1.1", "container"));
+    }
+
+    #[test]
+    fn xml_schema_date_times() {
+        for ok in [
+            "2026-03-01T03:12:00Z",
+            "2026-03-01T03:12:00",
+            "2026-03-01T03:12:00.123+02:00",
+            "-0044-03-15T12:00:00-01:30",
+            "2026-12-31T24:00:00Z",
+        ] {
+            assert!(xs_date_time_ok(ok), "{ok}");
+        }
+        for bad in [
+            "2026-03-01",
+            "2026-03-01 03:12:00",
+            "2026-13-01T03:12:00Z",
+            "2026-03-00T03:12:00Z",
+            "26-03-01T03:12:00Z",
+            "2026-03-01T03:12Z",
+            "2026-03-01T03:12:00.Z",
+            "2026-03-01T03:12:00+0200",
+            "",
+        ] {
+            assert!(!xs_date_time_ok(bad), "{bad}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Software bills of materials: CycloneDX (JSON and XML, spec 1.2–1.6) and
-//! SPDX (2.2 and 2.3, JSON and tag-value), told apart by content.
+//! Software bills of materials: CycloneDX (XML 1.0–1.7, JSON 1.2–1.7) and
+//! SPDX (2.2 and 2.3, JSON and tag-value; 3.0 JSON-LD), told apart by
+//! content.
 //!
 //! A document is accepted only if it is valid for the spec version it
 //! declares, as far as what is stored depends on it: required fields,
@@ -10,7 +11,9 @@
 //! package X" can be answered later.
 
 mod cyclonedx;
+mod schema;
 mod spdx;
+mod spdx3;
 
 use serde::{Deserialize, Serialize};
 
@@ -213,6 +216,9 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<SbomSummary, ParseError> {
             // The format key is nearly always near the top; only when it is
             // not is the whole document read twice.
             let head = &bytes[..bytes.len().min(64 << 10)];
+            if spdx3::is_spdx3(head) {
+                return spdx3::parse_json_ld(bytes, limits);
+            }
             let has = |key: &[u8]| memchr::memmem::find(head, key).is_some();
             let (cdx, spdx) = if has(b"\"bomFormat\"") || has(b"\"spdxVersion\"") {
                 (has(b"\"bomFormat\""), has(b"\"spdxVersion\""))

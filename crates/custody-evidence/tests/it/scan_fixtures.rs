@@ -164,6 +164,14 @@ fn check_scan(
             return Err(format!("no reason mentions '{reason}': {:?}", v.reasons));
         }
     }
+    if let Some(want) = expected.get("paths").and_then(Value::as_object) {
+        let paths = serde_json::to_value(&s.paths).unwrap();
+        for (k, want) in want {
+            if paths[k] != *want {
+                return Err(format!("paths {k}: {}, expected {want}", paths[k]));
+            }
+        }
+    }
     if let Some(cats) = expected.get("categories").and_then(Value::as_object) {
         for (c, n) in cats {
             let got = s.by_category.get(c).map(|x| x.total());
@@ -178,11 +186,17 @@ fn check_scan(
 #[test]
 fn snyk_fixtures() {
     run_all("snyk", |bytes, expected| {
-        check_scan(
-            custody_evidence::snyk::parse(bytes, Limits::default()),
-            expected,
-            Severity::Low,
-        )
+        let parsed = custody_evidence::snyk::parse(bytes, Limits::default());
+        // The totals are the issues Snyk itself counts: its `uniqueCount`.
+        if expected.get("unique_count").and_then(Value::as_bool) == Some(true) {
+            let doc: Value = serde_json::from_slice(bytes).unwrap();
+            let want = doc["uniqueCount"].as_u64().unwrap();
+            let got = parsed.as_ref().map(|s| s.totals.total()).unwrap_or(0);
+            if got != want {
+                return Err(format!("{got} issues, Snyk's uniqueCount is {want}"));
+            }
+        }
+        check_scan(parsed, expected, Severity::Low)
     });
 }
 

@@ -345,6 +345,10 @@ fn scan(s: &ScanSummary, threshold: Option<&str>) -> Markup {
         p { (s.tool) ": " strong { (c.critical) } " critical, " strong { (c.high) } " high, " (c.medium) " medium, "
             (c.low) " low" @if c.unknown > 0 { ", " (c.unknown) " unknown" } "."
             @if let Some(t) = threshold { " Fails from " (t) " up." } }
+        @if let (Some(what), Some(p)) = (&s.counted, &s.paths) {
+            p { "Counted: " (what) ". Vulnerable paths: " (p.critical) " critical, " (p.high) " high, "
+                (p.medium) " medium, " (p.low) " low." }
+        }
         @for why in &s.incomplete { p.warn { (why) } }
         @if !s.findings.is_empty() {
             div.table-wrap { table {
