@@ -162,9 +162,29 @@ impl Store {
                         created_at: now,
                         reported_by: Some(actor.clone()),
                     };
+                    // The latest of its name and binding, by (created_at,
+                    // id) as the reads order them, is the one marked.
                     sqlx::query(
-                        "INSERT INTO attestations (id, org_id, trail_id, name, kind, artifact_name, fingerprint, compliant, doc, created_at, control) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        "UPDATE attestations SET latest = 0 \
+                         WHERE trail_id = $1 AND name = $2 AND latest = 1 \
+                           AND COALESCE(artifact_name, '') = COALESCE($3, '') \
+                           AND COALESCE(fingerprint, '') = COALESCE($4, '') \
+                           AND (created_at < $5 OR (created_at = $5 AND id < $6))",
+                    )
+                    .bind(trail_id)
+                    .bind(&a.name)
+                    .bind(a.artifact.clone())
+                    .bind(a.fingerprint.clone())
+                    .bind(now)
+                    .bind(&a.id)
+                    .execute(&mut *c)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO attestations (id, org_id, trail_id, name, kind, artifact_name, fingerprint, compliant, doc, created_at, control, latest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                           CASE WHEN EXISTS (SELECT 1 FROM attestations WHERE trail_id = $3 AND name = $4 AND latest = 1 \
+                             AND COALESCE(artifact_name, '') = COALESCE($6, '') AND COALESCE(fingerprint, '') = COALESCE($7, '')) \
+                           THEN 0 ELSE 1 END)",
                     )
                     .bind(&a.id)
                     .bind(org_id)

@@ -164,12 +164,8 @@ pub(crate) async fn gather(
     let mut atts: HashMap<i64, Vec<AttRow>> = HashMap::new();
     for r in chunked(
         c,
-        "SELECT trail_id, id, name, kind, artifact_name, fingerprint, compliant, control FROM (\
-           SELECT trail_id, id, name, kind, artifact_name, fingerprint, compliant, control, created_at, \
-             ROW_NUMBER() OVER (PARTITION BY trail_id, name, COALESCE(artifact_name, ''), COALESCE(fingerprint, '') \
-             ORDER BY created_at DESC, id DESC) AS newest \
-           FROM attestations WHERE trail_id IN ({})) latest \
-         WHERE newest = 1 ORDER BY created_at, id",
+        "SELECT trail_id, id, name, kind, artifact_name, fingerprint, compliant, control FROM attestations \
+         WHERE trail_id IN ({}) AND latest = 1 ORDER BY created_at, id",
         None,
         &trail_ids,
     )

@@ -384,10 +384,7 @@ impl Store {
         let attestations = docs::<Attestation>(
             &mut tx,
             "attestation",
-            "SELECT doc FROM (SELECT doc, created_at, id, ROW_NUMBER() OVER (\
-               PARTITION BY name, COALESCE(artifact_name, ''), COALESCE(fingerprint, '') \
-               ORDER BY created_at DESC, id DESC) AS newest \
-             FROM attestations WHERE trail_id = $1) latest WHERE newest = 1 ORDER BY created_at, id",
+            "SELECT doc FROM attestations WHERE trail_id = $1 AND latest = 1 ORDER BY created_at, id",
             trail_id,
         )
         .await?;
@@ -464,10 +461,7 @@ impl Store {
             // As `get_trail`: only the latest of each name and binding.
             let rows = by_trail(
                 &mut tx,
-                "SELECT trail_id, doc FROM (SELECT trail_id, doc, created_at, id, ROW_NUMBER() OVER (\
-                   PARTITION BY trail_id, name, COALESCE(artifact_name, ''), COALESCE(fingerprint, '') \
-                   ORDER BY created_at DESC, id DESC) AS newest \
-                 FROM attestations WHERE trail_id IN ({})) latest WHERE newest = 1 ORDER BY created_at, id",
+                "SELECT trail_id, doc FROM attestations WHERE trail_id IN ({}) AND latest = 1 ORDER BY created_at, id",
                 chunk,
             )
             .await?;

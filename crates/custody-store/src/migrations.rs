@@ -33,6 +33,7 @@ pub const SQLITE: Files = files!("sqlite":
     10 "0010_ledger_by_kind",
     11 "0011_web_sessions",
     12 "0012_judge_dirty",
+    13 "0013_attestation_latest",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -48,6 +49,7 @@ pub const POSTGRES: Files = files!("postgres":
     10 "0010_ledger_by_kind",
     11 "0011_web_sessions",
     12 "0012_judge_dirty",
+    13 "0013_attestation_latest",
 );
 
 pub fn migrator(files: Files) -> Migrator {
