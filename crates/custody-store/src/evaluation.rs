@@ -794,7 +794,11 @@ pub(crate) async fn for_snapshot(
     idx: i64,
 ) -> StoreResult<Option<EnvironmentCompliance>> {
     let r = sqlx::query(
-        "SELECT doc FROM env_evaluations WHERE env_id = $1 AND snapshot_idx = $2 ORDER BY seq DESC LIMIT 1",
+        // The latest seq through the snapshot index first: asked directly,
+        // SQLite walks the primary key back from the newest evaluation,
+        // which grows with the history after that snapshot.
+        "SELECT doc FROM env_evaluations WHERE env_id = $1 AND seq = \
+           (SELECT MAX(seq) FROM env_evaluations WHERE env_id = $1 AND snapshot_idx = $2)",
     )
     .bind(env_id)
     .bind(idx)
