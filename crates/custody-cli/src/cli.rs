@@ -106,6 +106,9 @@ impl Global {
 pub enum Output {
     Table,
     Json,
+    /// GitHub-flavoured Markdown (`get trail` only), for change tickets
+    /// and CI job summaries.
+    Markdown,
 }
 
 #[derive(Subcommand, Debug)]

@@ -30,6 +30,7 @@ mod commands;
 mod config;
 mod fail;
 mod git;
+mod markdown;
 mod output;
 mod rego;
 mod reports;

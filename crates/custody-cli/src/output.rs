@@ -75,11 +75,17 @@ pub fn either<T: Serialize>(
 ) -> anyhow::Result<()> {
     match output {
         Output::Json => json(value),
+        Output::Markdown => Err(markdown_not_here()),
         Output::Table => {
             table(value);
             Ok(())
         }
     }
+}
+
+/// `--output markdown` given to a command that has no Markdown form.
+pub fn markdown_not_here() -> anyhow::Error {
+    anyhow::anyhow!("--output markdown is for `get trail`; use table or json here")
 }
 
 pub fn time(ms: i64) -> String {

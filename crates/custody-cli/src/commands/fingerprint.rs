@@ -16,6 +16,7 @@ pub async fn run(global: &Global, args: FingerprintArgs) -> anyhow::Result<ExitC
             crate::output::json(&serde_json::json!({"fingerprint": fp, "path": args.path}))?
         }
         Output::Table => println!("{fp}"),
+        Output::Markdown => return Err(crate::output::markdown_not_here()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -87,7 +87,11 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
                 .client
                 .get(ctx.org_url(&["flows", &flow, "trails", &name]))
                 .await?;
-            output::either(out, &t, print_trail)?;
+            if out == Output::Markdown {
+                print!("{}", crate::markdown::trail(&t));
+            } else {
+                output::either(out, &t, print_trail)?;
+            }
         }
         GetCmd::Artifact { expression } => {
             let (flow, sha) = expression
@@ -134,6 +138,7 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
             match out {
                 Output::Json if list.len() == 1 => output::json(&list[0])?,
                 Output::Json => output::json(&list)?,
+                Output::Markdown => return Err(output::markdown_not_here()),
                 Output::Table => {
                     for (i, a) in list.iter().enumerate() {
                         if i > 0 {

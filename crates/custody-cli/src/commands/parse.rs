@@ -50,6 +50,7 @@ pub fn run(out: Output, cmd: ParseCmd) -> anyhow::Result<ExitCode> {
             }
             crate::output::json(&v)?;
         }
+        Output::Markdown => return Err(crate::output::markdown_not_here()),
         Output::Table => {
             println!("{kind}: {}", headline(kind, &j.data));
             println!(

@@ -494,3 +494,110 @@ fn keys_roles_and_organisations(db: Db) {
     c.run(&["create", "service-account", "x", "--role", "wizard"])
         .fails(2, "unknown role");
 }
+
+both!(a_trail_reads_as_markdown_for_a_change_ticket);
+/// `get trail --output markdown`: the verdict first, each slot of the
+/// template with its status and reason, then why; every table row has its
+/// header's columns, whatever the values hold.
+fn a_trail_reads_as_markdown_for_a_change_ticket(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let c = s.custody();
+    let tpl = s.write(
+        "template.yml",
+        "version: 1\ntrail:\n  attestations:\n  - name: review\n    type: generic\n  artifacts:\n  - name: app\n    attestations:\n    - name: tests\n      type: generic\n",
+    );
+    let artifact = s.write("app.bin", "the application");
+    c.run(&[
+        "create",
+        "flow",
+        "backend",
+        "--template-file",
+        tpl.to_str().unwrap(),
+    ])
+    .ok();
+    c.run(&[
+        "begin",
+        "trail",
+        "t1",
+        "--flow",
+        "backend",
+        "--description",
+        "fix | pipes\nand lines",
+    ])
+    .ok();
+    let fingerprint = c.fingerprint(artifact.to_str().unwrap(), "file");
+    c.run(&[
+        "attest",
+        "artifact",
+        artifact.to_str().unwrap(),
+        "--artifact-type",
+        "file",
+        "--name",
+        "app",
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+    ])
+    .ok();
+    c.run(&[
+        "attest",
+        "generic",
+        "--name",
+        "tests",
+        "--fingerprint",
+        &fingerprint,
+        "--flow",
+        "backend",
+        "--trail",
+        "t1",
+        "--compliant=false",
+    ])
+    .ok();
+    let md = c
+        .run(&[
+            "get", "trail", "t1", "--flow", "backend", "--output", "markdown",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        md.starts_with("## ❌ Trail `t1` of flow `backend`: NON-COMPLIANT\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Description | fix \\| pipes and lines |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `review` | generic | ⬜ MISSING | not reported |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("Fingerprint: `{fingerprint}`")),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `tests` | generic | ❌ NON-COMPLIANT |"),
+        "{md}"
+    );
+    assert!(md.contains("### Why it is not compliant\n"), "{md}");
+    // Every row of a table has as many cells as its header.
+    let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+    let mut header = None;
+    for line in md.lines() {
+        if !line.starts_with('|') {
+            header = None;
+            continue;
+        }
+        let n = cells(line);
+        match header {
+            None => header = Some(n),
+            Some(h) => assert_eq!(
+                n, h,
+                "a row with other columns than its header: {line}\n{md}"
+            ),
+        }
+    }
+    c.run(&["get", "flow", "backend", "--output", "markdown"])
+        .fails(2, "--output markdown is for `get trail`");
+}
