@@ -294,15 +294,12 @@ impl Run {
                 self.tool.driver.name
             ));
         }
-        let failed = self.invocations.iter().flat_map(|i| {
+        let mut failed = self.invocations.iter().flat_map(|i| {
             i.tool_execution_notifications
                 .iter()
                 .chain(&i.tool_configuration_notifications)
         });
-        if let Some(n) = failed
-            .filter(|n| n.level.as_deref() == Some("error"))
-            .next()
-        {
+        if let Some(n) = failed.find(|n| n.level.as_deref() == Some("error")) {
             let text = n.message.text.as_deref().unwrap_or("(no message)");
             let text = truncate(text.to_string(), FINDING_MESSAGE);
             return Some(match n.descriptor.as_ref().and_then(|d| d.id.as_deref()) {
