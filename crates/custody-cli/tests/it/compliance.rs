@@ -526,34 +526,8 @@ fn a_trail_reads_as_markdown_for_a_change_ticket(db: Db) {
     ])
     .ok();
     let fingerprint = c.fingerprint(artifact.to_str().unwrap(), "file");
-    c.run(&[
-        "attest",
-        "artifact",
-        artifact.to_str().unwrap(),
-        "--artifact-type",
-        "file",
-        "--name",
-        "app",
-        "--flow",
-        "backend",
-        "--trail",
-        "t1",
-    ])
-    .ok();
-    c.run(&[
-        "attest",
-        "generic",
-        "--name",
-        "tests",
-        "--fingerprint",
-        &fingerprint,
-        "--flow",
-        "backend",
-        "--trail",
-        "t1",
-        "--compliant=false",
-    ])
-    .ok();
+    c.attest_file(&artifact, "app", "backend", "t1");
+    c.attest_verdict("tests", &fingerprint, "backend", "t1", false);
     let md = c
         .run(&[
             "get", "trail", "t1", "--flow", "backend", "--output", "markdown",

@@ -502,34 +502,8 @@ fn a_trail_exports_as_signed_in_toto(db: Db) {
     };
     c.run(&["create", "flow", "backend"]).ok();
     c.run(&["begin", "trail", "t1", "--flow", "backend"]).ok();
-    c.run(&[
-        "attest",
-        "artifact",
-        file.to_str().unwrap(),
-        "--artifact-type",
-        "file",
-        "--name",
-        "app",
-        "--flow",
-        "backend",
-        "--trail",
-        "t1",
-    ])
-    .ok();
-    c.run(&[
-        "attest",
-        "generic",
-        "--name",
-        "tests",
-        "--fingerprint",
-        &fp,
-        "--flow",
-        "backend",
-        "--trail",
-        "t1",
-        "--compliant=false",
-    ])
-    .ok();
+    c.attest_file(&file, "app", "backend", "t1");
+    c.attest_verdict("tests", &fp, "backend", "t1", false);
     // Evidence about the trail, not an artifact: its subjects are the
     // trail's artifacts.
     c.run(&[

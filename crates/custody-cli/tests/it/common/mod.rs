@@ -267,6 +267,52 @@ impl Cli {
         .ok();
     }
 
+    /// `attest artifact FILE --artifact-type file` as template artifact
+    /// `name` of a trail.
+    pub fn attest_file(&self, file: &Path, name: &str, flow: &str, trail: &str) {
+        let file = file.to_str().unwrap();
+        self.run(&[
+            "attest",
+            "artifact",
+            file,
+            "--artifact-type",
+            "file",
+            "--name",
+            name,
+            "--flow",
+            flow,
+            "--trail",
+            trail,
+        ])
+        .ok();
+    }
+
+    /// A generic verdict `name` about the artifact `fingerprint`.
+    pub fn attest_verdict(
+        &self,
+        name: &str,
+        fingerprint: &str,
+        flow: &str,
+        trail: &str,
+        compliant: bool,
+    ) {
+        let compliant = format!("--compliant={compliant}");
+        self.run(&[
+            "attest",
+            "generic",
+            "--name",
+            name,
+            "--fingerprint",
+            fingerprint,
+            "--flow",
+            flow,
+            "--trail",
+            trail,
+            &compliant,
+        ])
+        .ok();
+    }
+
     /// `custody fingerprint PATH --artifact-type KIND`.
     pub fn fingerprint(&self, path: &str, kind: &str) -> String {
         self.run(&["fingerprint", path, "--artifact-type", kind])
