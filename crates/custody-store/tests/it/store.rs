@@ -757,3 +757,88 @@ async fn keys_live_no_longer_than_the_org_allows(s: Store) {
         Some(90 * day)
     );
 }
+
+// A database written before attestations marked their latest version
+// gets the marks at open (migration 13's backfill), and a trail reads as
+// it did: the latest of each name and binding, in order.
+#[tokio::test]
+async fn an_older_database_gets_its_latest_attestations_marked_at_open() {
+    let (s, dir) = common::sqlite().await;
+    let p = admin(&s).await;
+    s.put_flow(&p, "backend", None, None).await.unwrap();
+    for t in ["t1", "t2"] {
+        s.begin_trail(
+            &p,
+            "backend",
+            BeginTrailRequest {
+                name: t.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let fp = "ab".repeat(32);
+    s.report_artifact(
+        &p,
+        "backend",
+        "t1",
+        ReportArtifactRequest {
+            fingerprint: fp.clone(),
+            name: "app".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for (i, (trail, name, binding)) in [
+        ("t1", "tests", AttestationBinding::Trail),
+        ("t1", "lint", AttestationBinding::Trail),
+        ("t1", "tests", AttestationBinding::Trail),
+        ("t1", "tests", AttestationBinding::Fingerprint(fp.clone())),
+        ("t2", "tests", AttestationBinding::Trail),
+        ("t1", "tests", AttestationBinding::Trail),
+        ("t1", "tests", AttestationBinding::Fingerprint(fp.clone())),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.put_attestation(&p, "backend", trail, generic(name, binding, i % 2 == 0))
+            .await
+            .unwrap();
+    }
+    let latest = |s: Store| async move {
+        let mut out = vec![];
+        for t in ["t1", "t2"] {
+            let d = s.get_trail(p.org_id, "backend", t).await.unwrap();
+            out.push(
+                d.attestations
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        out
+    };
+    let before = latest(s.clone()).await;
+    assert_eq!(
+        before[0].len(),
+        3,
+        "tests, lint and tests about the artifact"
+    );
+    assert_eq!(before[1].len(), 1);
+    s.close().await;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        "DROP INDEX attestations_latest",
+        "ALTER TABLE attestations DROP COLUMN latest",
+        "DELETE FROM _sqlx_migrations WHERE version = 13",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let s = Store::open(&url).await.unwrap();
+    assert_eq!(latest(s).await, before);
+}
