@@ -18,31 +18,18 @@ fn attachments_are_stored_deduplicated_and_downloadable(db: Db) {
     let Some(s) = Server::start(db) else { return };
     setup(&s);
     let c = s.custody();
-    let big: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let big = common::noise(3_000_000, 0);
     std::fs::create_dir_all(s.path("reports/nested")).unwrap();
     std::fs::write(s.path("reports/big.bin"), &big).unwrap();
     std::fs::write(s.path("reports/nested/a.txt"), "alpha").unwrap();
     let single = s.write("single.txt", "alpha");
     let reports = s.path("reports");
-    let a = c
-        .run(&[
-            "attest",
-            "generic",
-            "--name",
-            "scan",
-            "--flow",
-            "f",
-            "--trail",
-            "t",
-            "--output",
-            "json",
-            "--attachments",
-            &format!("{},{}", reports.display(), single.display()),
-        ])
-        .ok()
-        .json();
+    let a = c.attest_attachments(
+        "scan",
+        "f",
+        "t",
+        &format!("{},{}", reports.display(), single.display()),
+    );
     let ev = a["evidence"].as_array().unwrap();
     let names: Vec<&str> = ev.iter().map(|e| e["filename"].as_str().unwrap()).collect();
     assert_eq!(
@@ -130,23 +117,12 @@ fn evidence_in_s3_compatible_storage() {
     std::fs::write(s.path("big.bin"), &data).unwrap();
     let copy = s.path("copy.bin");
     std::fs::write(&copy, &data).unwrap();
-    let a = c
-        .run(&[
-            "attest",
-            "generic",
-            "--name",
-            "s3",
-            "--flow",
-            "f",
-            "--trail",
-            "t",
-            "--output",
-            "json",
-            "--attachments",
-            &format!("{},{}", s.path("big.bin").display(), copy.display()),
-        ])
-        .ok()
-        .json();
+    let a = c.attest_attachments(
+        "s3",
+        "f",
+        "t",
+        &format!("{},{}", s.path("big.bin").display(), copy.display()),
+    );
     let sha = hex::encode(Sha256::digest(&data));
     assert_eq!(a["evidence"][0]["sha256"], sha.as_str());
     let out = s.path("back.bin");

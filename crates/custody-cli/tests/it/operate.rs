@@ -824,28 +824,10 @@ fn a_backup_taken_while_writing_restores_and_verifies() {
     let c = s.custody();
     c.run(&["create", "flow", "f"]).ok();
     c.run(&["begin", "trail", "t", "--flow", "f"]).ok();
-    let evidence: Vec<u8> = (0..200_000u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
-        .collect();
+    let evidence = crate::common::noise(200_000, 1);
     let file = s.path("report.bin");
     std::fs::write(&file, &evidence).unwrap();
-    let a = c
-        .run(&[
-            "attest",
-            "generic",
-            "--name",
-            "scan",
-            "--flow",
-            "f",
-            "--trail",
-            "t",
-            "--output",
-            "json",
-            "--attachments",
-            file.to_str().unwrap(),
-        ])
-        .ok()
-        .json();
+    let a = c.attest_attachments("scan", "f", "t", file.to_str().unwrap());
     let sha = a["evidence"][0]["sha256"].as_str().unwrap().to_string();
     let data = s.dir.path().join("data");
     let work = tempfile::tempdir().unwrap();
@@ -1065,28 +1047,10 @@ fn two_replicas_share_one_database_and_one_bucket() {
     cb.run(&["begin", "trail", "t", "--flow", "shared"]).ok();
 
     // Evidence written through one is read through the other.
-    let bytes: Vec<u8> = (0..300_000u32)
-        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
-        .collect();
+    let bytes = crate::common::noise(300_000, 2);
     let file = a.path("scan.bin");
     std::fs::write(&file, &bytes).unwrap();
-    let att = ca
-        .run(&[
-            "attest",
-            "generic",
-            "--name",
-            "scan",
-            "--flow",
-            "shared",
-            "--trail",
-            "t",
-            "--output",
-            "json",
-            "--attachments",
-            file.to_str().unwrap(),
-        ])
-        .ok()
-        .json();
+    let att = ca.attest_attachments("scan", "shared", "t", file.to_str().unwrap());
     let sha = att["evidence"][0]["sha256"].as_str().unwrap().to_string();
     let got = b.path("got.bin");
     cb.run(&["get", "evidence", &sha, "-o", got.to_str().unwrap()])

@@ -63,6 +63,14 @@ impl Drop for Server {
     }
 }
 
+/// `len` bytes that compress badly and differ by `seed`: evidence files
+/// whose every byte matters.
+pub fn noise(len: u32, seed: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
+        .collect()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_custody")
 }
@@ -311,6 +319,33 @@ impl Cli {
             &compliant,
         ])
         .ok();
+    }
+
+    /// A generic attestation `name` with `attachments` (`--attachments`'s
+    /// comma-separated paths), as the server recorded it.
+    pub fn attest_attachments(
+        &self,
+        name: &str,
+        flow: &str,
+        trail: &str,
+        attachments: &str,
+    ) -> serde_json::Value {
+        self.run(&[
+            "attest",
+            "generic",
+            "--name",
+            name,
+            "--flow",
+            flow,
+            "--trail",
+            trail,
+            "--output",
+            "json",
+            "--attachments",
+            attachments,
+        ])
+        .ok()
+        .json()
     }
 
     /// `custody fingerprint PATH --artifact-type KIND`.
