@@ -122,6 +122,23 @@ fn fill(s: &Server) -> Facts {
         results.to_str().unwrap(),
     ])
     .ok();
+    // Snyk's JSON, counted as Snyk counts it: issues and vulnerable paths.
+    let snyk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../custody-evidence/tests/fixtures/snyk/two-versions.json");
+    c.run(&[
+        "attest",
+        "snyk",
+        "--name",
+        "api.deps",
+        "--flow",
+        "payments",
+        "--trail",
+        "v1",
+        "--scan-results",
+        snyk.to_str().unwrap(),
+        "--upload-results=false",
+    ])
+    .ok();
     c.run(&[
         "create",
         "environment",
@@ -375,6 +392,10 @@ fn a_security_person_answers_the_questions_in_a_browser() {
             "the failing test's message"
         );
         assert!(text.contains("3 tests: 2 passed, 1 failed"));
+        assert!(
+            text.contains("Vulnerable paths: 0 critical, 3 high, 0 medium, 2 low."),
+            "Snyk's paths shown beside its issues"
+        );
         for r in trail["reasons"].as_array().unwrap() {
             assert!(text.contains(r.as_str().unwrap()), "reason {r} shown");
         }
