@@ -232,7 +232,7 @@ pub(crate) async fn mark(
     env_ids: &[i64],
     cause: Cause,
 ) -> StoreResult<()> {
-    mark_with(c, ledger, env_ids, cause, true).await
+    mark_with(c, ledger, env_ids, cause, cause != Cause::Snapshot).await
 }
 
 async fn mark_with(
@@ -257,7 +257,7 @@ async fn mark_with(
         .bind(id)
         .bind(ledger.size())
         .bind(cause.as_str())
-        .bind(i64::from(whole && cause != Cause::Snapshot))
+        .bind(i64::from(whole))
         .execute(&mut *c)
         .await?;
     }
