@@ -400,6 +400,14 @@ pub struct AttestationInput {
     /// lowest severity that fails, `low`, `medium`, `high` or `critical`.
     #[serde(default)]
     pub severity_threshold: Option<String>,
+    /// For `pull_request`: approvals needed from someone other than the
+    /// author on the last commit (default: the template's `approvals` for
+    /// this name, else 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_approvals: Option<u32>,
+    /// For `pull_request`: whether an open pull request counts (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_open: Option<bool>,
     #[serde(default)]
     /// Free-form JSON, kept as the text it was sent as.
     #[schema(value_type = Option<Object>)]

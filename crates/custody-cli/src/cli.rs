@@ -7,10 +7,12 @@ use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod audit;
+mod change;
 mod controls;
 mod ledger;
 mod runtime;
 pub use audit::*;
+pub use change::*;
 pub use controls::*;
 pub use ledger::*;
 pub use runtime::*;
@@ -612,6 +614,13 @@ pub enum AttestCmd {
     Decision(AttestDecisionArgs),
     /// Import an in-toto statement another tool signed (a DSSE envelope): verified with --public-key, bound to the artifact its subject names, the envelope kept in the vault.
     Intoto(AttestIntotoArgs),
+    /// Report the pull requests that contain the commit and who approved them: compliant iff one is merged (or open, with --allow-open) with the approvals asked for.
+    #[command(subcommand, visible_aliases = ["pr", "pull_request", "mr", "mergerequest", "merge_request"])]
+    Pullrequest(AttestPrCmd),
+    /// Report the Jira issues the commit message and branch refer to: compliant iff there is one and each exists.
+    Jira(AttestJiraArgs),
+    /// Report a SonarQube / SonarQube Cloud quality gate: compliant iff it passed.
+    Sonar(AttestSonarArgs),
 }
 
 #[derive(Args, Debug)]

@@ -18,7 +18,11 @@ pub fn code(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return if c.is_input_error() { INPUT } else { SERVER };
         }
-        if cause.downcast_ref::<Environment>().is_some() {
+        if cause.downcast_ref::<Environment>().is_some()
+            || cause
+                .downcast_ref::<custody_providers::ProviderError>()
+                .is_some()
+        {
             return SERVER;
         }
     }

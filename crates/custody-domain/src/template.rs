@@ -57,6 +57,18 @@ pub struct Requirement {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: TemplateType,
+    /// For `pull_request`: approvals needed by someone other than the
+    /// author, when the attestation does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
+    /// An override of this attestation must be made by another account
+    /// than the one that reported what it overrides.
+    #[serde(
+        default,
+        rename = "four-eyes",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub four_eyes: bool,
 }
 
 /// The `type` of a requirement: a concrete kind, or `*` for any.
@@ -152,7 +164,47 @@ impl FlowTemplate {
         let t: FlowTemplate =
             serde_norway::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
         t.check_duplicates()?;
+        t.check_approvals()?;
         Ok(t)
+    }
+
+    /// `approvals` is said of pull requests only.
+    fn check_approvals(&self) -> Result<(), TemplateError> {
+        let pr = AttestationKind::BuiltIn("pull_request");
+        for (r, at) in self.requirements() {
+            if r.approvals.is_some() && !r.kind.matches(&pr) {
+                return Err(TemplateError::Yaml(format!(
+                    "{at}: 'approvals' is for type pull_request, not {}",
+                    r.kind
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every requirement, with where it is: `'tests'` or `'tests' on artifact 'app'`.
+    pub fn requirements(&self) -> impl Iterator<Item = (&Requirement, String)> {
+        let trail = self
+            .trail
+            .attestations
+            .iter()
+            .map(|r| (r, format!("'{}'", r.name)));
+        let artifacts = self.trail.artifacts.iter().flat_map(|a| {
+            a.attestations
+                .iter()
+                .map(move |r| (r, format!("'{}' on artifact '{}'", r.name, a.name)))
+        });
+        trail.chain(artifacts)
+    }
+
+    /// The requirement an attestation of this name answers: on the trail,
+    /// or on the artifact of that template name.
+    pub fn requirement(&self, artifact: Option<&str>, name: &str) -> Option<&Requirement> {
+        let list = match artifact {
+            None => &self.trail.attestations,
+            Some(a) => &self.artifact(a)?.attestations,
+        };
+        list.iter().find(|r| r.name == name)
     }
 
     /// The template that requires nothing.
@@ -188,22 +240,9 @@ impl FlowTemplate {
     /// Every custom type the template requires, with where: the custom
     /// type's name and `'tests'` or `'tests' on artifact 'app'`.
     pub fn custom_types(&self) -> Vec<(&str, String)> {
-        let trail = self.trail.attestations.iter().map(|r| (r, None));
-        let artifacts = self
-            .trail
-            .artifacts
-            .iter()
-            .flat_map(|a| a.attestations.iter().map(move |r| (r, Some(&a.name))));
-        trail
-            .chain(artifacts)
-            .filter_map(|(r, artifact)| match &r.kind {
-                TemplateType::Kind(AttestationKind::Custom(t)) => Some((
-                    t.as_str(),
-                    match artifact {
-                        Some(a) => format!("'{}' on artifact '{a}'", r.name),
-                        None => format!("'{}'", r.name),
-                    },
-                )),
+        self.requirements()
+            .filter_map(|(r, at)| match &r.kind {
+                TemplateType::Kind(AttestationKind::Custom(t)) => Some((t.as_str(), at)),
                 _ => None,
             })
             .collect()
@@ -310,6 +349,30 @@ trail:
                 .to_string();
         assert!(
             e.contains("trail.artifacts: name 'a' appears more than once"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn approvals_and_four_eyes() {
+        let t = FlowTemplate::from_yaml(
+            "version: 1\ntrail:\n  attestations:\n  - name: pr\n    type: pull_request\n    approvals: 2\n    four-eyes: true\n  artifacts:\n  - name: app\n    attestations:\n    - name: tests\n      type: junit\n",
+        )
+        .unwrap();
+        let pr = t.requirement(None, "pr").unwrap();
+        assert_eq!((pr.approvals, pr.four_eyes), (Some(2), true));
+        let tests = t.requirement(Some("app"), "tests").unwrap();
+        assert_eq!((tests.approvals, tests.four_eyes), (None, false));
+        assert!(t.requirement(None, "tests").is_none());
+        let e = FlowTemplate::from_yaml(
+            "version: 1\ntrail:\n  artifacts:\n  - name: app\n    attestations:\n    - name: tests\n      type: junit\n      approvals: 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "'tests' on artifact 'app': 'approvals' is for type pull_request, not junit"
+            ),
             "{e}"
         );
     }

@@ -4,14 +4,27 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::jira::JiraSummary;
 use crate::junit::JunitSummary;
+use crate::pull_request::{PrRules, PullRequestSummary};
 use crate::sarif::{Level, SarifSummary};
 use crate::sbom::{ComponentList, SbomSummary};
 use crate::scan::{ScanSummary, Severity};
+use crate::sonar::SonarSummary;
 use crate::verdict::Verdict;
 
 /// The attestation types built on tools' reports.
-pub const KINDS: &[&str] = &["junit", "sarif", "snyk", "trivy", "grype", "sbom"];
+pub const KINDS: &[&str] = &[
+    "junit",
+    "sarif",
+    "snyk",
+    "trivy",
+    "grype",
+    "sbom",
+    "pull_request",
+    "jira",
+    "sonar",
+];
 
 /// What the user asked to fail on; `None` takes the type's default.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +33,11 @@ pub struct Thresholds {
     pub fail_on: Option<String>,
     /// Snyk (default `low`), Trivy and Grype (default `high`).
     pub severity_threshold: Option<String>,
+    /// Pull requests: approvals needed by someone other than the author
+    /// (default 0).
+    pub require_approvals: Option<u32>,
+    /// Pull requests: whether an open one counts (default no).
+    pub allow_open: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -120,6 +138,28 @@ pub fn judge(kind: &str, results: &str, t: &Thresholds) -> Result<Judged, String
                 components: Some(components),
                 components_sha256: Some(hash.hex()),
             })
+        }
+        "pull_request" => {
+            let s: PullRequestSummary = summary(kind, results)?;
+            s.check()?;
+            let rules = PrRules {
+                require_approvals: t.require_approvals.unwrap_or(0),
+                allow_open: t.allow_open.unwrap_or(false),
+            };
+            Ok(plain(
+                s.verdict(&rules),
+                json!({ "results": s, "rules": rules }),
+            ))
+        }
+        "jira" => {
+            let s: JiraSummary = summary(kind, results)?;
+            s.check()?;
+            Ok(plain(s.verdict(), json!({ "results": s })))
+        }
+        "sonar" => {
+            let s: SonarSummary = summary(kind, results)?;
+            s.check()?;
+            Ok(plain(s.verdict(), json!({ "results": s })))
         }
         other => Err(format!("'{other}' is not a tool attestation type")),
     }

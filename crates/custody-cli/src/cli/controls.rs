@@ -95,6 +95,9 @@ pub enum AssertCmd {
     Artifact(AssertArtifactArgs),
     /// Exit 0 if the snapshot (ENV or ENV#N) is compliant with its environment's policies, 1 if not.
     Snapshot { expression: String },
+    /// Exit 0 if a pull request containing the commit counts (merged, or open with --allow-open, with the approvals asked for), 1 if not; nothing is recorded.
+    #[command(subcommand, visible_aliases = ["pr", "pull_request", "mr", "mergerequest", "merge_request"])]
+    Pullrequest(super::AssertPrCmd),
 }
 
 #[derive(Args, Debug)]

@@ -62,6 +62,9 @@ pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
             evidence(ctx, a.path, a.target, a.evidence, extra).await
         }
         AttestCmd::Intoto(a) => intoto(ctx, a).await,
+        AttestCmd::Pullrequest(c) => super::change::attest_pr(ctx, c).await,
+        AttestCmd::Jira(a) => super::change::attest_jira(ctx, a).await,
+        AttestCmd::Sonar(a) => super::change::attest_sonar(ctx, a).await,
         AttestCmd::Sbom(a) => {
             check_target(&a.target)?;
             let report = reports::single("sbom", &a.file, "--file")?;
@@ -207,21 +210,25 @@ async fn intoto(ctx: Ctx, mut a: AttestIntotoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What a type adds to the common attestation fields.
-struct Extra {
-    kind: &'static str,
-    compliant: Option<bool>,
-    type_name: Option<String>,
-    data: Option<Box<serde_json::value::RawValue>>,
-    results: Option<Box<serde_json::value::RawValue>>,
-    fail_on: Option<String>,
-    severity_threshold: Option<String>,
-    control: Option<String>,
+pub(super) struct Extra {
+    pub kind: &'static str,
+    pub compliant: Option<bool>,
+    pub type_name: Option<String>,
+    pub data: Option<Box<serde_json::value::RawValue>>,
+    pub results: Option<Box<serde_json::value::RawValue>>,
+    pub fail_on: Option<String>,
+    pub severity_threshold: Option<String>,
+    pub require_approvals: Option<u32>,
+    pub allow_open: Option<bool>,
+    pub control: Option<String>,
     /// The report files, uploaded next to --attachments.
-    files: Vec<Attachment>,
+    pub files: Vec<Attachment>,
+    /// `--assert`: exit 1 when what was recorded is non-compliant.
+    pub assert: bool,
 }
 
 impl Extra {
-    fn new(kind: &'static str) -> Self {
+    pub(super) fn new(kind: &'static str) -> Self {
         Extra {
             kind,
             compliant: None,
@@ -230,8 +237,11 @@ impl Extra {
             results: None,
             fail_on: None,
             severity_threshold: None,
+            require_approvals: None,
+            allow_open: None,
             control: None,
             files: vec![],
+            assert: false,
         }
     }
 
@@ -244,7 +254,7 @@ impl Extra {
     }
 }
 
-async fn evidence(
+pub(super) async fn evidence(
     ctx: Ctx,
     path: Option<String>,
     t: Target,
@@ -277,6 +287,8 @@ async fn evidence(
         results: extra.results,
         fail_on: extra.fail_on,
         severity_threshold: extra.severity_threshold,
+        require_approvals: extra.require_approvals,
+        allow_open: extra.allow_open,
         control: extra.control,
         user_data: p.user_data,
         annotations: annotations(&e.annotate)?,
@@ -308,6 +320,13 @@ async fn evidence(
             println!("  {reason}");
         }
     })?;
+    if extra.assert && !r.compliant {
+        eprintln!(
+            "assert failed: {} attestation '{}' is non-compliant",
+            r.kind, t.name
+        );
+        return Ok(ExitCode::from(crate::fail::NON_COMPLIANT));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,7 @@ mod admin;
 mod attest;
 mod audit;
 mod backup;
+mod change;
 mod controls;
 mod demo;
 mod environments;
@@ -125,6 +126,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Assert(crate::cli::AssertCmd::Artifact(a)) => {
             controls::assert_artifact(Ctx::new(cli.global).await?, a).await
+        }
+        // The provider alone: no Custody server.
+        Command::Assert(crate::cli::AssertCmd::Pullrequest(c)) => {
+            change::assert_pr(&cli.global, c).await
         }
         Command::Assert(crate::cli::AssertCmd::Snapshot { expression }) => {
             controls::assert_snapshot(Ctx::new(cli.global).await?, &expression).await

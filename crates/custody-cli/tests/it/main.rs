@@ -6,6 +6,7 @@ mod common;
 
 mod audit;
 mod aws;
+mod change;
 mod compliance;
 mod controls;
 mod docker;

@@ -4,6 +4,7 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use custody_api::{Attestation, AttestationInput, Evidence, Page};
 use custody_domain::provenance::{validate_annotations, validate_external_urls};
+use custody_domain::template::FlowTemplate;
 use custody_domain::{AttestationName, Fingerprint, Permission};
 use custody_store::{AttestationBinding, NewAttestation};
 use serde_json::json;
@@ -84,7 +85,7 @@ pub async fn report_attestation(
         (parse_input(&body, &s.limits)?, None)
     };
 
-    let mut new = evaluate(&s, &caller, input).await?;
+    let mut new = evaluate(&s, &caller, &flow, &trail, input).await?;
 
     if let Some(mp) = multipart.as_mut() {
         // Refuse before any upload when the trail does not exist (the write
@@ -214,6 +215,8 @@ fn clean_filename(name: Option<&str>) -> ApiResult<String> {
 async fn evaluate(
     s: &AppState,
     caller: &Caller,
+    flow: &str,
+    trail: &str,
     mut input: AttestationInput,
 ) -> ApiResult<NewAttestation> {
     let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
@@ -308,6 +311,11 @@ async fn evaluate(
         }
         k if tool_evidence::KINDS.contains(&k) => {
             let kind = k.to_string();
+            if kind == "pull_request" && input.require_approvals.is_none() {
+                input.require_approvals = requirement(s, caller, flow, trail, &name, &binding)
+                    .await?
+                    .and_then(|r| r.approvals);
+            }
             let v = tool_evidence::evaluate(&kind, &mut input)?;
             components = v.components;
             (kind, v.compliant, v.reasons, v.data)
@@ -339,6 +347,46 @@ async fn evaluate(
         components,
         control: input.control,
     })
+}
+
+/// The template requirement an attestation answers, if the trail (or, for
+/// a trail not begun yet, its flow) has a template that names it.
+async fn requirement(
+    s: &AppState,
+    caller: &Caller,
+    flow: &str,
+    trail: &str,
+    name: &AttestationName,
+    binding: &AttestationBinding,
+) -> ApiResult<Option<custody_domain::template::Requirement>> {
+    use custody_store::StoreError;
+    let org = caller.0.org_id;
+    let (yaml, artifacts) = match s.store.get_trail(org, flow, trail).await {
+        Ok(t) => (t.template_yaml().map(String::from), t.artifacts),
+        Err(StoreError::NotFound { .. }) => match s.store.get_flow(org, flow).await {
+            Ok(f) => (f.template_yaml, vec![]),
+            // The write itself answers 404 for a flow that does not exist.
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    let Some(template) = yaml.and_then(|y| FlowTemplate::from_yaml(&y).ok()) else {
+        return Ok(None);
+    };
+    let artifact = match binding {
+        AttestationBinding::Trail => None,
+        AttestationBinding::ArtifactName(a) => Some(a.clone()),
+        AttestationBinding::Fingerprint(fp) => {
+            match artifacts.iter().rev().find(|a| &a.fingerprint == fp) {
+                Some(a) => Some(a.name.clone()),
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(template
+        .requirement(artifact.as_deref(), &name.name)
+        .cloned())
 }
 
 #[derive(serde::Deserialize)]

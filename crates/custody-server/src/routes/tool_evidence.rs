@@ -27,6 +27,8 @@ pub fn evaluate(kind: &str, input: &mut AttestationInput) -> ApiResult<ToolVerdi
     let thresholds = Thresholds {
         fail_on: input.fail_on.clone(),
         severity_threshold: input.severity_threshold.clone(),
+        require_approvals: input.require_approvals,
+        allow_open: input.allow_open,
     };
     let mut j = judge(kind, results.get(), &thresholds).map_err(ApiError::bad_request)?;
     // The ledger records the attestation, not the component rows: this

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod docker;
 pub mod kube_api;
 pub mod moto;
+pub mod provider;
 pub mod receiver;
 
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! Content-Length bodies) that record every request and answer as told.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,34 +71,8 @@ impl Receiver {
 fn serve(conn: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Vec<Request>>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(r) = super::provider::read_request(&mut reader) {
+        let (path, headers, body) = (r.target, r.headers, r.body);
         let n = {
             let mut s = seen.lock().unwrap();
             s.push(Request {

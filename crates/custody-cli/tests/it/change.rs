@@ -1,0 +1,825 @@
+//! Change-process evidence from the providers: pull requests on GitHub,
+//! GitLab, Bitbucket and Azure DevOps, Jira issues and Sonar quality gates,
+//! each provider a local server answering with its documented shapes.
+
+use std::path::{Path, PathBuf};
+
+use crate::common;
+use common::provider::{FakeProvider, Reply, fixture};
+use common::{Cli, Db, Server};
+
+/// The commit the fixtures name; replaced by the test repository's.
+const FIXTURE_HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+
+/// A repository with one commit on `branch`; returns its directory and SHA.
+fn repo(dir: &Path, message: &str, branch: &str) -> (PathBuf, String) {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q", "-b", branch]);
+    std::fs::write(repo.join("f"), "x").unwrap();
+    git(&["add", "f"]);
+    git(&["commit", "-q", "-m", message]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    (repo, sha)
+}
+
+/// A fixture with the test commit in place of the fixtures' own.
+fn answer(name: &str, sha: &str) -> Reply {
+    Reply::fixture(name)
+        .replace(FIXTURE_HEAD, sha)
+        .replace(&FIXTURE_HEAD[..12], &sha[..12])
+}
+
+/// GitHub Enterprise under a path prefix: two pages of pull requests (the
+/// first asked for twice: a 429 with Retry-After comes first), two pages of
+/// reviews on #1347, none on #1350.
+fn github(sha: &str) -> FakeProvider {
+    let gh = FakeProvider::start();
+    let root = "/git/api/v3/repos/acme/shop";
+    let pulls = format!("{root}/commits/{sha}/pulls?per_page=100");
+    let next_pulls = format!("{root}/commits/{sha}/pulls?per_page=100&page=2");
+    let reviews = format!("{root}/pulls/1347/reviews?per_page=100");
+    let next_reviews = format!("{root}/pulls/1347/reviews?per_page=100&page=2");
+    let link = |to: &str| {
+        format!(
+            "<{}{to}>; rel=\"next\", <{}{to}>; rel=\"last\"",
+            gh.url, gh.url
+        )
+    };
+    gh.on(
+        "GET",
+        &pulls,
+        Reply::status(429, "github/error-403-secondary.json").header("Retry-After", "1"),
+    )
+    .on(
+        "GET",
+        &pulls,
+        answer("github/pulls-page1.json", sha).header("Link", &link(&next_pulls)),
+    )
+    .on("GET", &next_pulls, answer("github/pulls-page2.json", sha))
+    .on(
+        "GET",
+        &reviews,
+        answer("github/reviews-1347-page1.json", sha).header("Link", &link(&next_reviews)),
+    )
+    .on(
+        "GET",
+        &next_reviews,
+        answer("github/reviews-1347-page2.json", sha),
+    )
+    .on(
+        "GET",
+        &format!("{root}/pulls/1350/reviews?per_page=100"),
+        Reply::fixture("github/reviews-empty.json"),
+    );
+    gh
+}
+
+fn offline(dir: &Path) -> Cli {
+    // assert pullrequest asks the provider only: no Custody server.
+    Cli::new("http://127.0.0.1:9", "unused", dir)
+}
+
+#[test]
+fn github_pull_requests_four_eyes_pages_and_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, sha) = repo(dir.path(), "Add the basket", "main");
+    let gh = github(&sha);
+    let base = format!("{}/git", gh.url);
+    let c = offline(dir.path());
+    let args = |n: &str| {
+        vec![
+            "assert".to_string(),
+            "pullrequest".into(),
+            "github".into(),
+            "--github-token".into(),
+            "ghp_test".into(),
+            "--github-org".into(),
+            "acme".into(),
+            "--repository".into(),
+            "shop".into(),
+            "--github-base-url".into(),
+            base.clone(),
+            "--repo-root".into(),
+            repo.to_str().unwrap().into(),
+            "--require-approvals".into(),
+            n.into(),
+        ]
+    };
+    let run = |n: &str| c.run(&args(n).iter().map(String::as_str).collect::<Vec<_>>());
+
+    // erin approved #1347's last commit: one approval that counts.
+    let ok = run("1").ok();
+    assert!(
+        ok.stdout.contains(&format!(
+            "found 2 pull request(s) for commit {sha}: #1347 merged (1 approval), #1350 open (0 approvals)"
+        )),
+        "{}",
+        ok.stdout
+    );
+    let failed = run("2").fails(1, "assert failed: pull request #1347");
+    for needle in [
+        "has 1 of 2 required approvals by someone other than its author octocat",
+        "octocat approved their own change",
+        "bob approved at 2c8e3a1b0d9f, before the last commit",
+        "pull request #1350 (https://github.com/acme/shop/pull/1350) is open, not merged",
+    ] {
+        assert!(
+            failed.stderr.contains(needle),
+            "{needle}: {}",
+            failed.stderr
+        );
+    }
+    // dave withdrew his approval by asking for changes; carol only commented.
+    assert!(!failed.stderr.contains("dave"), "{}", failed.stderr);
+
+    let seen = gh.requests();
+    let pulls: Vec<_> = seen
+        .iter()
+        .filter(|r| r.target.ends_with("/pulls?per_page=100"))
+        .collect();
+    // Two runs, and the first request of the first run was rate limited.
+    assert_eq!(pulls.len(), 3);
+    assert!(
+        seen.iter()
+            .all(|r| r.headers["authorization"] == "Bearer ghp_test")
+    );
+
+    // --allow-open lets #1350 count on its own when no approval is needed.
+    let mut open = args("0");
+    open.push("--allow-open".into());
+    let j = c
+        .run(
+            &[
+                &["--output", "json"][..],
+                &open.iter().map(String::as_str).collect::<Vec<_>>(),
+            ]
+            .concat(),
+        )
+        .ok()
+        .json();
+    assert_eq!(j["compliant"], true);
+    assert_eq!(
+        j["results"]["pull_requests"][0]["approvals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        j["results"]["pull_requests"][0]["head_commit"],
+        sha.as_str()
+    );
+}
+
+#[test]
+fn github_refusals_name_provider_request_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, sha) = repo(dir.path(), "Add the basket", "main");
+    let gh = FakeProvider::start();
+    let c = offline(dir.path());
+    let run = |repository: &str, token: Option<&str>| {
+        let mut a = vec![
+            "assert",
+            "pr",
+            "github",
+            "--github-org",
+            "acme",
+            "--repository",
+            repository,
+            "--github-base-url",
+            &gh.url,
+            "--commit",
+            &sha,
+            "--repo-root",
+            repo.to_str().unwrap(),
+        ];
+        if let Some(t) = token {
+            a.extend(["--github-token", t]);
+        }
+        c.run(&a)
+    };
+    run("shop", None).fails(2, "--github-token is required");
+    gh.on(
+        "GET",
+        &format!("/api/v3/repos/acme/shop/commits/{sha}/pulls?per_page=100"),
+        Reply::status(401, "github/error-401.json"),
+    );
+    run("shop", Some("wrong")).fails(
+        3,
+        &format!(
+            "GitHub: GET {}/api/v3/repos/acme/shop/commits/{sha}/pulls?per_page=100 answered 401 Unauthorized: Bad credentials (check the token)",
+            gh.url
+        ),
+    );
+    gh.on(
+        "GET",
+        &format!("/api/v3/repos/acme/nope/commits/{sha}/pulls?per_page=100"),
+        Reply::status(404, "github/error-404.json"),
+    );
+    run("nope", Some("t")).fails(3, "answered 404 Not Found: Not Found");
+    gh.on(
+        "GET",
+        &format!("/api/v3/repos/acme/empty/commits/{sha}/pulls?per_page=100"),
+        Reply::fixture("github/reviews-empty.json"),
+    );
+    run("empty", Some("t")).fails(
+        1,
+        &format!("assert failed: no pull request in acme/empty (github) contains commit {sha}"),
+    );
+    gh.on(
+        "GET",
+        &format!("/api/v3/repos/acme/other/commits/{sha}/pulls?per_page=100"),
+        Reply::status(422, "github/error-422.json").replace(FIXTURE_HEAD, &sha),
+    );
+    run("other", Some("t")).fails(
+        3,
+        &format!("answered 422 Unprocessable Entity: No commit found for SHA: {sha}"),
+    );
+    // A provider that is not there at all.
+    let mut a = vec![
+        "assert",
+        "pr",
+        "github",
+        "--github-org",
+        "acme",
+        "--repository",
+        "shop",
+    ];
+    a.extend([
+        "--github-token",
+        "t",
+        "--github-base-url",
+        "http://127.0.0.1:9",
+        "--commit",
+        &sha,
+    ]);
+    c.run(&a).fails(
+        3,
+        "GitHub: GET http://127.0.0.1:9/api/v3/repos/acme/shop/commits/",
+    );
+}
+
+#[test]
+fn gitlab_merge_requests_under_a_path_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, sha) = repo(dir.path(), "Basket totals", "main");
+    let gl = FakeProvider::start();
+    let project = "/gitlab/api/v4/projects/acme%2Fplatform%2Fshop";
+    let first = format!("{project}/repository/commits/{sha}/merge_requests?per_page=100");
+    let second = format!("{first}&page=2");
+    gl.on(
+        "GET",
+        &first,
+        answer("gitlab/mrs-page1.json", &sha)
+            .header("Link", &format!("<{}{second}>; rel=\"next\"", gl.url)),
+    )
+    .on("GET", &second, answer("gitlab/mrs-page2.json", &sha))
+    .on(
+        "GET",
+        &format!("{project}/merge_requests/42/approvals"),
+        Reply::fixture("gitlab/approvals-42.json"),
+    )
+    .on(
+        "GET",
+        &format!("{project}/merge_requests/45/approvals"),
+        Reply::fixture("gitlab/approvals-45.json"),
+    );
+    let c = offline(dir.path());
+    let base = format!("{}/gitlab", gl.url);
+    let run = |n: &str| {
+        c.run(&[
+            "assert",
+            "mr",
+            "gitlab",
+            "--gitlab-token",
+            "glpat-test",
+            "--gitlab-org",
+            "acme/platform",
+            "--repository",
+            "shop",
+            "--gitlab-base-url",
+            &base,
+            "--repo-root",
+            repo.to_str().unwrap(),
+            "--require-approvals",
+            n,
+        ])
+    };
+    let ok = run("1").ok();
+    assert!(
+        ok.stdout
+            .contains("#42 merged (1 approval), #45 closed without merging (0 approvals)"),
+        "{}",
+        ok.stdout
+    );
+    let failed = run("2").fails(1, "has 1 of 2 required approvals by someone other than its author sam (sam approved their own change)");
+    assert!(failed.stderr.contains("pull request #45 (https://gitlab.example.com/gitlab/acme/platform/shop/-/merge_requests/45) was closed without merging"), "{}", failed.stderr);
+    assert!(
+        gl.requests()
+            .iter()
+            .all(|r| r.headers["private-token"] == "glpat-test")
+    );
+}
+
+#[test]
+fn bitbucket_pull_requests_follow_next_and_use_an_api_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, sha) = repo(dir.path(), "Basket totals", "main");
+    let bb = FakeProvider::start();
+    let listed = format!("/2.0/repositories/acme/shop/commit/{sha}/pullrequests?pagelen=50");
+    let next = format!("{listed}&page=2");
+    bb.on(
+        "GET",
+        &listed,
+        answer("bitbucket/commit-pullrequests-page1.json", &sha)
+            .replace("NEXT_PAGE_URL", &format!("{}{next}", bb.url)),
+    )
+    .on(
+        "GET",
+        &next,
+        answer("bitbucket/commit-pullrequests-page2.json", &sha),
+    )
+    .on(
+        "GET",
+        "/2.0/repositories/acme/shop/pullrequests/17",
+        answer("bitbucket/pullrequest-17.json", &sha),
+    )
+    .on(
+        "GET",
+        "/2.0/repositories/acme/shop/pullrequests/18",
+        answer("bitbucket/pullrequest-18.json", &sha),
+    )
+    .on(
+        "GET",
+        &format!("/2.0/repositories/acme/nope/commit/{sha}/pullrequests?pagelen=50"),
+        Reply::status(404, "bitbucket/error-404.json"),
+    );
+    let c = offline(dir.path());
+    let base = format!("{}/2.0", bb.url);
+    let run = |repository: &str, n: &str| {
+        c.run(&[
+            "assert",
+            "pullrequest",
+            "bitbucket",
+            "--bitbucket-workspace",
+            "acme",
+            "--repository",
+            repository,
+            "--bitbucket-username",
+            "ci@acme.example",
+            "--bitbucket-password",
+            "ATATT-test",
+            "--bitbucket-base-url",
+            &base,
+            "--repo-root",
+            repo.to_str().unwrap(),
+            "--require-approvals",
+            n,
+        ])
+    };
+    let ok = run("shop", "1").ok();
+    assert!(
+        ok.stdout
+            .contains("#17 merged (1 approval), #18 closed without merging"),
+        "{}",
+        ok.stdout
+    );
+    run("shop", "2").fails(1, "has 1 of 2 required approvals by someone other than its author priya (priya approved their own change)");
+    run("nope", "0").fails(3, "Bitbucket: GET ");
+    run("nope", "0").fails(3, "answered 404 Not Found: Repository acme/nope not found");
+    // "ci@acme.example:ATATT-test"
+    assert!(
+        bb.requests()
+            .iter()
+            .all(|r| r.headers["authorization"] == "Basic Y2lAYWNtZS5leGFtcGxlOkFUQVRULXRlc3Q=")
+    );
+    c.run(&[
+        "assert",
+        "pr",
+        "bitbucket",
+        "--bitbucket-workspace",
+        "acme",
+        "--repository",
+        "shop",
+        "--bitbucket-access-token",
+        "a",
+        "--bitbucket-username",
+        "u",
+        "--bitbucket-password",
+        "p",
+    ])
+    .fails(
+        2,
+        "give either --bitbucket-access-token or --bitbucket-username",
+    );
+}
+
+#[test]
+fn azure_pull_requests_by_commit_on_a_server_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, sha) = repo(dir.path(), "Basket totals", "main");
+    let az = FakeProvider::start();
+    let root = "/tfs/DefaultCollection/Retail/_apis/git/repositories/shop";
+    az.on(
+        "POST",
+        &format!("{root}/pullrequestquery?api-version=7.1"),
+        answer("azure/pullrequestquery.json", &sha),
+    )
+    .on(
+        "GET",
+        &format!("{root}/pullrequests/21?api-version=7.1"),
+        answer("azure/pullrequest-21.json", &sha),
+    );
+    let c = offline(dir.path());
+    let org = format!("{}/tfs/DefaultCollection", az.url);
+    let run = |n: &str| {
+        c.run(&[
+            "--output",
+            "json",
+            "assert",
+            "pullrequest",
+            "azure",
+            "--azure-token",
+            "pat",
+            "--azure-org-url",
+            &org,
+            "--project",
+            "Retail",
+            "--repository",
+            "shop",
+            "--repo-root",
+            repo.to_str().unwrap(),
+            "--require-approvals",
+            n,
+        ])
+    };
+    // omar (10) and pia (5, with suggestions) count; nina wrote it; the team
+    // did not vote and ray rejected.
+    let j = run("2").ok().json();
+    let pr = &j["results"]["pull_requests"][0];
+    assert_eq!(
+        pr["url"],
+        format!("{org}/Retail/_git/shop/pullrequest/21").as_str()
+    );
+    assert_eq!(pr["state"], "merged");
+    assert_eq!(pr["source_branch"], "basket");
+    assert_eq!(
+        pr["merge_commit"],
+        "b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6"
+    );
+    run("3").fails(1, "has 2 of 3 required approvals by someone other than its author nina@acme.example (nina@acme.example approved their own change)");
+    // A commit no pull request contains or was merged as.
+    let other = "2c8e3a1b0d9f4e5a6b7c8d9e0f1a2b3c4d5e6f70";
+    az.on(
+        "POST",
+        &format!("{root}/pullrequestquery?api-version=7.1"),
+        Reply::fixture("azure/pullrequestquery-none.json"),
+    );
+    c.run(&[
+        "assert",
+        "pr",
+        "azure",
+        "--azure-token",
+        "pat",
+        "--azure-org-url",
+        &org,
+        "--project",
+        "Retail",
+        "--repository",
+        "shop",
+        "--commit",
+        other,
+    ])
+    .fails(
+        1,
+        &format!("no pull request in Retail/shop (azure) contains commit {other}"),
+    );
+    let seen = az.requests();
+    let query: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        query["queries"][0],
+        serde_json::json!({"type": "commit", "items": [sha]})
+    );
+    // ":pat"
+    assert!(
+        seen.iter()
+            .all(|r| r.headers["authorization"] == "Basic OnBhdA==")
+    );
+}
+
+const TEMPLATE: &str = "version: 1
+trail:
+  attestations:
+  - name: pr
+    type: pull_request
+    approvals: 2
+  - name: ticket
+    type: jira
+  - name: quality
+    type: sonar
+";
+
+fn trail(c: &Cli) -> serde_json::Value {
+    c.run(&["get", "trail", "t1", "--flow", "shop", "--output", "json"])
+        .ok()
+        .json()
+}
+
+fn slot<'a>(t: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    t["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no attestation {name} in {t}"))
+}
+
+both!(a_trail_needs_review_ticket_and_quality_gate);
+fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let (repo, sha) = repo(
+        s.path("").as_path(),
+        "SHOP-12: basket totals with vouchers",
+        "feature/SHOP-7-checkout",
+    );
+    let root = repo.to_str().unwrap();
+    let c = s.custody();
+    let tpl = s.write("template.yml", TEMPLATE);
+    c.run(&[
+        "create",
+        "flow",
+        "shop",
+        "--template-file",
+        tpl.to_str().unwrap(),
+    ])
+    .ok();
+    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let target = [
+        "--flow",
+        "shop",
+        "--trail",
+        "t1",
+        "--repo-root",
+        root,
+        "--commit",
+        &sha,
+    ];
+
+    // Pull request: the template asks for 2 approvals, #1347 has 1.
+    let gh = github(&sha);
+    let base = format!("{}/git", gh.url);
+    let pr = |extra: &[&str]| {
+        let mut a = vec![
+            "attest",
+            "pullrequest",
+            "github",
+            "--name",
+            "pr",
+            "--github-token",
+            "t",
+            "--github-org",
+            "acme",
+            "--repository",
+            "shop",
+            "--github-base-url",
+            &base,
+        ];
+        a.extend(target);
+        a.extend(extra);
+        c.run(&a)
+    };
+    let out = pr(&["--assert"]).fails(
+        1,
+        "assert failed: pull_request attestation 'pr' is non-compliant",
+    );
+    assert!(
+        out.stdout.contains("has 1 of 2 required approvals"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("found 2 pull request(s)"),
+        "{}",
+        out.stderr
+    );
+    let t = trail(&c);
+    assert_eq!(slot(&t, "pr")["compliant"], false);
+    assert_eq!(t["compliant"], false);
+    // Said on the command line, the bar is the pipeline's.
+    pr(&["--require-approvals", "1"]).ok();
+    let t = trail(&c);
+    let a = slot(&t, "pr");
+    assert_eq!(a["compliant"], true);
+    assert_eq!(a["data"]["rules"]["require_approvals"], 1);
+    assert_eq!(a["data"]["results"]["pull_requests"][0]["number"], 1347);
+    assert_eq!(t["compliant"], false, "jira and sonar are still missing");
+
+    // Jira Cloud: SHOP-12 in the message exists, SHOP-7 in the branch does not.
+    let jira = FakeProvider::start();
+    let fields = "fields=summary%2Cstatus%2Cissuetype%2Cpriority";
+    jira.on(
+        "GET",
+        &format!("/rest/api/3/issue/SHOP-12?{fields}"),
+        Reply::fixture("jira/issue-SHOP-12.json"),
+    )
+    .on(
+        "GET",
+        &format!("/rest/api/3/issue/SHOP-7?{fields}"),
+        Reply::status(404, "jira/error-404.json"),
+    );
+    let attest_jira = |extra: &[&str]| {
+        let mut a = vec![
+            "attest",
+            "jira",
+            "--name",
+            "ticket",
+            "--jira-base-url",
+            &jira.url,
+            "--jira-username",
+            "ci@acme.example",
+            "--jira-api-token",
+            "tok",
+            "--jira-issue-fields",
+            "priority",
+        ];
+        a.extend(target);
+        a.extend(extra);
+        c.run(&a)
+    };
+    let out = attest_jira(&[]).ok();
+    assert!(
+        out.stdout.contains(&format!(
+            "Jira issue SHOP-7 does not exist ({}/browse/SHOP-7)",
+            jira.url
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("found Jira issue(s): SHOP-12 (Done), SHOP-7 (does not exist)"),
+        "{}",
+        out.stderr
+    );
+    attest_jira(&["--ignore-branch-match"]).ok();
+    let t = trail(&c);
+    let j = &slot(&t, "ticket")["data"]["results"];
+    assert_eq!(slot(&t, "ticket")["compliant"], true);
+    assert_eq!(j["searched"], serde_json::json!(["commit message"]));
+    assert_eq!(
+        j["issues"][0]["summary"],
+        "Basket totals are wrong with vouchers"
+    );
+    assert_eq!(j["issues"][0]["fields"]["priority"]["name"], "Medium");
+    // A refusal records nothing.
+    let before = trail(&c)["attestations"].as_array().unwrap().len();
+    jira.on(
+        "GET",
+        "/rest/api/3/issue/SHOP-12?fields=summary%2Cstatus%2Cissuetype",
+        Reply::status(401, "jira/error-401.json"),
+    );
+    c.run(
+        &[
+            &[
+                "attest",
+                "jira",
+                "--name",
+                "ticket",
+                "--jira-base-url",
+                &jira.url,
+                "--jira-username",
+                "x",
+                "--jira-api-token",
+                "bad",
+                "--ignore-branch-match",
+            ][..],
+            &target[..],
+        ]
+        .concat(),
+    )
+    .fails(3, "Jira: GET ");
+    let t = trail(&c);
+    assert_eq!(t["attestations"].as_array().unwrap().len(), before);
+    assert_eq!(slot(&t, "ticket")["compliant"], true);
+
+    // Sonar: the task is pending, then in progress, then done; the gate
+    // fails first, and passes on the next analysis.
+    let sonar = FakeProvider::start();
+    let task = "/api/ce/task?id=AVAn5RKqYwETbXvgas-I";
+    sonar
+        .on("GET", task, Reply::fixture("sonar/ce-task-pending.json"))
+        .on(
+            "GET",
+            task,
+            Reply::fixture("sonar/ce-task-in-progress.json"),
+        )
+        .on("GET", task, Reply::fixture("sonar/ce-task-success.json"))
+        .on(
+            "GET",
+            "/api/project_analyses/search?project=acme_shop&ps=100&p=1&branch=main",
+            answer("sonar/analyses-page1.json", &sha),
+        )
+        .on(
+            "GET",
+            "/api/qualitygates/project_status?analysisId=AY9f2c1Qk3xR7t",
+            Reply::fixture("sonar/project-status-error.json"),
+        )
+        .on(
+            "GET",
+            "/api/qualitygates/project_status?analysisId=AY9f2c1Qk3xR7t",
+            Reply::fixture("sonar/project-status-ok.json"),
+        );
+    let work = s.path(".scannerwork");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("report-task.txt"),
+        fixture("sonar/report-task.txt").replace("SERVER_URL", &sonar.url),
+    )
+    .unwrap();
+    let attest_sonar = || {
+        c.run(
+            &[
+                &[
+                    "attest",
+                    "sonar",
+                    "--name",
+                    "quality",
+                    "--sonar-api-token",
+                    "squ_test",
+                    "--sonar-working-dir",
+                    work.to_str().unwrap(),
+                    "--max-wait",
+                    "10s",
+                ][..],
+                &target[..],
+            ]
+            .concat(),
+        )
+    };
+    let out = attest_sonar().ok();
+    assert!(
+        out.stdout
+            .contains("quality gate condition new_coverage is 61.5, fails below 80"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(trail(&c)["compliant"], false);
+    attest_sonar().ok();
+    let t = trail(&c);
+    let q = &slot(&t, "quality")["data"]["results"];
+    assert_eq!(q["revision"], sha.as_str());
+    assert_eq!(q["quality_gate"]["status"], "OK");
+    assert_eq!(t["compliant"], true, "{t}");
+    assert!(
+        sonar
+            .requests()
+            .iter()
+            .all(|r| r.headers["authorization"] == "Bearer squ_test")
+    );
+
+    // A task that never finishes within --max-wait: nothing recorded.
+    let stuck = FakeProvider::start();
+    stuck.on(
+        "GET",
+        "/api/ce/task?id=STUCK",
+        Reply::fixture("sonar/ce-task-pending.json").replace("AVAn5RKqYwETbXvgas-I", "STUCK"),
+    );
+    let url = format!("{}/api/ce/task?id=STUCK", stuck.url);
+    let before = trail(&c)["attestations"].as_array().unwrap().len();
+    c.run(
+        &[
+            &[
+                "attest",
+                "sonar",
+                "--name",
+                "quality",
+                "--sonar-api-token",
+                "t",
+                "--sonar-ce-task-url",
+                &url,
+                "--max-wait",
+                "2s",
+            ][..],
+            &target[..],
+        ]
+        .concat(),
+    )
+    .fails(3, "Sonar: GET ");
+    let t = trail(&c);
+    assert_eq!(t["attestations"].as_array().unwrap().len(), before);
+    assert_eq!(t["compliant"], true);
+}
