@@ -405,6 +405,10 @@ pub struct AttestationInput {
     /// this name, else 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_approvals: Option<u32>,
+    /// For `override`: why the named attestation's compliance is changed
+    /// (its new status is `compliant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// For `pull_request`: whether an open pull request counts (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_open: Option<bool>,

@@ -621,6 +621,24 @@ pub enum AttestCmd {
     Jira(AttestJiraArgs),
     /// Report a SonarQube / SonarQube Cloud quality gate: compliant iff it passed.
     Sonar(AttestSonarArgs),
+    /// Change the compliance of an attestation already reported (the latest of --name), with a reason; the original stays in the trail's history.
+    Override(AttestOverrideArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AttestOverrideArgs {
+    /// The artifact the attestation is bound to (with --artifact-type).
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// Why the verdict is changed: shown with it wherever it is shown.
+    #[arg(long, env = "CUSTODY_REASON", value_parser = NonEmptyStringValueParser::new())]
+    pub reason: String,
+    /// The compliance it has from now on.
+    #[arg(long, env = "CUSTODY_NEW_COMPLIANCE_STATUS", action = clap::ArgAction::Set, required = true)]
+    pub new_compliance_status: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
 }
 
 #[derive(Args, Debug)]

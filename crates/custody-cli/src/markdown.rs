@@ -141,6 +141,17 @@ pub fn trail(t: &TrailView) -> String {
             let _ = writeln!(out, "- {}", cell(r));
         }
     }
+    let overrides: Vec<String> = t
+        .attestations
+        .iter()
+        .filter_map(crate::commands::override_note)
+        .collect();
+    if !overrides.is_empty() {
+        out.push_str("\n### Overrides\n\n");
+        for n in overrides {
+            let _ = writeln!(out, "- {}", cell(&n));
+        }
+    }
     out
 }
 

@@ -65,6 +65,14 @@ pub async fn run(ctx: Ctx, cmd: AttestCmd) -> anyhow::Result<ExitCode> {
         AttestCmd::Pullrequest(c) => super::change::attest_pr(ctx, c).await,
         AttestCmd::Jira(a) => super::change::attest_jira(ctx, a).await,
         AttestCmd::Sonar(a) => super::change::attest_sonar(ctx, a).await,
+        AttestCmd::Override(a) => {
+            let extra = Extra {
+                compliant: Some(a.new_compliance_status),
+                reason: Some(a.reason),
+                ..Extra::new("override")
+            };
+            evidence(ctx, a.path, a.target, a.evidence, extra).await
+        }
         AttestCmd::Sbom(a) => {
             check_target(&a.target)?;
             let report = reports::single("sbom", &a.file, "--file")?;
@@ -220,6 +228,8 @@ pub(super) struct Extra {
     pub severity_threshold: Option<String>,
     pub require_approvals: Option<u32>,
     pub allow_open: Option<bool>,
+    /// An override's reason.
+    pub reason: Option<String>,
     pub control: Option<String>,
     /// The report files, uploaded next to --attachments.
     pub files: Vec<Attachment>,
@@ -239,6 +249,7 @@ impl Extra {
             severity_threshold: None,
             require_approvals: None,
             allow_open: None,
+            reason: None,
             control: None,
             files: vec![],
             assert: false,
@@ -289,6 +300,7 @@ pub(super) async fn evidence(
         severity_threshold: extra.severity_threshold,
         require_approvals: extra.require_approvals,
         allow_open: extra.allow_open,
+        reason: extra.reason,
         control: extra.control,
         user_data: p.user_data,
         annotations: annotations(&e.annotate)?,
@@ -312,10 +324,14 @@ pub(super) async fn evidence(
     }
     output::either(ctx.global.output, &r, |r| {
         let verdict = if r.compliant { "" } else { " (non-compliant)" };
-        println!(
-            "{} attestation '{}' is reported to trail: {}{verdict}",
-            r.kind, t.name, r.trail
-        );
+        if let Some(note) = super::flows::override_note(r) {
+            println!("in trail {}: {note}", r.trail);
+        } else {
+            println!(
+                "{} attestation '{}' is reported to trail: {}{verdict}",
+                r.kind, t.name, r.trail
+            );
+        }
         for reason in &r.reasons {
             println!("  {reason}");
         }

@@ -468,6 +468,27 @@ pub fn by(actor: &Option<custody_api::Actor>) -> String {
         .map_or_else(|| "-".to_string(), |a| a.to_string())
 }
 
+/// "overridden to compliant by X: reason (it was non-compliant)", for an
+/// override.
+pub fn override_note(a: &Attestation) -> Option<String> {
+    let o = a.data.get("override")?;
+    let status = |c: bool| if c { "compliant" } else { "non-compliant" };
+    let was = o
+        .get("was_compliant")
+        .and_then(serde_json::Value::as_bool)
+        .map(|w| format!(" (it was {})", status(w)))
+        .unwrap_or_default();
+    Some(format!(
+        "'{}' overridden to {} by {}: {}{was}",
+        a.name,
+        status(a.compliant),
+        by(&a.reported_by),
+        o.get("reason")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    ))
+}
+
 fn print_attestation(a: &Attestation) {
     let target = match (&a.artifact, &a.fingerprint) {
         (Some(n), Some(fp)) => format!("artifact {n} ({fp})"),
@@ -486,6 +507,9 @@ fn print_attestation(a: &Attestation) {
     ];
     for r in &a.reasons {
         rows.push(("reason", r.clone()));
+    }
+    if let Some(n) = override_note(a) {
+        rows.push(("override", n));
     }
     for e in &a.evidence {
         rows.push((
@@ -556,5 +580,8 @@ fn print_trail(t: &TrailView) {
     }
     for r in &t.reasons {
         println!("- {r}");
+    }
+    for n in t.attestations.iter().filter_map(override_note) {
+        println!("- {n}");
     }
 }

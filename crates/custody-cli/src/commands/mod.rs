@@ -9,6 +9,7 @@ mod environments;
 mod evaluate;
 mod fingerprint;
 mod flows;
+pub use flows::override_note;
 mod habits;
 mod keys;
 mod ledger;

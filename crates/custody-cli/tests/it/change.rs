@@ -823,3 +823,153 @@ fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
     assert_eq!(t["attestations"].as_array().unwrap().len(), before);
     assert_eq!(t["compliant"], true);
 }
+
+const OVERRIDE_TEMPLATE: &str = "version: 1
+trail:
+  attestations:
+  - name: scan
+    type: generic
+  - name: signoff
+    type: generic
+    four-eyes: true
+";
+
+both!(an_override_changes_compliance_and_keeps_both);
+fn an_override_changes_compliance_and_keeps_both(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let c = s.custody();
+    let tpl = s.write("template.yml", OVERRIDE_TEMPLATE);
+    c.run(&[
+        "create",
+        "flow",
+        "shop",
+        "--template-file",
+        tpl.to_str().unwrap(),
+    ])
+    .ok();
+    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let target = ["--flow", "shop", "--trail", "t1"];
+    let attest = |c: &Cli, name: &str, ok: &str| {
+        c.run(
+            &[
+                &["attest", "generic", "--name", name, "--compliant", ok][..],
+                &target[..],
+            ]
+            .concat(),
+        )
+    };
+    let over = |c: &Cli, name: &str, status: &str, reason: &str| {
+        c.run(
+            &[
+                &[
+                    "attest",
+                    "override",
+                    "--name",
+                    name,
+                    "--new-compliance-status",
+                    status,
+                    "--reason",
+                    reason,
+                ][..],
+                &target[..],
+            ]
+            .concat(),
+        )
+    };
+    let ci = c.with_token(&crate::security::key_for(&s, "pipeline", "ci"));
+    let alice = c.with_token(&crate::security::key_for(&s, "alice", "member"));
+    let bob = c.with_token(&crate::security::key_for(&s, "bob", "member"));
+
+    attest(&ci, "scan", "false").ok();
+    attest(&alice, "signoff", "true").ok();
+    assert_eq!(trail(&c)["compliant"], false);
+    // A pipeline reports evidence; it does not overrule it.
+    over(&ci, "scan", "true", "x").fails(
+        3,
+        "the role 'ci' of service account 'pipeline' does not allow this",
+    );
+    over(&alice, "nope", "true", "x").fails(2, "trail 't1' has no attestation 'nope' to override");
+    over(&alice, "scan", "true", " ").fails(2, "an override needs a reason");
+
+    let out = over(
+        &alice,
+        "scan",
+        "true",
+        "CVE-2026-1 is not reachable: the parser is not built in",
+    )
+    .ok();
+    assert!(
+        out.stdout
+            .contains("'scan' overridden to compliant by default/alice"),
+        "{}",
+        out.stdout
+    );
+    let t = trail(&c);
+    assert_eq!(t["compliant"], true, "{t}");
+    let scan = slot(&t, "scan");
+    assert_eq!(scan["type"], "generic");
+    assert_eq!(scan["data"]["override"]["was_compliant"], false);
+    assert_eq!(
+        scan["data"]["override"]["reason"],
+        "CVE-2026-1 is not reachable: the parser is not built in"
+    );
+    // Both are kept: the original is the earlier version.
+    let versions = c
+        .run(
+            &[
+                &["get", "attestation", "scan", "--output", "json"][..],
+                &target[..],
+            ]
+            .concat(),
+        )
+        .ok()
+        .json();
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(
+        scan["data"]["override"]["of"],
+        versions.iter().find(|v| v["compliant"] == false).unwrap()["id"]
+    );
+    let table = c
+        .run(&[&["get", "trail", "t1"][..], &target[..2]].concat())
+        .ok()
+        .stdout;
+    assert!(
+        table.contains(
+            "): CVE-2026-1 is not reachable: the parser is not built in (it was non-compliant)"
+        ),
+        "{table}"
+    );
+    let md = c
+        .run(
+            &[
+                &["get", "trail", "t1", "--output", "markdown"][..],
+                &target[..2],
+            ]
+            .concat(),
+        )
+        .ok()
+        .stdout;
+    assert!(md.contains("### Overrides"), "{md}");
+
+    // Four eyes: whoever reported the sign-off may not overrule it.
+    over(&alice, "signoff", "false", "wrong build signed off").fails(
+        3,
+        "four eyes: 'signoff' was reported by service account 'alice'",
+    );
+    let out = over(&bob, "signoff", "false", "wrong build signed off").ok();
+    assert!(
+        out.stdout
+            .contains("overridden to non-compliant by default/bob"),
+        "{}",
+        out.stdout
+    );
+    let t = trail(&c);
+    assert_eq!(t["compliant"], false);
+    assert!(
+        t["reasons"]
+            .to_string()
+            .contains("overridden as non-compliant: wrong build signed off"),
+        "{t}"
+    );
+}

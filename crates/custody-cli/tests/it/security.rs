@@ -87,7 +87,7 @@ fn json_body(v: &Value) -> Option<Vec<u8>> {
 }
 
 /// A key for a new service account of org `default` with `role`.
-fn key_for(s: &Server, name: &str, role: &str) -> String {
+pub(crate) fn key_for(s: &Server, name: &str, role: &str) -> String {
     let c = s.custody();
     c.run(&["create", "service-account", name, "--role", role])
         .ok();

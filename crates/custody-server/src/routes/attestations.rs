@@ -235,7 +235,8 @@ async fn evaluate(
     };
     validate_annotations(&input.annotations).map_err(|e| bad(&e))?;
     validate_external_urls(&input.external_urls).map_err(|e| bad(&e))?;
-    let needed = if input.kind == "decision" {
+    // Overriding a verdict is a decision about evidence, not evidence.
+    let needed = if input.kind == "decision" || input.kind == "override" {
         Permission::ReportDecisions
     } else {
         Permission::ReportEvidence
@@ -243,6 +244,7 @@ async fn evaluate(
     caller.require(needed)?;
     let mut components = None;
     let mut attestation_data = None;
+    let mut evidence = vec![];
     let (kind, compliant, reasons, data) = match input.kind.as_str() {
         "generic" => {
             let ok = input.compliant.unwrap_or(true);
@@ -309,11 +311,18 @@ async fn evaluate(
             attestation_data = Some(statement);
             ("intoto".to_string(), true, vec![], data)
         }
+        "override" => {
+            let o = overriding(s, caller, flow, trail, &name, &binding, &mut input).await?;
+            attestation_data = o.attestation_data;
+            evidence = o.evidence;
+            (o.kind, o.compliant, o.reasons, o.data)
+        }
         k if tool_evidence::KINDS.contains(&k) => {
             let kind = k.to_string();
             if kind == "pull_request" && input.require_approvals.is_none() {
-                input.require_approvals = requirement(s, caller, flow, trail, &name, &binding)
-                    .await?
+                let (t, artifacts) = trail_template(s, caller, flow, trail).await?;
+                input.require_approvals = t
+                    .and_then(|t| requirement(&t, &artifacts, &name, &binding).cloned())
                     .and_then(|r| r.approvals);
             }
             let v = tool_evidence::evaluate(&kind, &mut input)?;
@@ -343,22 +352,20 @@ async fn evaluate(
         origin_url: input.origin_url,
         git_commit_info: input.git_commit_info,
         repo_info: input.repo_info,
-        evidence: vec![],
+        evidence,
         components,
         control: input.control,
     })
 }
 
-/// The template requirement an attestation answers, if the trail (or, for
-/// a trail not begun yet, its flow) has a template that names it.
-async fn requirement(
+/// The template that applies to a trail (for one not begun yet, its
+/// flow's), and the trail's artifacts so far.
+async fn trail_template(
     s: &AppState,
     caller: &Caller,
     flow: &str,
     trail: &str,
-    name: &AttestationName,
-    binding: &AttestationBinding,
-) -> ApiResult<Option<custody_domain::template::Requirement>> {
+) -> ApiResult<(Option<FlowTemplate>, Vec<custody_api::Artifact>)> {
     use custody_store::StoreError;
     let org = caller.0.org_id;
     let (yaml, artifacts) = match s.store.get_trail(org, flow, trail).await {
@@ -366,27 +373,141 @@ async fn requirement(
         Err(StoreError::NotFound { .. }) => match s.store.get_flow(org, flow).await {
             Ok(f) => (f.template_yaml, vec![]),
             // The write itself answers 404 for a flow that does not exist.
-            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(StoreError::NotFound { .. }) => return Ok((None, vec![])),
             Err(e) => return Err(e.into()),
         },
         Err(e) => return Err(e.into()),
     };
-    let Some(template) = yaml.and_then(|y| FlowTemplate::from_yaml(&y).ok()) else {
-        return Ok(None);
-    };
+    Ok((
+        yaml.and_then(|y| FlowTemplate::from_yaml(&y).ok()),
+        artifacts,
+    ))
+}
+
+/// The template requirement an attestation of this name and binding
+/// answers, if the template names it.
+fn requirement<'t>(
+    template: &'t FlowTemplate,
+    artifacts: &[custody_api::Artifact],
+    name: &AttestationName,
+    binding: &AttestationBinding,
+) -> Option<&'t custody_domain::template::Requirement> {
     let artifact = match binding {
         AttestationBinding::Trail => None,
-        AttestationBinding::ArtifactName(a) => Some(a.clone()),
-        AttestationBinding::Fingerprint(fp) => {
-            match artifacts.iter().rev().find(|a| &a.fingerprint == fp) {
-                Some(a) => Some(a.name.clone()),
-                None => return Ok(None),
-            }
-        }
+        AttestationBinding::ArtifactName(a) => Some(a.as_str()),
+        AttestationBinding::Fingerprint(fp) => Some(
+            artifacts
+                .iter()
+                .rev()
+                .find(|a| &a.fingerprint == fp)?
+                .name
+                .as_str(),
+        ),
     };
-    Ok(template
-        .requirement(artifact.as_deref(), &name.name)
-        .cloned())
+    template.requirement(artifact, &name.name)
+}
+
+struct Override {
+    kind: String,
+    compliant: bool,
+    reasons: Vec<String>,
+    data: serde_json::Value,
+    attestation_data: Option<Box<serde_json::value::RawValue>>,
+    evidence: Vec<Evidence>,
+}
+
+/// An override: the latest attestation of this name and binding, again,
+/// with the compliance given and the reason why. The original stays in
+/// the trail's history; the override is its newest version. When the
+/// template says `four-eyes: true` for it, the account that reported the
+/// original may not override it.
+async fn overriding(
+    s: &AppState,
+    caller: &Caller,
+    flow: &str,
+    trail: &str,
+    name: &AttestationName,
+    binding: &AttestationBinding,
+    input: &mut AttestationInput,
+) -> ApiResult<Override> {
+    let compliant = input.compliant.ok_or_else(|| {
+        ApiError::bad_request("an override needs compliant: the new compliance status")
+    })?;
+    let reason = input
+        .reason
+        .take()
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("an override needs a reason"))?;
+    let t = s.store.get_trail(caller.0.org_id, flow, trail).await?;
+    let bound = |a: &&Attestation| match binding {
+        AttestationBinding::Trail => a.artifact.is_none() && a.fingerprint.is_none(),
+        AttestationBinding::ArtifactName(n) => a.artifact.as_deref() == Some(n.as_str()),
+        AttestationBinding::Fingerprint(fp) => a.fingerprint.as_deref() == Some(fp.as_str()),
+    };
+    let original = t
+        .attestations
+        .iter()
+        .rev()
+        .find(|a| a.name == name.name && bound(a))
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "trail '{trail}' has no attestation '{name}' to override"
+            ))
+        })?;
+    let template = t
+        .template_yaml()
+        .and_then(|y| FlowTemplate::from_yaml(y).ok());
+    let four_eyes = template
+        .as_ref()
+        .and_then(|tpl| requirement(tpl, &t.artifacts, name, binding))
+        .is_some_and(|r| r.four_eyes);
+    if four_eyes
+        && let (
+            Some(custody_api::Actor::Key {
+                org,
+                service_account,
+                ..
+            }),
+            custody_ledger::Actor::Key {
+                org: o,
+                service_account: a,
+                ..
+            },
+        ) = (&original.reported_by, caller.0.actor())
+        && *org == o
+        && *service_account == a
+    {
+        return Err(ApiError::forbidden(format!(
+            "four eyes: '{name}' was reported by service account '{a}', so another account must override it (the template says four-eyes: true)"
+        )));
+    }
+    let mut data = match &original.data {
+        serde_json::Value::Object(o) => o.clone(),
+        _ => serde_json::Map::new(),
+    };
+    data.insert(
+        "override".to_string(),
+        json!({
+            "of": original.id,
+            "reason": reason,
+            "was_compliant": original.compliant,
+            "was_reasons": original.reasons,
+        }),
+    );
+    let reasons = if compliant {
+        vec![]
+    } else {
+        vec![format!("overridden as non-compliant: {reason}")]
+    };
+    Ok(Override {
+        kind: original.kind.clone(),
+        compliant,
+        reasons,
+        data: serde_json::Value::Object(data),
+        attestation_data: original.attestation_data.clone(),
+        evidence: original.evidence.clone(),
+    })
 }
 
 #[derive(serde::Deserialize)]
