@@ -199,6 +199,9 @@ pub struct Flow {
     /// Read by policy conditions as `flow.tags.<key>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// When it was archived (ms since the epoch); it then takes nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -231,6 +234,38 @@ pub struct BeginTrailRequest {
     pub origin_url: Option<String>,
     #[serde(default)]
     pub external_urls: ExternalUrls,
+}
+
+/// A source repository, as trails' repo info names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Repo {
+    pub name: String,
+    pub url: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Flows with trails from it, by name.
+    pub flows: Vec<String>,
+    pub trails: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// A repository and its latest trails, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RepoDetail {
+    #[serde(flatten)]
+    pub repo: Repo,
+    pub recent_trails: Vec<RepoTrail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoTrail {
+    pub flow: String,
+    pub trail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -18,6 +18,13 @@ pub struct PutEnvironmentRequest {
     pub included_environments: Option<Vec<String>>,
 }
 
+/// `join` / `leave`: the physical environment to add to or take out of a
+/// logical one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MembershipRequest {
+    pub physical_env_name: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RenameRequest {
     pub new_name: String,

@@ -151,12 +151,21 @@ pub enum Command {
     /// Show an environment's change log.
     #[command(subcommand)]
     Log(LogCmd),
-    /// Rename an environment.
+    /// Rename an environment or a flow.
     #[command(subcommand)]
     Rename(RenameCmd),
-    /// Archive an environment.
+    /// Archive an environment, a flow, a custom attestation type or a control: hidden, taking nothing new, history kept.
     #[command(subcommand)]
     Archive(ArchiveCmd),
+    /// Restore an archived control.
+    #[command(subcommand)]
+    Unarchive(UnarchiveCmd),
+    /// Add a physical environment to a logical one.
+    #[command(subcommand)]
+    Join(JoinCmd),
+    /// Take a physical environment out of a logical one.
+    #[command(subcommand)]
+    Leave(LeaveCmd),
     /// Attach policies to environments (they are judged again at once).
     AttachPolicy(AttachPolicyArgs),
     /// Detach policies from environments (with none left, compliance is UNKNOWN).
@@ -870,6 +879,8 @@ pub struct ParseSeverityArgs {
 pub enum GetCmd {
     /// A flow: its description, tags and template.
     Flow { name: String },
+    /// A source repository by name (e.g. acme/shop): its flows and latest trails.
+    Repo { name: String },
     /// A trail with its evidence and compliance.
     Trail {
         name: String,
@@ -933,7 +944,11 @@ pub enum GetCmd {
 #[derive(Subcommand, Debug)]
 pub enum ListCmd {
     /// The organisation's flows.
-    Flows,
+    Flows {
+        /// Archived ones too.
+        #[arg(long, env = "CUSTODY_ARCHIVED")]
+        archived: bool,
+    },
     /// A flow's trails, newest first.
     Trails {
         #[arg(long, short = 'f', env = "CUSTODY_FLOW", value_parser = NonEmptyStringValueParser::new())]
@@ -957,11 +972,21 @@ pub enum ListCmd {
         service_account: Option<String>,
     },
     /// Custom attestation types, at their latest versions.
-    AttestationTypes,
+    AttestationTypes {
+        /// Archived ones too.
+        #[arg(long, env = "CUSTODY_ARCHIVED")]
+        archived: bool,
+    },
     /// Policies, at their latest versions.
     Policies,
     /// Controls, at their latest versions.
-    Controls,
+    Controls {
+        /// Archived ones too.
+        #[arg(long, env = "CUSTODY_ARCHIVED")]
+        archived: bool,
+    },
+    /// Source repositories the trails came from (their repo info), with their flows and trail counts.
+    Repos,
     /// Notification actions (webhooks and Slack) and what triggers them.
     Actions,
     /// Notification deliveries, newest first, with every attempt.

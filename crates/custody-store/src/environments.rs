@@ -476,6 +476,63 @@ impl Store {
             .await
     }
 
+    /// Adds a physical environment to a logical one (`join`), or takes it
+    /// out (`leave`). The logical one shows its members' history as it is
+    /// read, so nothing else changes.
+    pub async fn set_membership(
+        &self,
+        p: &Principal,
+        logical: &str,
+        physical: &str,
+        join: bool,
+    ) -> StoreResult<Environment> {
+        let (org_id, org) = (p.org_id, p.org.clone());
+        let (logical, physical) = (logical.to_string(), physical.to_string());
+        let actor = p.actor();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                    let l = env_row(c, org_id, &logical).await?;
+                    if !l.kind.is_logical() {
+                        return Err(StoreError::Unprocessable(format!(
+                            "'{logical}' is a {} environment, not a logical one",
+                            l.kind.as_str()
+                        )));
+                    }
+                    let m = env_row(c, org_id, &physical).await?;
+                    if m.kind.is_logical() {
+                        return Err(StoreError::Unprocessable(format!(
+                            "'{physical}' is a logical environment: a logical environment includes physical ones only"
+                        )));
+                    }
+                    let sql = if join {
+                        "INSERT INTO environment_members (logical_id, physical_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                    } else {
+                        "DELETE FROM environment_members WHERE logical_id = $1 AND physical_id = $2"
+                    };
+                    let changed = sqlx::query(sql)
+                        .bind(l.id)
+                        .bind(m.id)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                    if changed > 0 {
+                        let what = if join { "joined" } else { "left" };
+                        ledger
+                            .append(c, EntryKind::Environment, &json!({"name": logical, what: physical}))
+                            .await?;
+                    } else if !join {
+                        return Err(StoreError::Unprocessable(format!(
+                            "'{physical}' is not in logical environment '{logical}'"
+                        )));
+                    }
+                    view(c, &l).await
+                })
+            })
+            .await
+    }
+
     /// Archiving hides an environment from lists and refuses reports to
     /// it; its history is kept and still answers queries.
     pub async fn archive_environment(&self, p: &Principal, name: &str) -> StoreResult<Environment> {

@@ -352,6 +352,12 @@ impl Store {
                         .execute(&mut *c)
                         .await?;
                     ledger.append(c, EntryKind::AttestationType, &t).await?;
+                    // A new version brings an archived type back.
+                    sqlx::query("DELETE FROM attestation_types_archived WHERE org_id = $1 AND name = $2")
+                        .bind(org_id)
+                        .bind(&t.name)
+                        .execute(&mut *c)
+                        .await?;
                     Ok(t)
                 })
             })
@@ -390,15 +396,68 @@ impl Store {
         from_json("attestation type", &row.try_get::<String, _>(0)?)
     }
 
-    /// The latest version of every type.
-    pub async fn list_attestation_types(&self, org_id: i64) -> StoreResult<Vec<AttestationType>> {
+    /// The latest version of every type; archived ones only when asked for.
+    pub async fn list_attestation_types(
+        &self,
+        org_id: i64,
+        include_archived: bool,
+    ) -> StoreResult<Vec<AttestationType>> {
         let rows = sqlx::query(
             "SELECT t.doc FROM attestation_types t WHERE t.org_id = $1 AND t.version = \
-             (SELECT MAX(version) FROM attestation_types u WHERE u.org_id = t.org_id AND u.name = t.name) ORDER BY t.name",
+             (SELECT MAX(version) FROM attestation_types u WHERE u.org_id = t.org_id AND u.name = t.name) \
+             AND ($2 = 1 OR NOT EXISTS (SELECT 1 FROM attestation_types_archived a WHERE a.org_id = t.org_id AND a.name = t.name)) \
+             ORDER BY t.name",
         )
         .bind(org_id)
+        .bind(i64::from(include_archived))
         .fetch_all(&self.db.read)
         .await?;
         rows_to_docs(&rows, "attestation type")
+    }
+
+    /// Whether a type is archived (it then takes no new attestations).
+    pub async fn attestation_type_archived(&self, org_id: i64, name: &str) -> StoreResult<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM attestation_types_archived WHERE org_id = $1 AND name = $2")
+                .bind(org_id)
+                .bind(name)
+                .fetch_optional(&self.db.read)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Archives a custom attestation type: it takes no new attestations
+    /// until a new version of it is created; what was attested stays.
+    pub async fn archive_attestation_type(
+        &self,
+        p: &Principal,
+        name: &str,
+    ) -> StoreResult<AttestationType> {
+        let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        let actor = p.actor();
+        let t = self.get_attestation_type(org_id, &name, None).await?;
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                    let done = sqlx::query(
+                        "INSERT INTO attestation_types_archived (org_id, name, archived_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(org_id)
+                    .bind(&name)
+                    .bind(now_ms())
+                    .execute(&mut *c)
+                    .await?;
+                    if done.rows_affected() > 0 {
+                        ledger
+                            .append(c, EntryKind::AttestationType, &json!({"name": name, "archived": true}))
+                            .await?;
+                    }
+                    Ok(t)
+                })
+            })
+            .await
     }
 }

@@ -45,6 +45,23 @@ impl TrailData {
 pub(crate) struct FlowRow {
     pub id: i64,
     pub template_yaml: Option<String>,
+    pub archived: bool,
+}
+
+impl FlowRow {
+    /// Refuses new records in an archived flow.
+    pub fn writable(&self, flow: &str) -> StoreResult<()> {
+        if self.archived {
+            return Err(archived(flow));
+        }
+        Ok(())
+    }
+}
+
+fn archived(flow: &str) -> StoreError {
+    StoreError::Unprocessable(format!(
+        "flow '{flow}' is archived: its history is kept, but it takes nothing new"
+    ))
 }
 
 pub(crate) async fn flow_row(
@@ -53,7 +70,7 @@ pub(crate) async fn flow_row(
     flow: &str,
 ) -> StoreResult<FlowRow> {
     let r = sqlx::query(
-        "SELECT f.id, t.yaml FROM flows f LEFT JOIN flow_templates t \
+        "SELECT f.id, t.yaml, f.archived_at FROM flows f LEFT JOIN flow_templates t \
          ON t.flow_id = f.id AND t.version = f.template_version WHERE f.org_id = $1 AND f.name = $2",
     )
     .bind(org_id)
@@ -64,10 +81,12 @@ pub(crate) async fn flow_row(
     Ok(FlowRow {
         id: r.try_get(0)?,
         template_yaml: r.try_get(1)?,
+        archived: r.try_get::<Option<i64>, _>(2)?.is_some(),
     })
 }
 
-/// The id of a trail and its flow, looked up by name in one query.
+/// The id of a trail and its flow, looked up by name in one query, for a
+/// write: an archived flow is refused.
 pub(crate) async fn trail_ids(
     c: &mut AnyConnection,
     org_id: i64,
@@ -75,7 +94,7 @@ pub(crate) async fn trail_ids(
     trail: &str,
 ) -> StoreResult<(i64, i64)> {
     let r = sqlx::query(
-        "SELECT f.id, t.id FROM flows f LEFT JOIN trails t ON t.flow_id = f.id AND t.name = $3 \
+        "SELECT f.id, t.id, f.archived_at FROM flows f LEFT JOIN trails t ON t.flow_id = f.id AND t.name = $3 \
          WHERE f.org_id = $1 AND f.name = $2",
     )
     .bind(org_id)
@@ -84,6 +103,9 @@ pub(crate) async fn trail_ids(
     .fetch_optional(&mut *c)
     .await?
     .ok_or_else(|| StoreError::not_found("flow", flow))?;
+    if r.try_get::<Option<i64>, _>(2)?.is_some() {
+        return Err(archived(flow));
+    }
     let trail_id: Option<i64> = r.try_get(1)?;
     let trail_id = trail_id.ok_or_else(|| StoreError::NotFound {
         what: "trail",
@@ -127,13 +149,16 @@ impl Store {
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let now = now_ms();
-                    let existing = sqlx::query("SELECT id, description FROM flows WHERE org_id = $1 AND name = $2")
+                    let existing = sqlx::query("SELECT id, description, archived_at FROM flows WHERE org_id = $1 AND name = $2")
                         .bind(org_id)
                         .bind(&name)
                         .fetch_optional(&mut *c)
                         .await?;
                     let (flow_id, created) = match existing {
                         Some(r) => {
+                            if r.try_get::<Option<i64>, _>(2)?.is_some() {
+                                return Err(archived(&name));
+                            }
                             let id: i64 = r.try_get(0)?;
                             let old: Option<String> = r.try_get(1)?;
                             if description.is_some() && description != old {
@@ -276,14 +301,91 @@ impl Store {
         load_flow(&mut c, org_id, name).await
     }
 
-    pub async fn list_flows(&self, org_id: i64) -> StoreResult<Vec<Flow>> {
+    /// Archived flows are listed only when asked for.
+    pub async fn list_flows(&self, org_id: i64, include_archived: bool) -> StoreResult<Vec<Flow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{FLOW_SELECT} WHERE f.org_id = $1 ORDER BY f.name"
+            "{FLOW_SELECT} WHERE f.org_id = $1 AND ($2 = 1 OR f.archived_at IS NULL) ORDER BY f.name"
         )))
         .bind(org_id)
+        .bind(i64::from(include_archived))
         .fetch_all(&self.db.read)
         .await?;
         rows.iter().map(flow_from_row).collect()
+    }
+
+    /// Archiving keeps a flow's history readable and refuses new trails,
+    /// artifacts and attestations in it.
+    pub async fn archive_flow(&self, p: &Principal, name: &str) -> StoreResult<Flow> {
+        let (org_id, org, name) = (p.org_id, p.org.clone(), name.to_string());
+        let actor = p.actor();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                    let f = flow_row(c, org_id, &name).await?;
+                    if !f.archived {
+                        sqlx::query("UPDATE flows SET archived_at = $2 WHERE id = $1")
+                            .bind(f.id)
+                            .bind(now_ms())
+                            .execute(&mut *c)
+                            .await?;
+                        ledger
+                            .append(c, EntryKind::Flow, &json!({"name": name, "archived": true}))
+                            .await?;
+                    }
+                    load_flow(c, org_id, &name).await
+                })
+            })
+            .await
+    }
+
+    /// Renames a flow; its trails and their history go with it. Policies
+    /// and notification actions that name the old flow are not rewritten.
+    pub async fn rename_flow(&self, p: &Principal, old: &str, new: &str) -> StoreResult<Flow> {
+        custody_domain::names::validate("flow name", new)
+            .map_err(|e| StoreError::Unprocessable(e.to_string()))?;
+        let (org_id, org, old, new) = (p.org_id, p.org.clone(), old.to_string(), new.to_string());
+        let actor = p.actor();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                    let f = flow_row(c, org_id, &old).await?;
+                    if flow_row(c, org_id, &new).await.is_ok() {
+                        return Err(StoreError::Conflict(format!("flow '{new}' already exists")));
+                    }
+                    sqlx::query("UPDATE flows SET name = $2, updated_at = $3 WHERE id = $1")
+                        .bind(f.id)
+                        .bind(&new)
+                        .bind(now_ms())
+                        .execute(&mut *c)
+                        .await?;
+                    // Trails, artifacts and attestations say which flow they
+                    // are of; they say the new name from now on (the ledger
+                    // entry below tells `ledger verify` so).
+                    for (select, update) in [
+                        (
+                            "SELECT id, doc FROM trails WHERE flow_id = $1",
+                            "UPDATE trails SET doc = $2 WHERE id = $1",
+                        ),
+                        (
+                            "SELECT id, doc FROM artifacts WHERE flow_id = $1",
+                            "UPDATE artifacts SET doc = $2 WHERE id = $1",
+                        ),
+                        (
+                            "SELECT a.id, a.doc FROM attestations a JOIN trails t ON t.id = a.trail_id WHERE t.flow_id = $1",
+                            "UPDATE attestations SET doc = $2 WHERE id = $1",
+                        ),
+                    ] {
+                        rename_in_docs(c, f.id, select, update, &new).await?;
+                    }
+                    ledger
+                        .append(c, EntryKind::Flow, &json!({"name": old, "renamed_to": new}))
+                        .await?;
+                    load_flow(c, org_id, &new).await
+                })
+            })
+            .await
     }
 
     /// Begins a trail, or updates the fields given for an existing one.
@@ -299,6 +401,7 @@ impl Store {
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let f = flow_row(c, org_id, &flow).await?;
+                    f.writable(&flow)?;
                     let now = now_ms();
                     let existing = trail_row(c, f.id, &flow, &req.name).await;
                     let (trail, created) = match existing {
@@ -547,6 +650,7 @@ impl Store {
                 Box::pin(async move {
                     let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
                     let f = flow_row(c, org_id, &flow).await?;
+                    f.writable(&flow)?;
                     let (trail_id, _) = trail_row(c, f.id, &flow, &trail).await?;
                     let now = now_ms();
                     let git_commit = req
@@ -697,7 +801,32 @@ impl Store {
     }
 }
 
-const FLOW_SELECT: &str = "SELECT f.name, f.description, f.template_version, t.yaml, f.created_at, f.updated_at, f.tags \
+/// Sets `"flow"` to `new` in the documents `select` (id, doc) finds for
+/// the flow, writing each back with `update` (id, doc).
+async fn rename_in_docs(
+    c: &mut AnyConnection,
+    flow_id: i64,
+    select: &'static str,
+    update: &'static str,
+    new: &str,
+) -> StoreResult<()> {
+    let rows = sqlx::query(select).bind(flow_id).fetch_all(&mut *c).await?;
+    for r in &rows {
+        // Trails and artifacts have number ids, attestations text ones.
+        let id: Result<i64, _> = r.try_get(0);
+        let mut doc: serde_json::Value = from_json("document", &r.try_get::<String, _>(1)?)?;
+        doc["flow"] = serde_json::Value::String(new.to_string());
+        let q = sqlx::query(update);
+        let q = match id {
+            Ok(n) => q.bind(n),
+            Err(_) => q.bind(r.try_get::<String, _>(0)?),
+        };
+        q.bind(to_json(&doc)?).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const FLOW_SELECT: &str = "SELECT f.name, f.description, f.template_version, t.yaml, f.created_at, f.updated_at, f.tags, f.archived_at \
      FROM flows f LEFT JOIN flow_templates t ON t.flow_id = f.id AND t.version = f.template_version";
 
 async fn load_flow(c: &mut AnyConnection, org_id: i64, name: &str) -> StoreResult<Flow> {
@@ -724,6 +853,7 @@ fn flow_from_row(r: &AnyRow) -> StoreResult<Flow> {
             Some(t) => from_json("flow tags", &t)?,
             None => Default::default(),
         },
+        archived_at: r.try_get(7)?,
     })
 }
 

@@ -33,6 +33,7 @@ mod migrations;
 mod notifications;
 mod operations;
 mod policies;
+mod repos;
 mod runtime;
 mod sessions;
 mod timeline;

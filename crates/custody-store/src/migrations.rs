@@ -34,6 +34,7 @@ pub const SQLITE: Files = files!("sqlite":
     11 "0011_web_sessions",
     12 "0012_judge_dirty",
     13 "0013_attestation_latest",
+    14 "0014_archive",
 );
 
 pub const POSTGRES: Files = files!("postgres":
@@ -50,6 +51,7 @@ pub const POSTGRES: Files = files!("postgres":
     11 "0011_web_sessions",
     12 "0012_judge_dirty",
     13 "0013_attestation_latest",
+    14 "0014_archive",
 );
 
 pub fn migrator(files: Files) -> Migrator {

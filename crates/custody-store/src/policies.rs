@@ -501,15 +501,56 @@ impl Store {
             .collect()
     }
 
-    pub async fn list_controls(&self, org_id: i64) -> StoreResult<Vec<Control>> {
+    /// Archived controls are listed only when asked for.
+    pub async fn list_controls(
+        &self,
+        org_id: i64,
+        include_archived: bool,
+    ) -> StoreResult<Vec<Control>> {
         let mut c = self.db.read.acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CONTROL_SELECT} WHERE k.org_id = $1 ORDER BY k.identifier"
+            "{CONTROL_SELECT} WHERE k.org_id = $1 AND ($2 = 1 OR k.archived_at IS NULL) ORDER BY k.identifier"
         )))
         .bind(org_id)
+        .bind(i64::from(include_archived))
         .fetch_all(&mut *c)
         .await?;
         rows.iter().map(|r| Ok(control_from_row(r)?.1)).collect()
+    }
+
+    /// Archives a control (no decisions are recorded for it), or restores
+    /// it. Its versions and the decisions made stay as they are.
+    pub async fn set_control_archived(
+        &self,
+        p: &Principal,
+        identifier: &str,
+        archived: bool,
+    ) -> StoreResult<Control> {
+        let (org_id, org, identifier) = (p.org_id, p.org.clone(), identifier.to_string());
+        let actor = p.actor();
+        self.db
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut ledger = LedgerWriter::lock(c, org_id, &org, &actor).await?;
+                    let (id, control) = control_row(c, org_id, &identifier).await?;
+                    if control.archived != archived {
+                        sqlx::query("UPDATE controls SET archived_at = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(archived.then(now_ms))
+                            .execute(&mut *c)
+                            .await?;
+                        ledger
+                            .append(
+                                c,
+                                EntryKind::Control,
+                                &json!({"identifier": identifier, "archived": archived}),
+                            )
+                            .await?;
+                    }
+                    Ok(control_row(c, org_id, &identifier).await?.1)
+                })
+            })
+            .await
     }
 
     /// Allowlists an artifact in an environment and judges it again.
@@ -630,7 +671,13 @@ pub(crate) async fn control_version(
     org_id: i64,
     identifier: &str,
 ) -> StoreResult<i64> {
-    Ok(control_row(c, org_id, identifier).await?.1.version)
+    let (_, control) = control_row(c, org_id, identifier).await?;
+    if control.archived {
+        return Err(StoreError::Unprocessable(format!(
+            "control '{identifier}' is archived: unarchive it to record decisions for it"
+        )));
+    }
+    Ok(control.version)
 }
 
 /// Tags as stored on a flow.

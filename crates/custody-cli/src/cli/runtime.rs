@@ -34,12 +34,47 @@ pub fn parse_kind(s: &str) -> Result<custody_runtime::EnvironmentKind, String> {
 pub enum RenameCmd {
     /// Rename an environment; its history goes with it.
     Environment { old: String, new: String },
+    /// Rename a flow; its trails and their history go with it (policies and actions that name it are not rewritten).
+    Flow { old: String, new: String },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ArchiveCmd {
     /// Hide an environment and refuse reports to it; its history stays.
     Environment { name: String },
+    /// Hide a flow and refuse new trails, artifacts and attestations in it; its history stays.
+    Flow { name: String },
+    /// Refuse new attestations of a custom type until a new version of it is created; what was attested stays.
+    AttestationType { name: String },
+    /// Refuse decisions for a control until it is unarchived; its versions and decisions stay.
+    Control { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UnarchiveCmd {
+    /// Take decisions for an archived control again.
+    Control { id: String },
+}
+
+/// A physical environment and the logical one it joins or leaves.
+#[derive(Args, Debug)]
+pub struct MembershipArgs {
+    #[arg(long, env = "CUSTODY_PHYSICAL", value_parser = NonEmptyStringValueParser::new())]
+    pub physical: String,
+    #[arg(long, env = "CUSTODY_LOGICAL", value_parser = NonEmptyStringValueParser::new())]
+    pub logical: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JoinCmd {
+    /// Add a physical environment to a logical one.
+    Environment(MembershipArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaveCmd {
+    /// Take a physical environment out of a logical one.
+    Environment(MembershipArgs),
 }
 
 #[derive(Subcommand, Debug)]

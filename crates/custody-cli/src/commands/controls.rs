@@ -367,17 +367,22 @@ pub async fn get_control(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn list_controls(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let cs: Vec<Control> = ctx.client.get(ctx.org_url(&["controls"])).await?;
+pub async fn list_controls(ctx: &Ctx, archived: bool) -> anyhow::Result<ExitCode> {
+    let mut url = ctx.org_url(&["controls"]);
+    if archived {
+        url.query_pairs_mut().append_pair("archived", "true");
+    }
+    let cs: Vec<Control> = ctx.client.get(url).await?;
     output::either(ctx.global.output, &cs, |cs| {
         output::table(
-            &["IDENTIFIER", "NAME", "VERSION"],
+            &["IDENTIFIER", "NAME", "VERSION", "ARCHIVED"],
             cs.iter()
                 .map(|c| {
                     vec![
                         c.identifier.clone(),
                         c.fields.name.clone(),
                         c.version.to_string(),
+                        if c.archived { "yes" } else { "-" }.into(),
                     ]
                 })
                 .collect(),

@@ -5,14 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use custody_api::{
-    Environment, EnvironmentEvent, EnvironmentView, Page, PutEnvironmentRequest, RenameRequest,
-    Saved, Snapshot, SnapshotDiff, SnapshotSummary,
+    Environment, EnvironmentEvent, EnvironmentView, Page, PutEnvironmentRequest, Saved, Snapshot,
+    SnapshotDiff, SnapshotSummary,
 };
 use custody_runtime::{EnvironmentKind, Range, SnapshotRef, validate_environment_name};
 use reqwest::Method;
 
 use super::Ctx;
-use crate::cli::{ArchiveCmd, CreateEnvironmentArgs, DiffCmd, LogCmd, PagingArgs, RenameCmd};
+use crate::cli::{CreateEnvironmentArgs, DiffCmd, LogCmd, PagingArgs};
 use crate::output::{self, time};
 
 pub async fn create(ctx: Ctx, a: CreateEnvironmentArgs) -> anyhow::Result<ExitCode> {
@@ -188,41 +188,6 @@ pub async fn list(ctx: &Ctx, archived: bool) -> anyhow::Result<ExitCode> {
         }
         headers.extend(["LATEST", "LAST REPORTED", "DESCRIPTION"]);
         output::table(&headers, rows);
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn rename(ctx: Ctx, cmd: RenameCmd) -> anyhow::Result<ExitCode> {
-    let RenameCmd::Environment { old, new } = cmd;
-    validate_environment_name(&old)?;
-    validate_environment_name(&new)?;
-    let url = ctx.org_url(&["environments", &old, "rename"]);
-    let body = RenameRequest {
-        new_name: new.clone(),
-    };
-    if ctx.dry_run("POST", &url, &body, &[])? {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let e: Environment = ctx.client.send_json(Method::POST, url, &body).await?;
-    output::either(ctx.global.output, &e, |_| {
-        println!("environment '{old}' was renamed to '{new}'")
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn archive(ctx: Ctx, cmd: ArchiveCmd) -> anyhow::Result<ExitCode> {
-    let ArchiveCmd::Environment { name } = cmd;
-    validate_environment_name(&name)?;
-    let url = ctx.org_url(&["environments", &name, "archive"]);
-    if ctx.dry_run("POST", &url, &serde_json::json!({}), &[])? {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let e: Environment = ctx
-        .client
-        .send_json(Method::POST, url, &serde_json::json!({}))
-        .await?;
-    output::either(ctx.global.output, &e, |_| {
-        println!("environment '{name}' was archived")
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -50,6 +50,36 @@ pub async fn begin_trail(ctx: Ctx, a: BeginTrailArgs) -> anyhow::Result<ExitCode
 pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
     let out = ctx.global.output;
     match cmd {
+        GetCmd::Repo { name } => {
+            let r: custody_api::RepoDetail = ctx.client.get(ctx.org_url(&["repos", &name])).await?;
+            output::either(out, &r, |r| {
+                output::fields(&[
+                    ("name", r.repo.name.clone()),
+                    ("url", r.repo.url.clone()),
+                    ("id", r.repo.id.clone()),
+                    ("provider", opt(&r.repo.provider)),
+                    ("flows", r.repo.flows.join(", ")),
+                    ("trails", r.repo.trails.to_string()),
+                    ("first trail", time(r.repo.first_seen)),
+                    ("last trail", time(r.repo.last_seen)),
+                ]);
+                println!();
+                output::table(
+                    &["FLOW", "TRAIL", "COMMIT", "STARTED"],
+                    r.recent_trails
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.flow.clone(),
+                                t.trail.clone(),
+                                opt(&t.commit),
+                                time(t.created_at),
+                            ]
+                        })
+                        .collect(),
+                );
+            })?;
+        }
         GetCmd::Flow { name } => {
             let f: Flow = ctx.client.get(ctx.org_url(&["flows", &name])).await?;
             output::either(out, &f, |f| {
@@ -229,11 +259,15 @@ pub async fn get(ctx: Ctx, cmd: GetCmd) -> anyhow::Result<ExitCode> {
 pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
     let out = ctx.global.output;
     match cmd {
-        ListCmd::Flows => {
-            let flows: Vec<Flow> = ctx.client.get(ctx.org_url(&["flows"])).await?;
+        ListCmd::Flows { archived } => {
+            let mut url = ctx.org_url(&["flows"]);
+            if archived {
+                url.query_pairs_mut().append_pair("archived", "true");
+            }
+            let flows: Vec<Flow> = ctx.client.get(url).await?;
             output::either(out, &flows, |flows| {
                 output::table(
-                    &["NAME", "DESCRIPTION", "TEMPLATE", "UPDATED"],
+                    &["NAME", "DESCRIPTION", "TEMPLATE", "UPDATED", "ARCHIVED"],
                     flows
                         .iter()
                         .map(|f| {
@@ -244,6 +278,7 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
                                     .map(|v| format!("v{v}"))
                                     .unwrap_or("-".into()),
                                 time(f.updated_at),
+                                f.archived_at.map(time).unwrap_or_else(|| "-".into()),
                             ]
                         })
                         .collect(),
@@ -304,7 +339,29 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
             return super::keys::list(&ctx, service_account).await;
         }
         ListCmd::Policies => return super::controls::list_policies(&ctx).await,
-        ListCmd::Controls => return super::controls::list_controls(&ctx).await,
+        ListCmd::Controls { archived } => {
+            return super::controls::list_controls(&ctx, archived).await;
+        }
+        ListCmd::Repos => {
+            let repos: Vec<custody_api::Repo> = ctx.client.get(ctx.org_url(&["repos"])).await?;
+            output::either(out, &repos, |repos| {
+                output::table(
+                    &["NAME", "URL", "FLOWS", "TRAILS", "LAST TRAIL"],
+                    repos
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.name.clone(),
+                                r.url.clone(),
+                                r.flows.join(", "),
+                                r.trails.to_string(),
+                                time(r.last_seen),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+        }
         ListCmd::Actions => return super::notifications::list_actions(&ctx).await,
         ListCmd::Deliveries { action, limit } => {
             return super::notifications::list_deliveries(&ctx, action.as_deref(), limit).await;
@@ -329,9 +386,12 @@ pub async fn list(ctx: Ctx, cmd: ListCmd) -> anyhow::Result<ExitCode> {
             )
             .await;
         }
-        ListCmd::AttestationTypes => {
-            let list: Vec<AttestationType> =
-                ctx.client.get(ctx.org_url(&["attestation-types"])).await?;
+        ListCmd::AttestationTypes { archived } => {
+            let mut url = ctx.org_url(&["attestation-types"]);
+            if archived {
+                url.query_pairs_mut().append_pair("archived", "true");
+            }
+            let list: Vec<AttestationType> = ctx.client.get(url).await?;
             output::either(out, &list, |l| {
                 output::table(
                     &["NAME", "VERSION", "DESCRIPTION", "RULES"],

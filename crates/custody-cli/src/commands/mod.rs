@@ -13,6 +13,7 @@ pub use flows::override_note;
 mod habits;
 mod keys;
 mod ledger;
+mod lifecycle;
 mod notifications;
 mod parse;
 mod provenance;
@@ -118,8 +119,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(c) => snapshot::run(Ctx::new(cli.global).await?, c).await,
         Command::Diff(c) => environments::diff(Ctx::new(cli.global).await?, c).await,
         Command::Log(c) => environments::log(Ctx::new(cli.global).await?, c).await,
-        Command::Rename(c) => environments::rename(Ctx::new(cli.global).await?, c).await,
-        Command::Archive(c) => environments::archive(Ctx::new(cli.global).await?, c).await,
+        Command::Rename(c) => lifecycle::rename(Ctx::new(cli.global).await?, c).await,
+        Command::Archive(c) => lifecycle::archive(Ctx::new(cli.global).await?, c).await,
+        Command::Unarchive(c) => lifecycle::unarchive(Ctx::new(cli.global).await?, c).await,
+        Command::Join(c) => lifecycle::join(Ctx::new(cli.global).await?, c).await,
+        Command::Leave(c) => lifecycle::leave(Ctx::new(cli.global).await?, c).await,
         Command::AttachPolicy(a) => controls::attach(Ctx::new(cli.global).await?, a, true).await,
         Command::DetachPolicy(a) => controls::attach(Ctx::new(cli.global).await?, a, false).await,
         Command::Allow(crate::cli::AllowCmd::Artifact(a)) => {

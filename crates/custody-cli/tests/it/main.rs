@@ -15,6 +15,7 @@ mod fingerprint;
 mod first_hour;
 mod k8s;
 mod ledger;
+mod lifecycle;
 mod notifications;
 mod operate;
 mod runtime;

@@ -286,6 +286,15 @@ async fn evaluate(
                     }
                     other => other.into(),
                 })?;
+            if s.store
+                .attestation_type_archived(caller.0.org_id, &t.name)
+                .await?
+            {
+                return Err(ApiError::unprocessable(format!(
+                    "attestation type '{}' is archived: create a new version of it to attest with it again",
+                    t.name
+                )));
+            }
             let verdict = s
                 .sandbox
                 .eval_type(caller.0.org_id, &t.name, &t.schema, &t.jq_rules, data.get())

@@ -189,13 +189,44 @@ pub async fn control_versions(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/controls", tag = "policies",
-    params(("org" = String, Path)), responses((status = 200, body = Vec<Control>)))]
+    params(("org" = String, Path), super::Archived), responses((status = 200, body = Vec<Control>)))]
 pub async fn list_controls(
     State(s): State<AppState>,
     caller: Caller,
+    Query(q): Query<super::Archived>,
 ) -> ApiResult<Json<Vec<Control>>> {
     caller.require(Permission::Read)?;
-    Ok(Json(s.store.list_controls(caller.0.org_id).await?))
+    Ok(Json(
+        s.store.list_controls(caller.0.org_id, q.archived).await?,
+    ))
+}
+
+/// No decisions are recorded for an archived control; its versions and the
+/// decisions made stay.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/controls/{id}/archive", tag = "policies",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Control), (status = 404)))]
+pub async fn archive_control(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Control>> {
+    caller.require(Permission::ManageRequirements)?;
+    Ok(Json(
+        s.store.set_control_archived(&caller.0, &id, true).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/controls/{id}/unarchive", tag = "policies",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Control), (status = 404)))]
+pub async fn unarchive_control(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Control>> {
+    caller.require(Permission::ManageRequirements)?;
+    Ok(Json(
+        s.store.set_control_archived(&caller.0, &id, false).await?,
+    ))
 }
 
 /// Allowlists an artifact in an environment (a trusted third-party image);

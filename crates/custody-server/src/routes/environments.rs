@@ -129,6 +129,44 @@ pub async fn rename_environment(
     ))
 }
 
+/// Adds a physical environment to a logical one.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/environments/{env}/join", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)), request_body = custody_api::MembershipRequest,
+    responses((status = 200, body = Environment), (status = 404), (status = 422)))]
+pub async fn join_environment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    body: LazyJson<custody_api::MembershipRequest>,
+) -> ApiResult<Json<Environment>> {
+    caller.require(Permission::ManageEnvironments)?;
+    let req = body.read().await?;
+    Ok(Json(
+        s.store
+            .set_membership(&caller.0, &env, &req.physical_env_name, true)
+            .await?,
+    ))
+}
+
+/// Takes a physical environment out of a logical one.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/environments/{env}/leave", tag = "environments",
+    params(("org" = String, Path), ("env" = String, Path)), request_body = custody_api::MembershipRequest,
+    responses((status = 200, body = Environment), (status = 404), (status = 422)))]
+pub async fn leave_environment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, env)): Path<(String, String)>,
+    body: LazyJson<custody_api::MembershipRequest>,
+) -> ApiResult<Json<Environment>> {
+    caller.require(Permission::ManageEnvironments)?;
+    let req = body.read().await?;
+    Ok(Json(
+        s.store
+            .set_membership(&caller.0, &env, &req.physical_env_name, false)
+            .await?,
+    ))
+}
+
 /// Hides an environment and refuses reports to it; its history stays.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/environments/{env}/archive", tag = "environments",
     params(("org" = String, Path), ("env" = String, Path)),

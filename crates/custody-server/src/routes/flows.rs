@@ -11,7 +11,7 @@ use custody_domain::provenance::{validate_annotations, validate_external_urls};
 use custody_domain::{AttestationKind, Fingerprint, FlowTemplate, Permission, names};
 use custody_store::TrailData;
 
-use super::Paging;
+use super::{Archived, Paging};
 use crate::auth::Caller;
 use crate::body::LazyJson;
 use crate::error::{ApiError, ApiResult};
@@ -34,7 +34,7 @@ async fn check_template(s: &AppState, org_id: i64, yaml: &Option<String>) -> Api
     }
     let known: std::collections::HashSet<String> = s
         .store
-        .list_attestation_types(org_id)
+        .list_attestation_types(org_id, true)
         .await?
         .into_iter()
         .map(|t| t.name)
@@ -81,11 +81,69 @@ pub async fn put_flow(
     Ok((saved_status(&saved), Json(saved)))
 }
 
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows", tag = "flows", params(("org" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/flows", tag = "flows", params(("org" = String, Path), Archived),
     responses((status = 200, body = Vec<Flow>)))]
-pub async fn list_flows(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Flow>>> {
+pub async fn list_flows(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Archived>,
+) -> ApiResult<Json<Vec<Flow>>> {
     caller.require(Permission::Read)?;
-    Ok(Json(s.store.list_flows(caller.0.org_id).await?))
+    Ok(Json(s.store.list_flows(caller.0.org_id, q.archived).await?))
+}
+
+/// Keeps a flow's history and refuses new trails, artifacts and
+/// attestations in it.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/flows/{flow}/archive", tag = "flows",
+    params(("org" = String, Path), ("flow" = String, Path)),
+    responses((status = 200, body = Flow), (status = 404)))]
+pub async fn archive_flow(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow)): Path<(String, String)>,
+) -> ApiResult<Json<Flow>> {
+    caller.require(Permission::ManageRequirements)?;
+    Ok(Json(s.store.archive_flow(&caller.0, &flow).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/flows/{flow}/rename", tag = "flows",
+    params(("org" = String, Path), ("flow" = String, Path)), request_body = custody_api::RenameRequest,
+    responses((status = 200, body = Flow), (status = 404), (status = 409)))]
+pub async fn rename_flow(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, flow)): Path<(String, String)>,
+    body: crate::body::LazyJson<custody_api::RenameRequest>,
+) -> ApiResult<Json<Flow>> {
+    caller.require(Permission::ManageRequirements)?;
+    let req = body.read().await?;
+    Ok(Json(
+        s.store.rename_flow(&caller.0, &flow, &req.new_name).await?,
+    ))
+}
+
+/// Source repositories named by the trails' repo info.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/repos", tag = "flows",
+    params(("org" = String, Path)), responses((status = 200, body = Vec<custody_api::Repo>)))]
+pub async fn list_repos(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<custody_api::Repo>>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(s.store.list_repos(caller.0.org_id).await?))
+}
+
+/// A repository by name (`acme/shop`) and its latest trails.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/repos/{name}", tag = "flows",
+    params(("org" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = custody_api::RepoDetail), (status = 404)))]
+pub async fn get_repo(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, name)): Path<(String, String)>,
+) -> ApiResult<Json<custody_api::RepoDetail>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(s.store.get_repo(caller.0.org_id, &name).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/flows/{flow}", tag = "flows",

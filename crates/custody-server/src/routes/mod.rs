@@ -87,6 +87,11 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .routes(routes!(orgs::revoke_api_key))
         .routes(routes!(orgs::rotate_api_key))
         .routes(routes!(flows::put_flow, flows::list_flows))
+        .routes(routes!(flows::archive_flow))
+        .routes(routes!(flows::rename_flow))
+        .routes(routes!(flows::list_repos))
+        .routes(routes!(flows::get_repo))
+        .routes(routes!(types::archive_type))
         .routes(routes!(flows::get_flow))
         .routes(routes!(flows::begin_trail, flows::list_trails))
         .routes(routes!(flows::get_trail))
@@ -109,6 +114,8 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         ))
         .routes(routes!(environments::rename_environment))
         .routes(routes!(environments::archive_environment))
+        .routes(routes!(environments::join_environment))
+        .routes(routes!(environments::leave_environment))
         .routes(routes!(environments::report))
         .routes(routes!(environments::get_snapshot))
         .routes(routes!(environments::list_snapshots))
@@ -123,6 +130,8 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
             controls::detach_policies
         ))
         .routes(routes!(controls::list_controls))
+        .routes(routes!(controls::archive_control))
+        .routes(routes!(controls::unarchive_control))
         .routes(routes!(controls::put_control, controls::get_control))
         .routes(routes!(controls::control_versions))
         .routes(routes!(controls::allow_artifact, controls::allowlist))
@@ -152,6 +161,14 @@ pub fn router(limits: &crate::Limits) -> (axum::Router<AppState>, utoipa::openap
         .split_for_parts();
     openapi_doc::complete(&mut doc);
     (router, doc)
+}
+
+/// `?archived=true`: list archived records too.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct Archived {
+    /// Include archived ones.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// Paging query parameters shared by list endpoints.

@@ -33,13 +33,34 @@ pub async fn create_type(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/attestation-types", tag = "attestations",
-    params(("org" = String, Path)), responses((status = 200, body = Vec<AttestationType>)))]
+    params(("org" = String, Path), super::Archived), responses((status = 200, body = Vec<AttestationType>)))]
 pub async fn list_types(
     State(s): State<AppState>,
     caller: Caller,
+    axum::extract::Query(q): axum::extract::Query<super::Archived>,
 ) -> ApiResult<Json<Vec<AttestationType>>> {
     caller.require(Permission::Read)?;
-    Ok(Json(s.store.list_attestation_types(caller.0.org_id).await?))
+    Ok(Json(
+        s.store
+            .list_attestation_types(caller.0.org_id, q.archived)
+            .await?,
+    ))
+}
+
+/// An archived type takes no new attestations until a new version of it
+/// is created; what was attested with it stays.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/attestation-types/{name}/archive", tag = "attestations",
+    params(("org" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = AttestationType), (status = 404)))]
+pub async fn archive_type(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((_org, name)): Path<(String, String)>,
+) -> ApiResult<Json<AttestationType>> {
+    caller.require(Permission::ManageRequirements)?;
+    Ok(Json(
+        s.store.archive_attestation_type(&caller.0, &name).await?,
+    ))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

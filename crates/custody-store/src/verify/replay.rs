@@ -125,6 +125,64 @@ pub(super) fn key_of(seq: u64, r: &Value) -> Option<(String, Key)> {
     ))
 }
 
+/// A flow's rename, replayed: the records of the flow say its new name
+/// from then on, as the store rewrote them in the same transaction.
+#[allow(clippy::too_many_arguments)]
+fn rename_flow(
+    old: &str,
+    new: &str,
+    seq: u64,
+    flows: &mut HashMap<String, Recorded>,
+    trails: &mut HashMap<(String, String), Recorded>,
+    templates: &mut HashMap<(String, i64), Recorded>,
+    attestations: &mut HashMap<String, Recorded>,
+    artifacts: &mut HashMap<String, Vec<u64>>,
+) {
+    let renamed = |v: &Value| v.get("flow").and_then(Value::as_str) == Some(old);
+    let new_value = Value::String(new.to_string());
+    if let Some(mut f) = flows.remove(old) {
+        f.seq = seq;
+        flows.insert(new.to_string(), f);
+    }
+    let moved: Vec<(String, String)> = trails.keys().filter(|(f, _)| f == old).cloned().collect();
+    for key in moved {
+        if let Some(mut t) = trails.remove(&key) {
+            t.record["flow"] = new_value.clone();
+            trails.insert((new.to_string(), key.1), t);
+        }
+    }
+    let moved: Vec<(String, i64)> = templates
+        .keys()
+        .filter(|(f, _)| f == old)
+        .cloned()
+        .collect();
+    for key in moved {
+        if let Some(mut t) = templates.remove(&key) {
+            t.record["flow"] = new_value.clone();
+            templates.insert((new.to_string(), key.1), t);
+        }
+    }
+    for a in attestations.values_mut().filter(|a| renamed(&a.record)) {
+        a.record["flow"] = new_value.clone();
+    }
+    // Artifact reports are known by their whole record.
+    let moved: Vec<String> = artifacts
+        .keys()
+        .filter(|k| serde_json::from_str::<Value>(k).is_ok_and(|v| renamed(&v)))
+        .cloned()
+        .collect();
+    for key in moved {
+        let (Some(seqs), Ok(mut v)) = (artifacts.remove(&key), serde_json::from_str::<Value>(&key))
+        else {
+            continue;
+        };
+        v["flow"] = new_value.clone();
+        if let Ok(text) = custody_ledger::canonical_json(&v) {
+            artifacts.entry(text).or_default().extend(seqs);
+        }
+    }
+}
+
 /// Keeps what an entry says of the records it wrote.
 pub(super) fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered) {
     let Ledgered {
@@ -202,6 +260,20 @@ pub(super) fn note_record(seq: u64, kind: &str, record: Value, l: &mut Ledgered)
                 (text("flow"), record.get("version").and_then(Value::as_i64))
             {
                 templates.insert((flow, v), Recorded { seq, record });
+            }
+        }
+        "flow" if record.get("renamed_to").is_some() => {
+            if let (Some(old), Some(new)) = (text("name"), text("renamed_to")) {
+                rename_flow(
+                    &old,
+                    &new,
+                    seq,
+                    flows,
+                    trails,
+                    templates,
+                    attestations,
+                    artifacts,
+                );
             }
         }
         "flow" => {

@@ -47,7 +47,7 @@ async fn orgs_are_isolated(s: Store) {
         s.get_flow(acme.org_id, "backend").await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(s.list_flows(acme.org_id).await.unwrap().len(), 0);
+    assert_eq!(s.list_flows(acme.org_id, false).await.unwrap().len(), 0);
     assert_eq!(s.ledger_size("acme").await.unwrap(), 3);
 }
 
@@ -404,7 +404,13 @@ async fn attestation_types_are_versioned(s: Store) {
             .await
             .is_err()
     );
-    assert_eq!(s.list_attestation_types(p.org_id).await.unwrap().len(), 1);
+    assert_eq!(
+        s.list_attestation_types(p.org_id, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 both!(sbom_components_are_stored_and_found);

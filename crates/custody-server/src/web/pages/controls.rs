@@ -21,7 +21,8 @@ fn now() -> i64 {
 pub async fn overview(State(s): State<AppState>, v: Viewer) -> WebResult<Response> {
     let org = v.org().to_string();
     let Json(policies) = api::list_policies(State(s.clone()), v.caller()).await?;
-    let Json(controls) = api::list_controls(State(s.clone()), v.caller()).await?;
+    let Json(controls) =
+        api::list_controls(State(s.clone()), v.caller(), Query(Default::default())).await?;
     let Json(actions) = notifications::list_actions(State(s.clone()), v.caller()).await?;
     let Json(deliveries) = notifications::list_deliveries(
         State(s.clone()),

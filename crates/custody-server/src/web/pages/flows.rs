@@ -29,7 +29,7 @@ fn now() -> i64 {
 }
 
 pub async fn list(State(s): State<AppState>, v: Viewer) -> WebResult<Response> {
-    let Json(flows) = api::list_flows(State(s), v.caller()).await?;
+    let Json(flows) = api::list_flows(State(s), v.caller(), Query(Default::default())).await?;
     let org = v.org().to_string();
     let now = now();
     let body = html! {
