@@ -1001,6 +1001,18 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("put", "/api/v1/orgs/{org}/flows", Need::Requirements),
     ("get", "/api/v1/orgs/{org}/flows/{flow}", Need::Read),
     (
+        "post",
+        "/api/v1/orgs/{org}/flows/{flow}/archive",
+        Need::Requirements,
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/flows/{flow}/rename",
+        Need::Requirements,
+    ),
+    ("get", "/api/v1/orgs/{org}/repos", Need::Read),
+    ("get", "/api/v1/orgs/{org}/repos/{name}", Need::Read),
+    (
         "patch",
         "/api/v1/orgs/{org}/flows/{flow}/tags",
         Need::Requirements,
@@ -1051,6 +1063,11 @@ const MATRIX: &[(&str, &str, Need)] = &[
         "/api/v1/orgs/{org}/attestation-types/{name}",
         Need::Read,
     ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/attestation-types/{name}/archive",
+        Need::Requirements,
+    ),
     ("get", "/api/v1/orgs/{org}/attestations/{id}", Need::Read),
     (
         "get",
@@ -1075,6 +1092,16 @@ const MATRIX: &[(&str, &str, Need)] = &[
     (
         "post",
         "/api/v1/orgs/{org}/environments/{env}/archive",
+        Need::ManageEnvironments,
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/environments/{env}/join",
+        Need::ManageEnvironments,
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/environments/{env}/leave",
         Need::ManageEnvironments,
     ),
     (
@@ -1126,6 +1153,16 @@ const MATRIX: &[(&str, &str, Need)] = &[
         Need::Requirements,
     ),
     ("get", "/api/v1/orgs/{org}/controls", Need::Read),
+    (
+        "post",
+        "/api/v1/orgs/{org}/controls/{id}/archive",
+        Need::Requirements,
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/controls/{id}/unarchive",
+        Need::Requirements,
+    ),
     (
         "put",
         "/api/v1/orgs/{org}/controls/{id}",
