@@ -12,7 +12,7 @@ use common::{Cli, Db, Server};
 const FIXTURE_HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 
 /// A repository with one commit on `branch`; returns its directory and SHA.
-fn repo(dir: &Path, message: &str, branch: &str) -> (PathBuf, String) {
+pub(crate) fn repo(dir: &Path, message: &str, branch: &str) -> (PathBuf, String) {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     let git = |args: &[&str]| {
@@ -46,7 +46,7 @@ fn answer(name: &str, sha: &str) -> Reply {
 /// GitHub Enterprise under a path prefix: two pages of pull requests (the
 /// first asked for twice: a 429 with Retry-After comes first), two pages of
 /// reviews on #1347, none on #1350.
-fn github(sha: &str) -> FakeProvider {
+pub(crate) fn github(sha: &str) -> FakeProvider {
     let gh = FakeProvider::start();
     let root = "/git/api/v3/repos/acme/shop";
     let pulls = format!("{root}/commits/{sha}/pulls?per_page=100");

@@ -139,6 +139,51 @@ fn fill(s: &Server) -> Facts {
         "--upload-results=false",
     ])
     .ok();
+    // The review of the change, from GitHub (a local stand-in), and the
+    // dependency scan overridden with a reason.
+    let (repo, sha) = crate::change::repo(s.path("").as_path(), "PAY-1: refunds", "main");
+    let gh = crate::change::github(&sha);
+    let base = format!("{}/git", gh.url);
+    c.run(&[
+        "attest",
+        "pullrequest",
+        "github",
+        "--name",
+        "review",
+        "--flow",
+        "payments",
+        "--trail",
+        "v1",
+        "--github-token",
+        "t",
+        "--github-org",
+        "acme",
+        "--repository",
+        "shop",
+        "--github-base-url",
+        &base,
+        "--commit",
+        &sha,
+        "--repo-root",
+        repo.to_str().unwrap(),
+        "--require-approvals",
+        "1",
+    ])
+    .ok();
+    c.run(&[
+        "attest",
+        "override",
+        "--name",
+        "api.deps",
+        "--flow",
+        "payments",
+        "--trail",
+        "v1",
+        "--new-compliance-status=true",
+        "--reason",
+        "reviewed: the vulnerable code is not reachable",
+    ])
+    .ok();
     c.run(&[
         "create",
         "environment",
@@ -396,6 +441,14 @@ fn a_security_person_answers_the_questions_in_a_browser() {
             text.contains("Vulnerable paths: 0 critical, 3 high, 0 medium, 2 low."),
             "Snyk's paths shown beside its issues"
         );
+        for shown in [
+            "Approvals of #1347",
+            "no: the author's own",
+            "no: before the last commit",
+            "Overridden to compliant: reviewed: the vulnerable code is not reachable (it was non-compliant",
+        ] {
+            assert!(text.contains(shown), "{shown}");
+        }
         for r in trail["reasons"].as_array().unwrap() {
             assert!(text.contains(r.as_str().unwrap()), "reason {r} shown");
         }

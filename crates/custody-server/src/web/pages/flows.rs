@@ -225,6 +225,7 @@ fn attestation(org: &str, a: &Attestation, now: i64) -> Markup {
             p.muted { "Reported " (when(a.created_at, now)) " by " (actor(&a.reported_by))
                 " · " a href=(org_url(org, &["attestations", &a.id])) { "details" }
                 " · " (in_ledger(org, "attestation", a.created_at, &[("id", a.id.clone())])) }
+            (super::change::override_note(a))
             @if !a.reasons.is_empty() { ul { @for r in &a.reasons { li { (r) } } } }
             @if let Some(d) = &a.description { p { (d) } }
             (summary(org, a))
@@ -261,6 +262,9 @@ fn bytes(n: u64) -> String {
 
 /// What the tool's report said, as its users read it.
 fn summary(org: &str, a: &Attestation) -> Markup {
+    if let Some(m) = super::change::summary(a) {
+        return m;
+    }
     let results = a.data.get("results");
     let kind = a.kind.as_str();
     match kind {

@@ -2,6 +2,7 @@
 //! data and renders the answer.
 
 pub mod artifacts;
+mod change;
 pub mod controls;
 pub mod dora;
 pub mod environments;
