@@ -973,3 +973,254 @@ fn an_override_changes_compliance_and_keeps_both(db: Db) {
         "{t}"
     );
 }
+
+// Data Center takes a personal access token on REST v2; project keys
+// narrow what counts as a reference.
+both!(jira_data_center_and_project_keys);
+fn jira_data_center_and_project_keys(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let (repo, sha) = repo(
+        s.path("").as_path(),
+        "SHOP-7: checkout times out (see CVE-2026-41284, OPS-3)",
+        "main",
+    );
+    let c = s.custody();
+    c.run(&["create", "flow", "shop"]).ok();
+    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let jira = FakeProvider::start();
+    let base = format!("{}/jira", jira.url);
+    jira.on(
+        "GET",
+        "/jira/rest/api/2/issue/SHOP-7?fields=summary%2Cstatus%2Cissuetype",
+        Reply::fixture("jira/issue-SHOP-7-v2.json"),
+    );
+    let run = |extra: &[&str]| {
+        c.run(
+            &[
+                &[
+                    "attest",
+                    "jira",
+                    "--name",
+                    "ticket",
+                    "--flow",
+                    "shop",
+                    "--trail",
+                    "t1",
+                    "--jira-base-url",
+                    &base,
+                    "--repo-root",
+                    repo.to_str().unwrap(),
+                    "--commit",
+                    &sha,
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    run(&[
+        "--jira-pat",
+        "pat",
+        "--jira-username",
+        "x",
+        "--jira-api-token",
+        "y",
+    ])
+    .fails(2, "give either --jira-pat (Data Center) or --jira-username");
+    run(&[]).fails(
+        2,
+        "--jira-username with --jira-api-token (Jira Cloud), or --jira-pat",
+    );
+    run(&["--jira-pat", "pat", "--jira-project-key", "SHOP(X"])
+        .fails(2, "invalid Jira project key 'SHOP(X'");
+    let out = run(&["--jira-pat", "pat", "--jira-project-key", "shop"]).ok();
+    assert!(
+        out.stderr
+            .contains("found Jira issue(s): SHOP-7 (In Progress)"),
+        "{}",
+        out.stderr
+    );
+    let t = trail_of(&c, "shop");
+    let issues = &slot(&t, "ticket")["data"]["results"]["issues"];
+    assert_eq!(
+        issues.as_array().unwrap().len(),
+        1,
+        "OPS-3 is not of project SHOP"
+    );
+    assert_eq!(issues[0]["issue_type"], "Bug");
+    assert_eq!(issues[0]["url"], format!("{base}/browse/SHOP-7").as_str());
+    assert!(
+        jira.requests()
+            .iter()
+            .all(|r| r.headers["authorization"] == "Bearer pat")
+    );
+    // No key at all: recorded, non-compliant, and --assert says so.
+    let (_, other) = self::repo(s.path("other").as_path(), "tidy up", "main");
+    let none = c.run(&[
+        "attest",
+        "jira",
+        "--name",
+        "ticket",
+        "--flow",
+        "shop",
+        "--trail",
+        "t1",
+        "--jira-base-url",
+        &base,
+        "--jira-pat",
+        "pat",
+        "--repo-root",
+        s.path("other/repo").to_str().unwrap(),
+        "--commit",
+        &other,
+        "--ignore-branch-match",
+        "--assert",
+    ]);
+    let none = none.fails(
+        1,
+        "assert failed: jira attestation 'ticket' is non-compliant",
+    );
+    assert!(
+        none.stdout
+            .contains("no Jira issue key found in the commit message"),
+        "{}",
+        none.stdout
+    );
+}
+
+fn trail_of(c: &Cli, flow: &str) -> serde_json::Value {
+    c.run(&["get", "trail", "t1", "--flow", flow, "--output", "json"])
+        .ok()
+        .json()
+}
+
+// Found by project and revision on SonarQube Server under a path; a task
+// that failed is refused with Sonar's own message.
+both!(sonar_by_project_and_revision_and_a_failed_task);
+fn sonar_by_project_and_revision_and_a_failed_task(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let (repo, sha) = repo(s.path("").as_path(), "Basket totals", "main");
+    let c = s.custody();
+    c.run(&["create", "flow", "shop"]).ok();
+    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let sonar = FakeProvider::start();
+    let server = format!("{}/sonarqube", sonar.url);
+    sonar
+        .on(
+            "GET",
+            "/sonarqube/api/project_analyses/search?project=acme_shop&ps=100&p=1",
+            answer("sonar/analyses-page1.json", &sha),
+        )
+        .on(
+            "GET",
+            "/sonarqube/api/qualitygates/project_status?analysisId=AY9f2c1Qk3xR7t",
+            Reply::fixture("sonar/project-status-ok.json"),
+        )
+        .on(
+            "GET",
+            "/sonarqube/api/ce/task?id=AVAn5RKqYwETbXvgas-I",
+            Reply::fixture("sonar/ce-task-failed.json"),
+        );
+    let attest = |extra: &[&str]| {
+        c.run(
+            &[
+                &[
+                    "attest",
+                    "sonar",
+                    "--name",
+                    "quality",
+                    "--flow",
+                    "shop",
+                    "--trail",
+                    "t1",
+                    "--sonar-api-token",
+                    "t",
+                    "--repo-root",
+                    repo.to_str().unwrap(),
+                    "--commit",
+                    &sha,
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let by_project = [
+        "--sonar-project-key",
+        "acme_shop",
+        "--sonar-server-url",
+        &server,
+    ];
+    attest(&by_project).ok();
+    let t = trail_of(&c, "shop");
+    let q = &slot(&t, "quality")["data"]["results"];
+    assert_eq!(q["analysis_id"], "AY9f2c1Qk3xR7t");
+    assert_eq!(q["revision"], sha.as_str());
+    assert_eq!(slot(&t, "quality")["compliant"], true);
+    // Another commit has no analysis.
+    attest(
+        &[
+            &by_project[..],
+            &[
+                "--sonar-revision",
+                "2c8e3a1b0d9f4e5a6b7c8d9e0f1a2b3c4d5e6f71",
+            ],
+        ]
+        .concat(),
+    )
+    .fails(
+        3,
+        "has no analysis of project acme_shop at revision 2c8e3a1b0d9f4e5a6b7c8d9e0f1a2b3c4d5e6f71",
+    );
+    let task = format!("{server}/api/ce/task?id=AVAn5RKqYwETbXvgas-I");
+    attest(&["--sonar-ce-task-url", &task]).fails(
+        3,
+        "task AVAn5RKqYwETbXvgas-I ended FAILED: Fail to extract report AVaXuGAi_te3Ldc_YItm from database",
+    );
+    attest(&["--sonar-working-dir", s.path("nowhere").to_str().unwrap()]).fails(
+        2,
+        "report-task.txt (give --sonar-working-dir, --sonar-ce-task-url or --sonar-project-key)",
+    );
+    assert_eq!(
+        trail_of(&c, "shop")["attestations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// In GitHub Actions the organisation, repository, commit and API address
+/// come from the job's variables.
+#[test]
+fn github_actions_fills_repository_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, sha) = repo(dir.path(), "Add the basket", "main");
+    let gh = github(&sha);
+    let out = offline(dir.path())
+        .command()
+        .args([
+            "assert",
+            "pullrequest",
+            "github",
+            "--github-token",
+            "t",
+            "--require-approvals",
+            "1",
+        ])
+        .env_remove("CUSTODY_NO_CI_DETECT")
+        .env("GITHUB_RUN_NUMBER", "3")
+        .env("GITHUB_REPOSITORY", "acme/shop")
+        .env("GITHUB_REPOSITORY_OWNER", "acme")
+        .env("GITHUB_SHA", &sha)
+        .env("GITHUB_API_URL", format!("{}/git/api/v3", gh.url))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("#1347 merged (1 approval)"), "{stdout}");
+}
