@@ -59,29 +59,21 @@ pub(crate) fn github(sha: &str) -> FakeProvider {
             gh.url, gh.url
         )
     };
-    gh.on(
-        "GET",
+    gh.get(
         &pulls,
         Reply::status(429, "github/error-403-secondary.json").header("Retry-After", "1"),
     )
-    .on(
-        "GET",
+    .get(
         &pulls,
         answer("github/pulls-page1.json", sha).header("Link", &link(&next_pulls)),
     )
-    .on("GET", &next_pulls, answer("github/pulls-page2.json", sha))
-    .on(
-        "GET",
+    .get(&next_pulls, answer("github/pulls-page2.json", sha))
+    .get(
         &reviews,
         answer("github/reviews-1347-page1.json", sha).header("Link", &link(&next_reviews)),
     )
-    .on(
-        "GET",
-        &next_reviews,
-        answer("github/reviews-1347-page2.json", sha),
-    )
-    .on(
-        "GET",
+    .get(&next_reviews, answer("github/reviews-1347-page2.json", sha))
+    .get(
         &format!("{root}/pulls/1350/reviews?per_page=100"),
         Reply::fixture("github/reviews-empty.json"),
     );
@@ -213,8 +205,7 @@ fn github_refusals_name_provider_request_and_status() {
         c.run(&a)
     };
     run("shop", None).fails(2, "--github-token is required");
-    gh.on(
-        "GET",
+    gh.get(
         &format!("/api/v3/repos/acme/shop/commits/{sha}/pulls?per_page=100"),
         Reply::status(401, "github/error-401.json"),
     );
@@ -225,14 +216,12 @@ fn github_refusals_name_provider_request_and_status() {
             gh.url
         ),
     );
-    gh.on(
-        "GET",
+    gh.get(
         &format!("/api/v3/repos/acme/nope/commits/{sha}/pulls?per_page=100"),
         Reply::status(404, "github/error-404.json"),
     );
     run("nope", Some("t")).fails(3, "answered 404 Not Found: Not Found");
-    gh.on(
-        "GET",
+    gh.get(
         &format!("/api/v3/repos/acme/empty/commits/{sha}/pulls?per_page=100"),
         Reply::fixture("github/reviews-empty.json"),
     );
@@ -240,8 +229,7 @@ fn github_refusals_name_provider_request_and_status() {
         1,
         &format!("assert failed: no pull request in acme/empty (github) contains commit {sha}"),
     );
-    gh.on(
-        "GET",
+    gh.get(
         &format!("/api/v3/repos/acme/other/commits/{sha}/pulls?per_page=100"),
         Reply::status(422, "github/error-422.json").replace(FIXTURE_HEAD, &sha),
     );
@@ -281,20 +269,17 @@ fn gitlab_merge_requests_under_a_path_prefix() {
     let project = "/gitlab/api/v4/projects/acme%2Fplatform%2Fshop";
     let first = format!("{project}/repository/commits/{sha}/merge_requests?per_page=100");
     let second = format!("{first}&page=2");
-    gl.on(
-        "GET",
+    gl.get(
         &first,
         answer("gitlab/mrs-page1.json", &sha)
             .header("Link", &format!("<{}{second}>; rel=\"next\"", gl.url)),
     )
-    .on("GET", &second, answer("gitlab/mrs-page2.json", &sha))
-    .on(
-        "GET",
+    .get(&second, answer("gitlab/mrs-page2.json", &sha))
+    .get(
         &format!("{project}/merge_requests/42/approvals"),
         Reply::fixture("gitlab/approvals-42.json"),
     )
-    .on(
-        "GET",
+    .get(
         &format!("{project}/merge_requests/45/approvals"),
         Reply::fixture("gitlab/approvals-45.json"),
     );
@@ -342,29 +327,24 @@ fn bitbucket_pull_requests_follow_next_and_use_an_api_token() {
     let bb = FakeProvider::start();
     let listed = format!("/2.0/repositories/acme/shop/commit/{sha}/pullrequests?pagelen=50");
     let next = format!("{listed}&page=2");
-    bb.on(
-        "GET",
+    bb.get(
         &listed,
         answer("bitbucket/commit-pullrequests-page1.json", &sha)
             .replace("NEXT_PAGE_URL", &format!("{}{next}", bb.url)),
     )
-    .on(
-        "GET",
+    .get(
         &next,
         answer("bitbucket/commit-pullrequests-page2.json", &sha),
     )
-    .on(
-        "GET",
+    .get(
         "/2.0/repositories/acme/shop/pullrequests/17",
         answer("bitbucket/pullrequest-17.json", &sha),
     )
-    .on(
-        "GET",
+    .get(
         "/2.0/repositories/acme/shop/pullrequests/18",
         answer("bitbucket/pullrequest-18.json", &sha),
     )
-    .on(
-        "GET",
+    .get(
         &format!("/2.0/repositories/acme/nope/commit/{sha}/pullrequests?pagelen=50"),
         Reply::status(404, "bitbucket/error-404.json"),
     );
@@ -439,8 +419,7 @@ fn azure_pull_requests_by_commit_on_a_server_collection() {
         &format!("{root}/pullrequestquery?api-version=7.1"),
         answer("azure/pullrequestquery.json", &sha),
     )
-    .on(
-        "GET",
+    .get(
         &format!("{root}/pullrequests/21?api-version=7.1"),
         answer("azure/pullrequest-21.json", &sha),
     );
@@ -631,13 +610,11 @@ fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
     // Jira Cloud: SHOP-12 in the message exists, SHOP-7 in the branch does not.
     let jira = FakeProvider::start();
     let fields = "fields=summary%2Cstatus%2Cissuetype%2Cpriority";
-    jira.on(
-        "GET",
+    jira.get(
         &format!("/rest/api/3/issue/SHOP-12?{fields}"),
         Reply::fixture("jira/issue-SHOP-12.json"),
     )
-    .on(
-        "GET",
+    .get(
         &format!("/rest/api/3/issue/SHOP-7?{fields}"),
         Reply::status(404, "jira/error-404.json"),
     );
@@ -687,8 +664,7 @@ fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
     assert_eq!(j["issues"][0]["fields"]["priority"]["name"], "Medium");
     // A refusal records nothing.
     let before = trail(&c)["attestations"].as_array().unwrap().len();
-    jira.on(
-        "GET",
+    jira.get(
         "/rest/api/3/issue/SHOP-12?fields=summary%2Cstatus%2Cissuetype",
         Reply::status(401, "jira/error-401.json"),
     );
@@ -721,25 +697,18 @@ fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
     let sonar = FakeProvider::start();
     let task = "/api/ce/task?id=AVAn5RKqYwETbXvgas-I";
     sonar
-        .on("GET", task, Reply::fixture("sonar/ce-task-pending.json"))
-        .on(
-            "GET",
-            task,
-            Reply::fixture("sonar/ce-task-in-progress.json"),
-        )
-        .on("GET", task, Reply::fixture("sonar/ce-task-success.json"))
-        .on(
-            "GET",
+        .get(task, Reply::fixture("sonar/ce-task-pending.json"))
+        .get(task, Reply::fixture("sonar/ce-task-in-progress.json"))
+        .get(task, Reply::fixture("sonar/ce-task-success.json"))
+        .get(
             "/api/project_analyses/search?project=acme_shop&ps=100&p=1&branch=main",
             answer("sonar/analyses-page1.json", &sha),
         )
-        .on(
-            "GET",
+        .get(
             "/api/qualitygates/project_status?analysisId=AY9f2c1Qk3xR7t",
             Reply::fixture("sonar/project-status-error.json"),
         )
-        .on(
-            "GET",
+        .get(
             "/api/qualitygates/project_status?analysisId=AY9f2c1Qk3xR7t",
             Reply::fixture("sonar/project-status-ok.json"),
         );
@@ -793,8 +762,7 @@ fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
 
     // A task that never finishes within --max-wait: nothing recorded.
     let stuck = FakeProvider::start();
-    stuck.on(
-        "GET",
+    stuck.get(
         "/api/ce/task?id=STUCK",
         Reply::fixture("sonar/ce-task-pending.json").replace("AVAn5RKqYwETbXvgas-I", "STUCK"),
     );
@@ -989,8 +957,7 @@ fn jira_data_center_and_project_keys(db: Db) {
     c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
     let jira = FakeProvider::start();
     let base = format!("{}/jira", jira.url);
-    jira.on(
-        "GET",
+    jira.get(
         "/jira/rest/api/2/issue/SHOP-7?fields=summary%2Cstatus%2Cissuetype",
         Reply::fixture("jira/issue-SHOP-7-v2.json"),
     );
@@ -1106,18 +1073,15 @@ fn sonar_by_project_and_revision_and_a_failed_task(db: Db) {
     let sonar = FakeProvider::start();
     let server = format!("{}/sonarqube", sonar.url);
     sonar
-        .on(
-            "GET",
+        .get(
             "/sonarqube/api/project_analyses/search?project=acme_shop&ps=100&p=1",
             answer("sonar/analyses-page1.json", &sha),
         )
-        .on(
-            "GET",
+        .get(
             "/sonarqube/api/qualitygates/project_status?analysisId=AY9f2c1Qk3xR7t",
             Reply::fixture("sonar/project-status-ok.json"),
         )
-        .on(
-            "GET",
+        .get(
             "/sonarqube/api/ce/task?id=AVAn5RKqYwETbXvgas-I",
             Reply::fixture("sonar/ce-task-failed.json"),
         );

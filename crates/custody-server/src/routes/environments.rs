@@ -139,13 +139,7 @@ pub async fn join_environment(
     Path((_org, env)): Path<(String, String)>,
     body: LazyJson<custody_api::MembershipRequest>,
 ) -> ApiResult<Json<Environment>> {
-    caller.require(Permission::ManageEnvironments)?;
-    let req = body.read().await?;
-    Ok(Json(
-        s.store
-            .set_membership(&caller.0, &env, &req.physical_env_name, true)
-            .await?,
-    ))
+    membership(s, caller, env, body, true).await
 }
 
 /// Takes a physical environment out of a logical one.
@@ -158,11 +152,21 @@ pub async fn leave_environment(
     Path((_org, env)): Path<(String, String)>,
     body: LazyJson<custody_api::MembershipRequest>,
 ) -> ApiResult<Json<Environment>> {
+    membership(s, caller, env, body, false).await
+}
+
+async fn membership(
+    s: AppState,
+    caller: Caller,
+    env: String,
+    body: LazyJson<custody_api::MembershipRequest>,
+    join: bool,
+) -> ApiResult<Json<Environment>> {
     caller.require(Permission::ManageEnvironments)?;
     let req = body.read().await?;
     Ok(Json(
         s.store
-            .set_membership(&caller.0, &env, &req.physical_env_name, false)
+            .set_membership(&caller.0, &env, &req.physical_env_name, join)
             .await?,
     ))
 }

@@ -102,6 +102,11 @@ impl FakeProvider {
         self
     }
 
+    /// `on("GET", target, reply)`.
+    pub fn get(&self, target: &str, reply: Reply) -> &Self {
+        self.on("GET", target, reply)
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
