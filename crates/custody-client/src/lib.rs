@@ -35,6 +35,43 @@ pub struct Transport {
     pub insecure_http: bool,
 }
 
+/// An HTTP client as `transport` says: the private CA trusted besides the
+/// system's roots. The CLI's clients of other services (the providers of
+/// change-process evidence) are made here too, so they trust the same.
+pub fn http_client(transport: &Transport, timeout: std::time::Duration) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10).min(timeout))
+        .read_timeout(timeout)
+        .tcp_keepalive(std::time::Duration::from_secs(30));
+    if let Some(path) = &transport.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| ClientError::Local(format!("--ca-cert {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ClientError::Local(format!(
+                "--ca-cert {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(ClientError::Local(format!(
+                "--ca-cert {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Local(e.to_string()))
+}
+
+/// Whether a secret may go to `u` over plain http: to this machine, or
+/// anywhere with `--insecure-http`.
+pub fn plain_http_allowed(u: &url::Url, transport: &Transport) -> bool {
+    transport.insecure_http || is_loopback(u)
+}
+
 /// Whether a URL names this machine: plain HTTP there never crosses a
 /// network.
 fn is_loopback(u: &url::Url) -> bool {
@@ -138,31 +175,7 @@ impl Client {
                 )));
             }
         }
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(10).min(timeout))
-            .read_timeout(timeout)
-            .tcp_keepalive(std::time::Duration::from_secs(30));
-        if let Some(path) = &transport.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| ClientError::Local(format!("--ca-cert {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ClientError::Local(format!(
-                    "--ca-cert {}: not PEM certificates: {e}",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(ClientError::Local(format!(
-                    "--ca-cert {}: no PEM certificate in it",
-                    path.display()
-                )));
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let http = http_client(transport, timeout)?;
         Ok(Client {
             http,
             base,

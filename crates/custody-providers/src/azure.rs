@@ -90,22 +90,19 @@ impl Azure {
         token: &str,
         project: &str,
         repo: &str,
-    ) -> Result<Self, ProviderError> {
+        client: reqwest::Client,
+    ) -> Self {
         // A personal access token goes as the password of basic auth.
         let auth = Auth::Basic {
             user: String::new(),
             password: token.to_string(),
         };
-        Ok(Azure {
-            api: Api::new("Azure DevOps", auth)?,
+        Azure {
+            api: Api::new("Azure DevOps", auth, client),
             org_url: org_url.clone(),
             project: project.to_string(),
             repo: repo.to_string(),
-        })
-    }
-
-    pub fn api_mut(&mut self) -> &mut Api {
-        &mut self.api
+        }
     }
 
     fn url(&self, rest: &[&str]) -> Url {

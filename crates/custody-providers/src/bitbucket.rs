@@ -115,7 +115,8 @@ impl Bitbucket {
         credentials: Credentials,
         workspace: &str,
         repo: &str,
-    ) -> Result<Self, ProviderError> {
+        client: reqwest::Client,
+    ) -> Self {
         let auth = match credentials {
             Credentials::AccessToken(t) => Auth::Bearer(t),
             Credentials::ApiToken { username, token } => Auth::Basic {
@@ -123,16 +124,12 @@ impl Bitbucket {
                 password: token,
             },
         };
-        Ok(Bitbucket {
-            api: Api::new("Bitbucket", auth)?,
+        Bitbucket {
+            api: Api::new("Bitbucket", auth, client),
             root: base_url.clone(),
             workspace: workspace.to_string(),
             repo: repo.to_string(),
-        })
-    }
-
-    pub fn api_mut(&mut self) -> &mut Api {
-        &mut self.api
+        }
     }
 
     fn url(&self, rest: &[&str]) -> Url {

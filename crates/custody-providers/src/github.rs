@@ -59,22 +59,24 @@ struct Review {
 impl GitHub {
     /// `base_url` is the API root (`https://api.github.com`), or a GitHub
     /// Enterprise Server's address, with or without its `/api/v3`.
-    pub fn new(base_url: &Url, token: &str, org: &str, repo: &str) -> Result<Self, ProviderError> {
+    pub fn new(
+        base_url: &Url,
+        token: &str,
+        org: &str,
+        repo: &str,
+        client: reqwest::Client,
+    ) -> Self {
         let mut root = base_url.clone();
         let is_cloud = root.host_str() == Some("api.github.com");
         if !is_cloud && !root.path().trim_end_matches('/').ends_with("/api/v3") {
             root = join(&root, &["api", "v3"]);
         }
-        Ok(GitHub {
-            api: Api::new("GitHub", Auth::Bearer(token.to_string()))?,
+        GitHub {
+            api: Api::new("GitHub", Auth::Bearer(token.to_string()), client),
             root,
             owner: org.to_string(),
             repo: repo.to_string(),
-        })
-    }
-
-    pub fn api_mut(&mut self) -> &mut Api {
-        &mut self.api
+        }
     }
 
     fn url(&self, rest: &[&str]) -> Url {

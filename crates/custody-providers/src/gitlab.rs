@@ -61,17 +61,19 @@ struct Approver {
 impl GitLab {
     /// `base_url` is the instance (`https://gitlab.com`, or
     /// `https://git.example.com/gitlab` for one under a path).
-    pub fn new(base_url: &Url, token: &str, org: &str, repo: &str) -> Result<Self, ProviderError> {
+    pub fn new(
+        base_url: &Url,
+        token: &str,
+        org: &str,
+        repo: &str,
+        client: reqwest::Client,
+    ) -> Self {
         let auth = Auth::Header(HeaderName::from_static("private-token"), token.to_string());
-        Ok(GitLab {
-            api: Api::new("GitLab", auth)?,
+        GitLab {
+            api: Api::new("GitLab", auth, client),
             root: join(base_url, &["api", "v4"]),
             project: format!("{org}/{repo}"),
-        })
-    }
-
-    pub fn api_mut(&mut self) -> &mut Api {
-        &mut self.api
+        }
     }
 
     fn url(&self, rest: &[&str]) -> Url {

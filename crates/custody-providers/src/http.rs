@@ -64,25 +64,15 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(provider: &'static str, auth: Auth) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ProviderError {
-                provider,
-                method: Method::GET,
-                url: String::new(),
-                status: None,
-                what: format!("cannot set up an HTTP client: {e}"),
-            })?;
-        Ok(Api {
+    /// `client` is made by the caller, which knows what to trust (a private
+    /// CA) and how long to wait.
+    pub fn new(provider: &'static str, auth: Auth, client: reqwest::Client) -> Self {
+        Api {
             client,
             provider,
             auth,
             rate_limit_wait: DEFAULT_RATE_LIMIT_WAIT,
-        })
+        }
     }
 
     pub fn error(

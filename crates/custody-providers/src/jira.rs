@@ -38,7 +38,7 @@ struct Issue {
 }
 
 impl Jira {
-    pub fn new(base: &Url, credentials: Credentials) -> Result<Self, ProviderError> {
+    pub fn new(base: &Url, credentials: Credentials, client: reqwest::Client) -> Self {
         let (auth, version) = match credentials {
             Credentials::Cloud {
                 username,
@@ -52,15 +52,11 @@ impl Jira {
             ),
             Credentials::Pat(t) => (Auth::Bearer(t), "2"),
         };
-        Ok(Jira {
-            api: Api::new("Jira", auth)?,
+        Jira {
+            api: Api::new("Jira", auth, client),
             base: base.clone(),
             version,
-        })
-    }
-
-    pub fn api_mut(&mut self) -> &mut Api {
-        &mut self.api
+        }
     }
 
     /// Looks `key` up; `extra_fields` are kept as Jira gives them (`*all`

@@ -102,15 +102,11 @@ pub struct Scope {
 }
 
 impl Sonar {
-    pub fn new(server: &Url, token: &str) -> Result<Self, ProviderError> {
-        Ok(Sonar {
-            api: Api::new("Sonar", Auth::Bearer(token.to_string()))?,
+    pub fn new(server: &Url, token: &str, client: reqwest::Client) -> Self {
+        Sonar {
+            api: Api::new("Sonar", Auth::Bearer(token.to_string()), client),
             server: server.clone(),
-        })
-    }
-
-    pub fn api_mut(&mut self) -> &mut Api {
-        &mut self.api
+        }
     }
 
     fn url(&self, path: &[&str], query: &[(&str, &str)]) -> Url {

@@ -34,8 +34,32 @@ fn required(value: &Option<String>, flag: &str, ci_hint: &str) -> anyhow::Result
         .with_context(|| format!("{flag} is required{ci_hint}"))
 }
 
-fn base(flag: &str, value: &str) -> anyhow::Result<url::Url> {
-    http::base_url(flag, value).map_err(anyhow::Error::msg)
+/// How the CLI reaches providers: the `--ca-cert` it trusts, and whether
+/// a token may cross the network over plain http (`--insecure-http`).
+struct Net {
+    client: reqwest::Client,
+    transport: custody_client::Transport,
+}
+
+impl Net {
+    fn new(global: &Global) -> anyhow::Result<Net> {
+        let transport = global.transport();
+        let client = custody_client::http_client(&transport, std::time::Duration::from_secs(60))?;
+        Ok(Net { client, transport })
+    }
+
+    /// A `--*-base-url`, checked: a token goes over plain http only to this
+    /// machine, or with `--insecure-http`.
+    fn base(&self, flag: &str, value: &str) -> anyhow::Result<url::Url> {
+        let u = http::base_url(flag, value).map_err(anyhow::Error::msg)?;
+        if u.scheme() == "http" && !custody_client::plain_http_allowed(&u, &self.transport) {
+            bail!(
+                "refusing plain http:// for {flag} {value}: the token would cross the network unencrypted; \
+                 use https:// (with --ca-cert for a private CA), or --insecure-http if the network is yours"
+            );
+        }
+        Ok(u)
+    }
 }
 
 /// A provider, ready to ask.
@@ -60,7 +84,7 @@ impl Host {
     }
 }
 
-fn github_host(f: &GithubFlags) -> anyhow::Result<Host> {
+fn github_host(net: &Net, f: &GithubFlags) -> anyhow::Result<Host> {
     let token = required(
         &f.github_token,
         "--github-token",
@@ -88,14 +112,15 @@ fn github_host(f: &GithubFlags) -> anyhow::Result<Host> {
         .or_else(|| ci("GITHUB_API_URL"))
         .unwrap_or_else(|| github::DEFAULT_BASE_URL.into());
     Ok(Host::GitHub(github::GitHub::new(
-        &base("--github-base-url", &url)?,
+        &net.base("--github-base-url", &url)?,
         &token,
         &org,
         &repo,
-    )?))
+        net.client.clone(),
+    )))
 }
 
-fn gitlab_host(f: &GitlabFlags) -> anyhow::Result<Host> {
+fn gitlab_host(net: &Net, f: &GitlabFlags) -> anyhow::Result<Host> {
     let token = required(
         &f.gitlab_token,
         "--gitlab-token",
@@ -117,14 +142,15 @@ fn gitlab_host(f: &GitlabFlags) -> anyhow::Result<Host> {
         .or_else(|| ci("CI_SERVER_URL"))
         .unwrap_or_else(|| gitlab::DEFAULT_BASE_URL.into());
     Ok(Host::GitLab(gitlab::GitLab::new(
-        &base("--gitlab-base-url", &url)?,
+        &net.base("--gitlab-base-url", &url)?,
         &token,
         &org,
         &repo,
-    )?))
+        net.client.clone(),
+    )))
 }
 
-fn bitbucket_host(f: &BitbucketFlags) -> anyhow::Result<Host> {
+fn bitbucket_host(net: &Net, f: &BitbucketFlags) -> anyhow::Result<Host> {
     let credentials = match (
         &f.bitbucket_access_token,
         &f.bitbucket_username,
@@ -152,16 +178,17 @@ fn bitbucket_host(f: &BitbucketFlags) -> anyhow::Result<Host> {
         .clone()
         .or_else(|| ci("BITBUCKET_REPO_SLUG"))
         .with_context(|| "--repository is required outside Bitbucket Pipelines")?;
-    let url = base("--bitbucket-base-url", &f.bitbucket_base_url)?;
+    let url = net.base("--bitbucket-base-url", &f.bitbucket_base_url)?;
     Ok(Host::Bitbucket(bitbucket::Bitbucket::new(
         &url,
         credentials,
         &ws,
         &repo,
-    )?))
+        net.client.clone(),
+    )))
 }
 
-fn azure_host(f: &AzureFlags) -> anyhow::Result<Host> {
+fn azure_host(net: &Net, f: &AzureFlags) -> anyhow::Result<Host> {
     let token = required(&f.azure_token, "--azure-token", " (or CUSTODY_AZURE_TOKEN)")?;
     let org = f
         .azure_org_url
@@ -179,11 +206,12 @@ fn azure_host(f: &AzureFlags) -> anyhow::Result<Host> {
         .or_else(|| ci("BUILD_REPOSITORY_NAME"))
         .with_context(|| "--repository is required outside Azure Pipelines")?;
     Ok(Host::Azure(azure::Azure::new(
-        &base("--azure-org-url", &org)?,
+        &net.base("--azure-org-url", &org)?,
         &token,
         &project,
         &repo,
-    )?))
+        net.client.clone(),
+    )))
 }
 
 /// The full SHA of `--commit`, else of the CI's commit, else of HEAD.
@@ -213,11 +241,12 @@ fn raw(value: &impl serde::Serialize) -> anyhow::Result<Box<RawValue>> {
 }
 
 pub async fn attest_pr(ctx: Ctx, cmd: AttestPrCmd) -> anyhow::Result<ExitCode> {
+    let net = Net::new(&ctx.global)?;
     let (host, common) = match cmd {
-        AttestPrCmd::Github { provider, common } => (github_host(&provider)?, common),
-        AttestPrCmd::Gitlab { provider, common } => (gitlab_host(&provider)?, common),
-        AttestPrCmd::Bitbucket { provider, common } => (bitbucket_host(&provider)?, common),
-        AttestPrCmd::Azure { provider, common } => (azure_host(&provider)?, common),
+        AttestPrCmd::Github { provider, common } => (github_host(&net, &provider)?, common),
+        AttestPrCmd::Gitlab { provider, common } => (gitlab_host(&net, &provider)?, common),
+        AttestPrCmd::Bitbucket { provider, common } => (bitbucket_host(&net, &provider)?, common),
+        AttestPrCmd::Azure { provider, common } => (azure_host(&net, &provider)?, common),
     };
     let p = &common.evidence.provenance;
     let sha = commit(p.commit.as_deref(), &p.repo_root)?;
@@ -235,11 +264,12 @@ pub async fn attest_pr(ctx: Ctx, cmd: AttestPrCmd) -> anyhow::Result<ExitCode> {
 
 /// Gates on the same rule as `attest pullrequest`, recording nothing.
 pub async fn assert_pr(global: &Global, cmd: AssertPrCmd) -> anyhow::Result<ExitCode> {
+    let net = Net::new(global)?;
     let (host, common) = match cmd {
-        AssertPrCmd::Github { provider, common } => (github_host(&provider)?, common),
-        AssertPrCmd::Gitlab { provider, common } => (gitlab_host(&provider)?, common),
-        AssertPrCmd::Bitbucket { provider, common } => (bitbucket_host(&provider)?, common),
-        AssertPrCmd::Azure { provider, common } => (azure_host(&provider)?, common),
+        AssertPrCmd::Github { provider, common } => (github_host(&net, &provider)?, common),
+        AssertPrCmd::Gitlab { provider, common } => (gitlab_host(&net, &provider)?, common),
+        AssertPrCmd::Bitbucket { provider, common } => (bitbucket_host(&net, &provider)?, common),
+        AssertPrCmd::Azure { provider, common } => (azure_host(&net, &provider)?, common),
     };
     let sha = commit(common.commit.as_deref(), &common.repo_root)?;
     let summary = host.pull_requests(&sha).await?;
@@ -264,6 +294,7 @@ pub async fn assert_pr(global: &Global, cmd: AssertPrCmd) -> anyhow::Result<Exit
 }
 
 pub async fn attest_jira(ctx: Ctx, a: AttestJiraArgs) -> anyhow::Result<ExitCode> {
+    let net = Net::new(&ctx.global)?;
     let credentials = match (&a.jira_username, &a.jira_api_token, &a.jira_pat) {
         (Some(u), Some(t), None) => jira::Credentials::Cloud {
             username: u.clone(),
@@ -278,14 +309,14 @@ pub async fn attest_jira(ctx: Ctx, a: AttestJiraArgs) -> anyhow::Result<ExitCode
         ),
     };
     let projects = jira_keys::project_keys(&a.jira_project_key)?;
-    let base_url = base("--jira-base-url", &a.jira_base_url)?;
+    let base_url = net.base("--jira-base-url", &a.jira_base_url)?;
     let (searched, text) = jira_text(
         &a.evidence.provenance,
         a.ignore_branch_match,
         a.jira_secondary_source.as_deref(),
     )?;
     let keys = jira_keys::issue_keys(&text, &projects);
-    let client = jira::Jira::new(&base_url, credentials)?;
+    let client = jira::Jira::new(&base_url, credentials, net.client.clone());
     let mut issues = vec![];
     for k in &keys {
         issues.push(client.issue(k, &a.jira_issue_fields).await?);
@@ -339,12 +370,13 @@ fn jira_text(
 }
 
 pub async fn attest_sonar(ctx: Ctx, a: AttestSonarArgs) -> anyhow::Result<ExitCode> {
+    let net = Net::new(&ctx.global)?;
     let scope = sonar::Scope {
         branch: a.sonar_branch.clone(),
         pull_request: a.sonar_pull_request.clone(),
     };
     let (server, find) = if let Some(task_url) = &a.sonar_ce_task_url {
-        let u = base_task_url(task_url)?;
+        let u = base_task_url(&net, task_url)?;
         (u.0, sonar::Find::Task(u.1))
     } else if let Some(project_key) = &a.sonar_project_key {
         let revision = match &a.sonar_revision {
@@ -356,7 +388,7 @@ pub async fn attest_sonar(ctx: Ctx, a: AttestSonarArgs) -> anyhow::Result<ExitCo
             .context("--sonar-project-key needs --sonar-revision or --commit")?,
         };
         (
-            base("--sonar-server-url", &a.sonar_server_url)?,
+            net.base("--sonar-server-url", &a.sonar_server_url)?,
             sonar::Find::Revision {
                 project_key: project_key.clone(),
                 revision,
@@ -370,11 +402,11 @@ pub async fn attest_sonar(ctx: Ctx, a: AttestSonarArgs) -> anyhow::Result<ExitCo
         let task = custody_evidence::sonar::report_task(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         (
-            base(&format!("{}'s serverUrl", path.display()), &task.server_url)?,
+            net.base(&format!("{}'s serverUrl", path.display()), &task.server_url)?,
             sonar::Find::Task(task.ce_task_id),
         )
     };
-    let client = sonar::Sonar::new(&server, &a.sonar_api_token)?;
+    let client = sonar::Sonar::new(&server, &a.sonar_api_token, net.client.clone());
     let summary: SonarSummary = client.quality_gate(find, scope, a.max_wait).await?;
     if let (Some(wanted), Some(got)) = (&a.sonar_revision, &summary.revision)
         && !got.eq_ignore_ascii_case(wanted)
@@ -394,7 +426,7 @@ pub async fn attest_sonar(ctx: Ctx, a: AttestSonarArgs) -> anyhow::Result<ExitCo
 }
 
 /// `https://sonar.example.com/api/ce/task?id=X` → the server and X.
-fn base_task_url(u: &str) -> anyhow::Result<(url::Url, String)> {
+fn base_task_url(net: &Net, u: &str) -> anyhow::Result<(url::Url, String)> {
     let bad =
         || format!("--sonar-ce-task-url '{u}' is not a Sonar task URL (SERVER/api/ce/task?id=ID)");
     let parsed = url::Url::parse(u).with_context(bad)?;
@@ -410,21 +442,60 @@ fn base_task_url(u: &str) -> anyhow::Result<(url::Url, String)> {
     let mut server = parsed.clone();
     server.set_query(None);
     server.set_path(prefix);
-    Ok((base("--sonar-ce-task-url", server.as_str())?, id))
+    Ok((net.base("--sonar-ce-task-url", server.as_str())?, id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn net(insecure_http: bool) -> Net {
+        Net {
+            client: reqwest::Client::new(),
+            transport: custody_client::Transport {
+                ca_cert: None,
+                insecure_http,
+            },
+        }
+    }
+
     #[test]
     fn task_urls() {
-        let (s, id) = base_task_url("https://sonar.example.com/sq/api/ce/task?id=AVAn5").unwrap();
+        let net = net(false);
+        let (s, id) =
+            base_task_url(&net, "https://sonar.example.com/sq/api/ce/task?id=AVAn5").unwrap();
         assert_eq!(
             (s.as_str(), id.as_str()),
             ("https://sonar.example.com/sq", "AVAn5")
         );
-        assert!(base_task_url("https://sonar.example.com/api/ce/task").is_err());
-        assert!(base_task_url("https://sonar.example.com/dashboard?id=x").is_err());
+        assert!(base_task_url(&net, "https://sonar.example.com/api/ce/task").is_err());
+        assert!(base_task_url(&net, "https://sonar.example.com/dashboard?id=x").is_err());
+    }
+
+    #[test]
+    fn tokens_cross_networks_encrypted_only() {
+        let e = net(false)
+            .base("--gitlab-base-url", "http://git.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refusing plain http:// for --gitlab-base-url"),
+            "{e}"
+        );
+        assert!(
+            net(false)
+                .base("--gitlab-base-url", "http://127.0.0.1:8929")
+                .is_ok()
+        );
+        assert!(
+            net(true)
+                .base("--gitlab-base-url", "http://git.example.com")
+                .is_ok()
+        );
+        assert!(
+            net(false)
+                .base("--gitlab-base-url", "https://git.example.com")
+                .is_ok()
+        );
     }
 }
