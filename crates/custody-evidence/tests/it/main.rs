@@ -2,6 +2,7 @@
 //! dependencies are linked once rather than once per file.
 
 mod canonical;
+mod jira_keys;
 mod junit_fixtures;
 mod sbom_fixtures;
 mod scan_fixtures;
