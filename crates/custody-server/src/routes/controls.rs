@@ -210,10 +210,7 @@ pub async fn archive_control(
     caller: Caller,
     Path((_org, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Control>> {
-    caller.require(Permission::ManageRequirements)?;
-    Ok(Json(
-        s.store.set_control_archived(&caller.0, &id, true).await?,
-    ))
+    set_archived(s, caller, id, true).await
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/controls/{id}/unarchive", tag = "policies",
@@ -223,9 +220,20 @@ pub async fn unarchive_control(
     caller: Caller,
     Path((_org, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Control>> {
+    set_archived(s, caller, id, false).await
+}
+
+async fn set_archived(
+    s: AppState,
+    caller: Caller,
+    id: String,
+    archived: bool,
+) -> ApiResult<Json<Control>> {
     caller.require(Permission::ManageRequirements)?;
     Ok(Json(
-        s.store.set_control_archived(&caller.0, &id, false).await?,
+        s.store
+            .set_control_archived(&caller.0, &id, archived)
+            .await?,
     ))
 }
 
