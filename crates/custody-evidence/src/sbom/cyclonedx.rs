@@ -257,10 +257,10 @@ struct JsonLicense {
 }
 
 pub(super) fn parse_json(bytes: &[u8], limits: Limits) -> Result<SbomSummary, ParseError> {
-    // The generic tree and the schema check are one thread's work, the
-    // typed read and the components' checks another's: for a 50 MB SBOM
-    // that is the time of the slower of the two, not their sum. What the
-    // first finds is said first, as it names the rule broken.
+    // The schema check is one thread's work, the typed read and the
+    // components' checks another's: for a 50 MB SBOM that is the time of
+    // the slower of the two, not their sum. What the first finds is said
+    // first, as it names the rule broken.
     let (checked, built) = std::thread::scope(|scope| {
         let checking = scope.spawn(|| check_json(bytes, limits));
         let built = build_json(bytes, limits);
@@ -270,44 +270,203 @@ pub(super) fn parse_json(bytes: &[u8], limits: Limits) -> Result<SbomSummary, Pa
     built
 }
 
-/// The header's rules, then the official schema's, on the generic tree.
+/// The header's rules, then the official schema's. Each top-level
+/// component is checked as it is read and then dropped, so the generic
+/// tree of a large SBOM never exists whole; the rest of the document is
+/// kept and checked after.
 fn check_json(bytes: &[u8], limits: Limits) -> Result<(), ParseError> {
-    let doc: Value = json::from_slice(bytes, limits)?;
-    let checked = check_tree(&doc);
-    // Freeing the tree (a quarter of its cost for 80,000 components) is
-    // left to a thread nobody waits for. It was allocated on this thread,
-    // so freeing it contends with no one's allocations.
-    let _ = std::thread::Builder::new()
-        .name("cyclonedx-free".into())
-        .spawn(move || drop(doc));
-    checked
+    let mut head = Head::default();
+    json::seed_from_slice(bytes, limits, &mut head)?;
+    head.checked()
 }
 
-fn check_tree(doc: &Value) -> Result<(), ParseError> {
-    match doc.get("bomFormat") {
-        Some(Value::String(f)) if f == "CycloneDX" => {}
-        Some(f) => {
+/// The document as the check reads it.
+#[derive(Default)]
+struct Head {
+    /// Everything but `components`.
+    rest: serde_json::Map<String, Value>,
+    /// Set once `specVersion` has been read, if it names a JSON schema.
+    check: Option<schema::Check>,
+    /// How many components were read.
+    components: usize,
+    /// Components read before `specVersion`, kept until it is known.
+    waiting: Vec<Value>,
+    /// The version has no JSON schema (refused by name later): components
+    /// are not kept.
+    no_schema: bool,
+    /// A `components` that is not an array: left to the schema.
+    odd_components: Option<Value>,
+    /// What was wrong before the schema could be applied.
+    refused: Option<String>,
+}
+
+impl Head {
+    fn version_known(&mut self, version: &str) {
+        if self.check.is_some() || self.refused.is_some() || self.no_schema {
+            return;
+        }
+        match schema::Check::new(version) {
+            Ok(Some(mut c)) => {
+                for (i, v) in std::mem::take(&mut self.waiting).iter().enumerate() {
+                    c.component(i, v);
+                }
+                self.check = Some(c);
+            }
+            Ok(None) => {
+                self.no_schema = true;
+                self.waiting.clear();
+            }
+            Err(e) => self.refused = Some(e),
+        }
+    }
+
+    fn component(&mut self, v: Value) {
+        let i = self.components;
+        self.components += 1;
+        match &mut self.check {
+            Some(c) => c.component(i, &v),
+            None if self.no_schema || self.refused.is_some() => {}
+            None => self.waiting.push(v),
+        }
+    }
+
+    fn checked(mut self) -> Result<(), ParseError> {
+        match self.rest.get("bomFormat") {
+            Some(Value::String(f)) if f == "CycloneDX" => {}
+            Some(f) => {
+                return Err(ParseError::new(format!(
+                    "bomFormat is {f}, not \"CycloneDX\""
+                )));
+            }
+            None => return Err(ParseError::new("bomFormat is missing")),
+        }
+        let version = match self.rest.get("specVersion") {
+            Some(Value::String(v)) => v.clone(),
+            Some(v) => {
+                return Err(ParseError::new(format!(
+                    "specVersion is {v}, not a string such as \"1.6\""
+                )));
+            }
+            None => return Err(ParseError::new("specVersion is missing")),
+        };
+        if !schema::JSON_VERSIONS.contains(&version.as_str())
+            && VERSIONS.contains(&version.as_str())
+        {
             return Err(ParseError::new(format!(
-                "bomFormat is {f}, not \"CycloneDX\""
+                "CycloneDX {version} has no JSON encoding (JSON arrived in 1.2): write it as XML or use a later version"
             )));
         }
-        None => return Err(ParseError::new("bomFormat is missing")),
-    }
-    let version = match doc.get("specVersion") {
-        Some(Value::String(v)) => v.as_str(),
-        Some(v) => {
-            return Err(ParseError::new(format!(
-                "specVersion is {v}, not a string such as \"1.6\""
-            )));
+        if let Some(e) = self.refused.take() {
+            return Err(ParseError::new(e));
         }
-        None => return Err(ParseError::new("specVersion is missing")),
-    };
-    if !schema::JSON_VERSIONS.contains(&version) && VERSIONS.contains(&version) {
-        return Err(ParseError::new(format!(
-            "CycloneDX {version} has no JSON encoding (JSON arrived in 1.2): write it as XML or use a later version"
-        )));
+        self.version_known(&version);
+        let Some(mut check) = self.check.take() else {
+            return Ok(());
+        };
+        if let Some(odd) = self.odd_components.take() {
+            self.rest.insert("components".into(), odd);
+        }
+        check.rest(&Value::Object(std::mem::take(&mut self.rest)));
+        check.finish().map_err(ParseError::new)
     }
-    schema::check(doc, version).map_err(ParseError::new)
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut Head {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Head {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a CycloneDX document (a JSON object)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "components" {
+                map.next_value_seed(Components(&mut *self))?;
+                continue;
+            }
+            let v: Value = map.next_value()?;
+            if key == "specVersion"
+                && let Value::String(version) = &v
+            {
+                let version = version.clone();
+                self.version_known(&version);
+            }
+            self.rest.insert(key, v);
+        }
+        Ok(())
+    }
+}
+
+/// The `components` array, one component at a time.
+struct Components<'h>(&'h mut Head);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Components<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Components<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(v) = seq.next_element::<Value>()? {
+            self.0.component(v);
+        }
+        Ok(())
+    }
+
+    // Anything else is not an array: the schema says so, as it would of
+    // the whole document.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.0.odd_components = Some(v);
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+        self.0.odd_components = Some(Value::from(s));
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<(), E> {
+        self.0.odd_components = Some(Value::from(b));
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<(), E> {
+        self.0.odd_components = Some(Value::from(n));
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<(), E> {
+        self.0.odd_components = Some(Value::from(n));
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<(), E> {
+        self.0.odd_components = Some(Value::from(n));
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.odd_components = Some(Value::Null);
+        Ok(())
+    }
 }
 
 /// The typed read and the summary; its errors count once the document
@@ -649,6 +808,47 @@ fn close_component(b: &mut Option<Builder>, open: &mut Vec<Open>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn json(doc: &str) -> Result<SbomSummary, ParseError> {
+        parse_json(doc.as_bytes(), Limits::default())
+    }
+
+    #[test]
+    fn components_are_checked_one_by_one_wherever_the_version_is() {
+        let lib = r#"{"type": "library", "name": "left-pad", "version": "1.3.0"}"#;
+        let ok = json(&format!(
+            r#"{{"components": [{lib}], "bomFormat": "CycloneDX", "specVersion": "1.6"}}"#
+        ))
+        .unwrap();
+        assert_eq!(ok.component_count, 1);
+        // Read before specVersion, checked once it is known.
+        let e = json(&format!(
+            r#"{{"components": [{lib}, {{"type": "gadget", "name": "x"}}], "bomFormat": "CycloneDX", "specVersion": "1.6"}}"#
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("at /components/1/type"), "{}", e.message);
+        // The schema's uniqueItems: the same component twice, keys in
+        // another order, numbers written alike or not.
+        let twin = r#"{"version": "1.3.0", "name": "left-pad", "type": "library"}"#;
+        let e = json(&format!(
+            r#"{{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{lib}, {twin}]}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            e.message.contains("at /components: components 0 and 1 are equal (schema rule /properties/components/uniqueItems)"),
+            "{}",
+            e.message
+        );
+        // Components that are not an array are the schema's to refuse.
+        let e = json(r#"{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": {"a": 1}}"#)
+            .unwrap_err();
+        assert!(e.message.contains("at /components:"), "{}", e.message);
+        assert!(
+            e.message.contains("is not of type \"array\""),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn serial_numbers() {
