@@ -512,6 +512,27 @@ trail:
     type: sonar
 ";
 
+/// Flow `shop` (with `template`, if any) and its trail `t1`.
+fn shop(s: &Server, template: Option<&str>) -> Cli {
+    let c = s.custody();
+    match template {
+        Some(t) => {
+            let tpl = s.write("template.yml", t);
+            c.run(&[
+                "create",
+                "flow",
+                "shop",
+                "--template-file",
+                tpl.to_str().unwrap(),
+            ])
+            .ok()
+        }
+        None => c.run(&["create", "flow", "shop"]).ok(),
+    };
+    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    c
+}
+
 fn trail(c: &Cli) -> serde_json::Value {
     c.run(&["get", "trail", "t1", "--flow", "shop", "--output", "json"])
         .ok()
@@ -536,17 +557,7 @@ fn a_trail_needs_review_ticket_and_quality_gate(db: Db) {
         "feature/SHOP-7-checkout",
     );
     let root = repo.to_str().unwrap();
-    let c = s.custody();
-    let tpl = s.write("template.yml", TEMPLATE);
-    c.run(&[
-        "create",
-        "flow",
-        "shop",
-        "--template-file",
-        tpl.to_str().unwrap(),
-    ])
-    .ok();
-    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let c = shop(&s, Some(TEMPLATE));
     let target = [
         "--flow",
         "shop",
@@ -805,17 +816,7 @@ trail:
 both!(an_override_changes_compliance_and_keeps_both);
 fn an_override_changes_compliance_and_keeps_both(db: Db) {
     let Some(s) = Server::start(db) else { return };
-    let c = s.custody();
-    let tpl = s.write("template.yml", OVERRIDE_TEMPLATE);
-    c.run(&[
-        "create",
-        "flow",
-        "shop",
-        "--template-file",
-        tpl.to_str().unwrap(),
-    ])
-    .ok();
-    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let c = shop(&s, Some(OVERRIDE_TEMPLATE));
     let target = ["--flow", "shop", "--trail", "t1"];
     let attest = |c: &Cli, name: &str, ok: &str| {
         c.run(
@@ -952,9 +953,7 @@ fn jira_data_center_and_project_keys(db: Db) {
         "SHOP-7: checkout times out (see CVE-2026-41284, OPS-3)",
         "main",
     );
-    let c = s.custody();
-    c.run(&["create", "flow", "shop"]).ok();
-    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let c = shop(&s, None);
     let jira = FakeProvider::start();
     let base = format!("{}/jira", jira.url);
     jira.get(
@@ -1067,9 +1066,7 @@ both!(sonar_by_project_and_revision_and_a_failed_task);
 fn sonar_by_project_and_revision_and_a_failed_task(db: Db) {
     let Some(s) = Server::start(db) else { return };
     let (repo, sha) = repo(s.path("").as_path(), "Basket totals", "main");
-    let c = s.custody();
-    c.run(&["create", "flow", "shop"]).ok();
-    c.run(&["begin", "trail", "t1", "--flow", "shop"]).ok();
+    let c = shop(&s, None);
     let sonar = FakeProvider::start();
     let server = format!("{}/sonarqube", sonar.url);
     sonar
