@@ -33,6 +33,9 @@ fuzz_target!(|input: &[u8]| {
         fail_on: levels[usize::from(pick >> 3) % levels.len()].map(str::to_string),
         severity_threshold: severities[usize::from(pick >> 5) % severities.len()]
             .map(str::to_string),
+        // Pull requests: 0 to 3 approvals, open ones counted or not.
+        require_approvals: Some(u32::from(pick >> 6)),
+        allow_open: Some(pick & 0x20 != 0),
     };
     if let Ok(j) = judge(kind, text, &t) {
         // (A summary the typed reader took may still hold what a generic

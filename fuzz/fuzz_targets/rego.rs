@@ -19,7 +19,7 @@ fuzz_target!(|input: &[u8]| {
     let (rt, sb) = sandbox();
     let budget = budget();
     let started = Instant::now();
-    let checked = rt.block_on(sb.check_rego(1, policy));
+    let checked = rt.block_on(sb.check_rego(1, "fuzz.rego", policy));
     assert!(
         started.elapsed() < budget,
         "check_rego overran: {:?}",
@@ -33,7 +33,12 @@ fuzz_target!(|input: &[u8]| {
             "trail": null, "trails": [], "attestations": {},
         });
         let started = Instant::now();
-        let r = rt.block_on(sb.eval_rego(1, policy, &[input.clone(), input], budget));
+        let program = custody_sandbox::RegoProgram {
+            text: policy,
+            file: "fuzz.rego",
+            params: None,
+        };
+        let r = rt.block_on(sb.eval_rego(1, &program, &[input.clone(), input], budget));
         assert!(
             started.elapsed() < budget * 2,
             "eval_rego overran: {:?}",
