@@ -514,6 +514,25 @@ pub struct Attestation {
     pub reported_by: Option<Actor>,
 }
 
+/// What an override says of the attestation it replaced: kept as the
+/// override's `data.override`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideNote {
+    /// The id of the attestation overridden.
+    pub of: String,
+    pub reason: String,
+    pub was_compliant: bool,
+    #[serde(default)]
+    pub was_reasons: Vec<String>,
+}
+
+impl Attestation {
+    /// Its override note, when it is an override.
+    pub fn override_note(&self) -> Option<OverrideNote> {
+        serde_json::from_value(self.data.get("override")?.clone()).ok()
+    }
+}
+
 /// A package listed by an SBOM attestation, and where that SBOM was
 /// reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

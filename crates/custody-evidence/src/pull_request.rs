@@ -87,7 +87,8 @@ pub struct PrRules {
 }
 
 impl PrState {
-    fn word(self) -> &'static str {
+    /// As people say it: `open`, `merged`, `closed without merging`.
+    pub fn word(self) -> &'static str {
         match self {
             PrState::Open => "open",
             PrState::Merged => "merged",

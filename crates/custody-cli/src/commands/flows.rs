@@ -531,21 +531,15 @@ pub fn by(actor: &Option<custody_api::Actor>) -> String {
 /// "overridden to compliant by X: reason (it was non-compliant)", for an
 /// override.
 pub fn override_note(a: &Attestation) -> Option<String> {
-    let o = a.data.get("override")?;
+    let o = a.override_note()?;
     let status = |c: bool| if c { "compliant" } else { "non-compliant" };
-    let was = o
-        .get("was_compliant")
-        .and_then(serde_json::Value::as_bool)
-        .map(|w| format!(" (it was {})", status(w)))
-        .unwrap_or_default();
     Some(format!(
-        "'{}' overridden to {} by {}: {}{was}",
+        "'{}' overridden to {} by {}: {} (it was {})",
         a.name,
         status(a.compliant),
         by(&a.reported_by),
-        o.get("reason")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("")
+        o.reason,
+        status(o.was_compliant)
     ))
 }
 

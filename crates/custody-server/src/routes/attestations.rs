@@ -495,14 +495,15 @@ async fn overriding(
         serde_json::Value::Object(o) => o.clone(),
         _ => serde_json::Map::new(),
     };
+    let note = custody_api::OverrideNote {
+        of: original.id.clone(),
+        reason: reason.clone(),
+        was_compliant: original.compliant,
+        was_reasons: original.reasons.clone(),
+    };
     data.insert(
         "override".to_string(),
-        json!({
-            "of": original.id,
-            "reason": reason,
-            "was_compliant": original.compliant,
-            "was_reasons": original.reasons,
-        }),
+        serde_json::to_value(note).map_err(|e| ApiError::internal(e.to_string()))?,
     );
     let reasons = if compliant {
         vec![]

@@ -3,7 +3,7 @@
 
 use custody_api::Attestation;
 use custody_evidence::jira::JiraSummary;
-use custody_evidence::pull_request::{PrRules, PrState, PullRequestSummary};
+use custody_evidence::pull_request::{PrRules, PullRequestSummary};
 use custody_evidence::sonar::SonarSummary;
 use maud::{Markup, html};
 use serde::de::DeserializeOwned;
@@ -33,25 +33,15 @@ pub fn summary(a: &Attestation) -> Option<Markup> {
 
 /// An override's reason, shown first on its card.
 pub fn override_note(a: &Attestation) -> Markup {
-    let Some(o) = a.data.get("override") else {
+    let Some(o) = a.override_note() else {
         return html! {};
     };
-    let reason = o.get("reason").and_then(|r| r.as_str()).unwrap_or("");
-    let was = o.get("was_compliant").and_then(|w| w.as_bool());
     let word = |c: bool| if c { "compliant" } else { "non-compliant" };
     html! {
         div.warn role="note" {
-            strong { "Overridden to " (word(a.compliant)) } ": " (reason)
-            @if let Some(w) = was { " (it was " (word(w)) "; the original is in this attestation's history)" }
+            strong { "Overridden to " (word(a.compliant)) } ": " (o.reason)
+            " (it was " (word(o.was_compliant)) "; the original is in this attestation's history)"
         }
-    }
-}
-
-fn state(s: PrState) -> &'static str {
-    match s {
-        PrState::Open => "open",
-        PrState::Merged => "merged",
-        PrState::Closed => "closed without merging",
     }
 }
 
@@ -67,7 +57,7 @@ fn pull_requests(s: &PullRequestSummary, rules: &PrRules) -> Markup {
         @for pr in &s.pull_requests {
             @let valid = pr.valid_approvers();
             h4 { (external(&pr.url, &format!("#{} {}", pr.number, pr.title))) }
-            p { (state(pr.state)) " · by " (pr.author) " · " code { (pr.source_branch) } " → " code { (pr.target_branch) }
+            p { (pr.state.word()) " · by " (pr.author) " · " code { (pr.source_branch) } " → " code { (pr.target_branch) }
                 @if let Some(m) = &pr.merge_commit { " · merged as " code { (short(m)) } }
                 @if let Some(h) = &pr.head_commit { " · last commit " code { (short(h)) } } }
             @if pr.approvals.is_empty() {
