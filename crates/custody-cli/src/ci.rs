@@ -14,13 +14,20 @@ pub struct CiDefaults {
     pub repo_info: Option<RepoInfo>,
 }
 
+/// A CI variable, set and not empty; none at all when
+/// `CUSTODY_NO_CI_DETECT` turns detection off.
+pub fn variable(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    let set = |k: &str| env(k).filter(|s| !s.is_empty());
+    if set("CUSTODY_NO_CI_DETECT").is_some() {
+        return None;
+    }
+    set(name)
+}
+
 /// Detects the CI from its marker variable (the first present wins) and
 /// expands its defaults. `CUSTODY_NO_CI_DETECT` turns detection off.
 pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Option<CiDefaults> {
-    let v = |k: &str| env(k).filter(|s| !s.is_empty());
-    if v("CUSTODY_NO_CI_DETECT").is_some() {
-        return None;
-    }
+    let v = |k: &str| variable(env, k);
     let join = |a: Option<String>, b: &str| a.map(|a| format!("{}{b}", a.trim_end_matches('/')));
     if v("BITBUCKET_BUILD_NUMBER").is_some() {
         let ws = v("BITBUCKET_WORKSPACE");

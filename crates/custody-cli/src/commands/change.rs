@@ -14,19 +14,12 @@ use serde_json::value::RawValue;
 
 use super::Ctx;
 use super::attest::{Extra, evidence};
+use super::provenance::ci_var as ci;
 use crate::cli::{
     AssertPrCmd, AttestJiraArgs, AttestPrCmd, AttestSonarArgs, AzureFlags, BitbucketFlags,
     GithubFlags, GitlabFlags, Global, Output, PrRulesArgs, ProvenanceArgs,
 };
 use crate::fail;
-
-/// A CI variable, unless detection is off (`CUSTODY_NO_CI_DETECT`).
-fn ci(name: &str) -> Option<String> {
-    if std::env::var("CUSTODY_NO_CI_DETECT").is_ok_and(|v| !v.is_empty()) {
-        return None;
-    }
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
 
 fn required(value: &Option<String>, flag: &str, ci_hint: &str) -> anyhow::Result<String> {
     value
@@ -341,8 +334,13 @@ fn jira_text(
     ignore_branch: bool,
     secondary: Option<&str>,
 ) -> anyhow::Result<(Vec<String>, String)> {
-    let sha = commit(p.commit.as_deref(), &p.repo_root)?;
-    let info = crate::git::commit_info(&p.repo_root, &sha)
+    // The same commit `commit` resolves to, read once for its message.
+    let rev = p
+        .commit
+        .clone()
+        .or_else(|| super::provenance::ci_defaults().and_then(|c| c.commit))
+        .unwrap_or_else(|| "HEAD".into());
+    let info = crate::git::commit_info(&p.repo_root, &rev)
         .context("attest jira reads the commit's message from the repository")?;
     let mut searched = vec!["commit message".to_string()];
     let mut text = info.message.clone();

@@ -21,6 +21,11 @@ pub fn ci_defaults() -> Option<CiDefaults> {
     ci::detect(&|k| std::env::var(k).ok())
 }
 
+/// One of the CI's own variables, as `ci_defaults` reads them.
+pub fn ci_var(name: &str) -> Option<String> {
+    ci::variable(&|k| std::env::var(k).ok(), name)
+}
+
 pub fn gather(args: &ProvenanceArgs) -> anyhow::Result<Provenance> {
     let ci = ci_defaults();
     let git_commit_info = match (&args.commit, ci.as_ref().and_then(|c| c.commit.clone())) {
