@@ -51,7 +51,7 @@ impl std::fmt::Debug for Auth {
 }
 
 /// How long a rate-limited request may wait in all before it is given up.
-pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
+pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 const MAX_ATTEMPTS: usize = 5;
 
 #[derive(Debug, Clone)]
@@ -59,8 +59,6 @@ pub struct Api {
     client: reqwest::Client,
     pub provider: &'static str,
     auth: Auth,
-    /// The most a request waits out rate limits, over all its attempts.
-    pub rate_limit_wait: Duration,
 }
 
 impl Api {
@@ -71,7 +69,6 @@ impl Api {
             client,
             provider,
             auth,
-            rate_limit_wait: DEFAULT_RATE_LIMIT_WAIT,
         }
     }
 
@@ -153,7 +150,7 @@ impl Api {
                 return Ok((value, headers));
             }
             if let Some(delay) = rate_limit_delay(status, r.headers()) {
-                if attempt < MAX_ATTEMPTS && waited + delay <= self.rate_limit_wait {
+                if attempt < MAX_ATTEMPTS && waited + delay <= RATE_LIMIT_WAIT {
                     waited += delay;
                     tokio::time::sleep(delay).await;
                     continue;
@@ -166,7 +163,7 @@ impl Api {
                         "answered {status}: rate limited, asked to wait {}s more after {}s waited (the most is {}s)",
                         delay.as_secs(),
                         waited.as_secs(),
-                        self.rate_limit_wait.as_secs()
+                        RATE_LIMIT_WAIT.as_secs()
                     ),
                 ));
             }
